@@ -1,0 +1,122 @@
+"""Build Robosuite envs from an EnvSpec and turn their observations into LeRobot features."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import Any
+
+import numpy as np
+
+from sir.envs.rendering import configure_headless_rendering, egl_failure_message
+from sir.envs.spec import ENV_STATE_FEATURE, IMAGE_FEATURE_PREFIX, STATE_FEATURE, EnvSpec
+from sir.errors import UserError
+
+configure_headless_rendering()
+
+
+def _quiet_robosuite() -> None:
+    # robosuite logs optional-dependency warnings (robosuite_models, mink IK, private macros)
+    # on every import; they are irrelevant to sir's tasks and drown the progress bars.
+    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+
+
+def make_env(
+    spec: EnvSpec,
+    render_camera: str | None = None,
+    render_size: int = 256,
+) -> Any:
+    """A Robosuite env as the spec describes it.
+
+    ``render_camera`` asks for an offscreen renderer even when the policy uses no camera
+    (for videos); ``render_frame`` then draws from it.
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        import robosuite
+        from robosuite.controllers import load_composite_controller_config
+    _quiet_robosuite()
+
+    if spec.env_name not in robosuite.ALL_ENVIRONMENTS:
+        raise UserError(
+            f"Unknown Robosuite env '{spec.env_name}'; choose one of {', '.join(sorted(robosuite.ALL_ENVIRONMENTS))}."
+        )
+    unknown_robots = [r for r in spec.robots if r not in robosuite.ALL_ROBOTS]
+    if unknown_robots:
+        raise UserError(
+            f"Unknown robot {unknown_robots[0]!r}; choose one of {', '.join(sorted(robosuite.ALL_ROBOTS))}."
+        )
+    controller = load_composite_controller_config(controller=spec.controller, robot=spec.robots[0])
+    use_cameras = bool(spec.cameras)
+    kwargs = dict(
+        robots=spec.robots if len(spec.robots) > 1 else spec.robots[0],
+        controller_configs=controller,
+        has_renderer=False,
+        has_offscreen_renderer=use_cameras or render_camera is not None,
+        use_camera_obs=use_cameras,
+        camera_names=list(spec.cameras) if use_cameras else "agentview",
+        camera_heights=spec.image_size,
+        camera_widths=spec.image_size,
+        control_freq=spec.control_freq,
+        horizon=spec.horizon,
+        reward_shaping=True,
+        # A soft reset keeps the MuJoCo model, so resets are fast and handles stay valid.
+        hard_reset=False,
+        ignore_done=False,
+    )
+    kwargs.update(spec.env_kwargs)
+    try:
+        return robosuite.make(spec.env_name, **kwargs)
+    except Exception as err:  # EGL failures surface as assorted GL/ctypes errors
+        text = f"{type(err).__name__}: {err}"
+        if any(s in text for s in ("EGL", "egl", "OpenGL", "GLError", "gladLoadGL")):
+            raise UserError(egl_failure_message(err)) from err
+        raise
+
+
+def reset_env(env: Any, seed: int) -> dict[str, np.ndarray]:
+    """Reset to the initial state fixed by ``seed``.
+
+    robosuite 1.5.1 draws object placements and robot init noise from NumPy's global RNG
+    and takes no seed argument, so seeding that RNG is what makes a seed reproducible.
+    """
+    np.random.seed(seed)
+    return env.reset()
+
+
+def check_success(env: Any) -> bool:
+    return bool(env._check_success())
+
+
+def flip_image(image: np.ndarray) -> np.ndarray:
+    """robosuite renders with OpenGL's origin (bottom-left); LeRobot images are top-left."""
+    return np.ascontiguousarray(image[::-1])
+
+
+def observation_to_features(obs: dict[str, np.ndarray], spec: EnvSpec) -> dict[str, np.ndarray]:
+    """robosuite observation → LeRobot features (state float32, images HWC uint8)."""
+    missing = [k for k in (*spec.state_keys, *spec.env_state_keys) if k not in obs]
+    if missing:
+        raise UserError(
+            f"The {spec.env_name} env has no observation {missing[0]!r} that the EnvSpec asks for; "
+            f"available keys: {', '.join(sorted(obs))}."
+        )
+    features = {
+        STATE_FEATURE: np.concatenate([np.ravel(obs[k]) for k in spec.state_keys]).astype(np.float32)
+    }
+    if spec.env_state_keys:
+        features[ENV_STATE_FEATURE] = np.concatenate(
+            [np.ravel(obs[k]) for k in spec.env_state_keys]
+        ).astype(np.float32)
+    for cam in spec.cameras:
+        features[IMAGE_FEATURE_PREFIX + cam] = flip_image(obs[f"{cam}_image"])
+    return features
+
+
+def render_frame(env: Any, camera: str, size: int) -> np.ndarray:
+    """An RGB frame (HWC uint8, upright) from ``camera``, for videos."""
+    return flip_image(env.sim.render(width=size, height=size, camera_name=camera))
+
+
+def action_dim(env: Any) -> int:
+    return int(env.action_spec[0].shape[0])

@@ -1,0 +1,114 @@
+"""EnvSpec: what Robosuite env to build and how its observations become LeRobot features.
+
+An EnvSpec travels with every dataset sir records (``meta/sir_env.json``) and with every
+checkpoint (``sir_env.json``), so evaluation rebuilds exactly the env and observation
+layout the policy was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sir.errors import UserError
+
+SPEC_FILENAME = "sir_env.json"
+
+STATE_FEATURE = "observation.state"
+ENV_STATE_FEATURE = "observation.environment_state"
+IMAGE_FEATURE_PREFIX = "observation.images."
+
+# Robot proprioception used when a dataset carries no spec: end-effector pose and gripper.
+DEFAULT_STATE_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+# robosuite concatenates each task's object observables into "object-state".
+DEFAULT_ENV_STATE_KEYS = ("object-state",)
+
+# Language instructions for the tasks sir has experts for; others get the env's name.
+TASK_DESCRIPTIONS = {
+    "Lift": "lift the cube",
+    "PickPlaceCan": "pick up the can and place it in its bin",
+    "NutAssemblySquare": "put the square nut on the square peg",
+    "Stack": "stack the red cube on the green cube",
+}
+
+
+@dataclass
+class EnvSpec:
+    """A Robosuite env and the mapping from its observation keys to LeRobot features.
+
+    ``state_keys`` are concatenated, in order, into ``observation.state``;
+    ``env_state_keys`` into ``observation.environment_state`` (left out when empty);
+    each camera in ``cameras`` feeds ``observation.images.<camera>`` at ``image_size``.
+    """
+
+    env_name: str = "Lift"
+    robots: list[str] = field(default_factory=lambda: ["Panda"])
+    controller: str = "BASIC"
+    control_freq: int = 20
+    horizon: int = 400
+    state_keys: list[str] = field(default_factory=lambda: list(DEFAULT_STATE_KEYS))
+    env_state_keys: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_STATE_KEYS))
+    cameras: list[str] = field(default_factory=list)
+    image_size: int = 84
+    task: str = ""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.robots, str):
+            self.robots = [self.robots]
+        if not self.task:
+            self.task = TASK_DESCRIPTIONS.get(self.env_name, self.env_name)
+
+    # -- features ---------------------------------------------------------------------
+    @property
+    def image_features(self) -> list[str]:
+        return [IMAGE_FEATURE_PREFIX + cam for cam in self.cameras]
+
+    @property
+    def robot_type(self) -> str:
+        return "_".join(r.lower() for r in self.robots)
+
+    # -- serialisation ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"EnvSpec has unknown fields {sorted(unknown)}; was it written by a newer sir?")
+        return cls(**data)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / SPEC_FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> EnvSpec | None:
+        """The spec saved in ``directory`` (a checkpoint) or its ``meta/`` (a dataset), or None."""
+        directory = Path(directory)
+        for path in (directory / SPEC_FILENAME, directory / "meta" / SPEC_FILENAME):
+            if path.is_file():
+                return cls.from_dict(json.loads(path.read_text()))
+        return None
+
+
+def default_spec(env_name: str = "Lift", robot: str = "Panda", **overrides: Any) -> EnvSpec:
+    """The documented default layout, used for datasets recorded without a spec."""
+    return EnvSpec(env_name=env_name, robots=[robot], **overrides)
+
+
+def spec_for_dataset(root: str | Path, env_name: str | None, robot: str | None) -> EnvSpec:
+    """The dataset's own spec; ``--env``/``--robot`` only fill in when it has none."""
+    spec = EnvSpec.load(root)
+    if spec is not None:
+        return spec
+    return default_spec(env_name or "Lift", robot or "Panda")

@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> Path | None:
                 raise UserError(f"The {args.env} expert failed {tried} episodes in a row; nothing to record.")
     except KeyboardInterrupt:
         print(f"\nInterrupted: keeping the {kept} episodes recorded so far.", file=sys.stderr)
+    except BaseException:
+        writer.abort()
+        raise
     finally:
         bar.close()
         env.close()

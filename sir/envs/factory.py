@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from typing import Any
 
 import numpy as np
@@ -14,12 +11,6 @@ from sir.envs.spec import ENV_STATE_FEATURE, IMAGE_FEATURE_PREFIX, STATE_FEATURE
 from sir.errors import UserError
 
 configure_headless_rendering()
-
-
-def _quiet_robosuite() -> None:
-    # robosuite logs optional-dependency warnings (robosuite_models, mink IK, private macros)
-    # on every import; they are irrelevant to sir's tasks and drown the progress bars.
-    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
 
 
 def make_env(
@@ -32,10 +23,8 @@ def make_env(
     ``render_camera`` asks for an offscreen renderer even when the policy uses no camera
     (for videos); ``render_frame`` then draws from it.
     """
-    with contextlib.redirect_stdout(io.StringIO()):
-        import robosuite
-        from robosuite.controllers import load_composite_controller_config
-    _quiet_robosuite()
+    import robosuite
+    from robosuite.controllers import load_composite_controller_config
 
     if spec.env_name not in robosuite.ALL_ENVIRONMENTS:
         raise UserError(

@@ -1,0 +1,1 @@
+"""The trainer: the train_policy CLI, its loop, checkpoints and logging."""

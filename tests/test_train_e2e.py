@@ -1,0 +1,96 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from sir.envs.factory import action_dim, make_env, observation_to_features, reset_env
+from sir.eval.rollout import to_policy_batch
+from sir.training.checkpoint import load_checkpoint
+from sir.training.train_policy import main as train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(lift_demos, tmp_path_factory):
+    root, repo_id = lift_demos
+    ckpt_dir = tmp_path_factory.mktemp("checkpoints")
+    run_dir = train([
+        "--repo-ids", repo_id, "--root", str(root), "--policy", "act", "--preset", "tiny",
+        "--training-steps", "30", "--eval-freq", "15", "--eval-episodes", "2", "--max-steps", "25",
+        "--save-freq", "10", "--batch-size", "8", "--checkpoint-dir", str(ckpt_dir), "--log-freq", "5",
+    ])
+    return run_dir
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_best_periodic_and_final_checkpoints(tiny_run):
+    names = sorted(p.name for p in tiny_run.iterdir() if p.is_dir())
+    assert names == ["best_model", "checkpoint_10", "checkpoint_20", "checkpoint_30", "final_model"]
+    for name in names:
+        ckpt = tiny_run / name
+        for f in ("config.json", "model.safetensors", "sir_env.json", "sir_checkpoint.json",
+                  "preprocessor/policy_preprocessor.json", "postprocessor/policy_postprocessor.json"):
+            assert (ckpt / f).is_file(), f"{name} lacks {f}"
+    info = json.loads((tiny_run / "final_model" / "sir_checkpoint.json").read_text())
+    assert info["step"] == 30
+    assert info["datasets"][0]["repo_id"] == "lift_demos"
+    assert not [p for p in tiny_run.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+
+
+@pytest.mark.slow
+def test_training_loss_goes_down_and_is_logged(tiny_run):
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train/loss"] for r in records if "train/loss" in r]
+    assert len(losses) >= 5
+    assert losses[-1] < losses[0]
+    evals = [r for r in records if "eval/success_rate" in r]
+    assert [r["step"] for r in evals] == [15, 30]
+
+
+@pytest.mark.slow
+def test_reloaded_best_model_drives_the_env(tiny_run):
+    policy, pre, post, spec, info = load_checkpoint(tiny_run / "best_model", device="cpu")
+    assert info["step"] in (15, 30)
+    env = make_env(spec)
+    obs = reset_env(env, 123)
+    policy.eval()
+    with torch.no_grad():
+        for _ in range(3):
+            action = post(policy.select_action(pre(to_policy_batch(observation_to_features(obs, spec), spec.task))))
+            action = action.squeeze(0).numpy()
+            assert action.shape == (action_dim(env),)
+            assert np.isfinite(action).all()
+            obs, *_ = env.step(action)
+    env.close()
+
+
+@pytest.mark.slow
+def test_existing_run_is_not_overwritten_without_flag(tiny_run, lift_demos, capsys):
+    root, repo_id = lift_demos
+    with pytest.raises(SystemExit) as exc:
+        train(["--repo-ids", repo_id, "--root", str(root), "--preset", "tiny", "--training-steps", "1",
+               "--checkpoint-dir", str(tiny_run.parent)])
+    assert exc.value.code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tiny_run / "best_model" / "model.safetensors").is_file()
+
+
+def test_unknown_repo_id_exits_2_with_one_sentence_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sir.training.train_policy", "--repo-ids", "no_such_dataset", "--root", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "no_such_dataset" in proc.stderr and "not found" in proc.stderr
+
+
+def test_impossible_flags_are_refused(lift_demos, tmp_path, capsys):
+    root, repo_id = lift_demos
+    with pytest.raises(SystemExit) as exc:
+        train(["--repo-ids", repo_id, "--root", str(root), "--preset", "tiny", "--action-chunk-size", "5",
+               "--n-action-steps", "8", "--checkpoint-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "--n-action-steps 8" in capsys.readouterr().err

@@ -23,12 +23,8 @@ CHECKPOINT_DIR ?= checkpoints
 CHECKPOINT ?= $(CHECKPOINT_DIR)/$(POLICY)_$(subst /,_,$(subst $(comma),_,$(REPO_IDS)))/best_model
 PYTEST_ARGS ?=
 TRAIN_ARGS ?=
+EVAL_ARGS ?=
 comma := ,
-
-export MUJOCO_GL ?= egl
-# Keep tests and demos off the hub: everything they use is made locally.
-export HF_HUB_OFFLINE ?= 1
-export WANDB_MODE ?= offline
 
 .PHONY: install test test-quick demo data train eval lint clean distclean
 
@@ -70,7 +66,7 @@ eval: install
 # loop, the best model evaluated on 50 episodes with a video.
 demo: install
 	$(MAKE) --no-print-directory data ENV=Lift REPO_ID=lift_demos EPISODES=50
-	$(MAKE) --no-print-directory train REPO_IDS=lift_demos POLICY=act PRESET=cpu TRAIN_ARGS="--save-video"
+	$(MAKE) --no-print-directory train REPO_IDS=lift_demos POLICY=act PRESET=cpu TRAIN_ARGS="--save-video --overwrite"
 	$(MAKE) --no-print-directory eval REPO_IDS=lift_demos POLICY=act EVAL_EPISODES=50 EVAL_ARGS="--save-video"
 
 lint: install

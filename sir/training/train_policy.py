@@ -43,6 +43,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--root", default=None, help="folder holding the datasets (default: the Hugging Face cache)")
     g.add_argument("--env", default=None, help="Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)")
     g.add_argument("--robot", default=None, help="robot, only for datasets recorded without an EnvSpec (default: Panda)")
+    g.add_argument("--episodes", default=None,
+                   help='episodes per dataset, e.g. "lift_demos=0:25,lift_dagger=all", or a YAML/JSON file')
+    g.add_argument("--dataset-weights", default=None,
+                   help="comma-separated share of samples drawn from each dataset, e.g. 1,2 (normalized)")
+    g.add_argument("--balance-datasets", action="store_true", help="draw equally from every dataset")
+    g.add_argument("--balance-episodes", action="store_true", help="make every episode equally likely")
+    g.add_argument("--no-dagger-filter", action="store_true",
+                   help="train on every frame of DAgger datasets, not only the successful human corrections")
 
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=int, default=16)
@@ -127,9 +135,9 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     quiet_libraries()
     import torch
+    from lerobot.configs.types import FeatureType
     from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.utils import dataset_to_policy_features
-    from lerobot.configs.types import FeatureType
     from lerobot.policies.factory import make_policy, make_pre_post_processors
     from tqdm import tqdm
 
@@ -164,7 +172,12 @@ def main(argv: list[str] | None = None) -> Path:
     print(f"Batch size: {args.batch_size}")
 
     # ---- data ------------------------------------------------------------------------
-    mixture = make_mixture(repo_ids, root=args.root)
+    print("\nFiltering datasets...")
+    mixture = make_mixture(
+        repo_ids, root=args.root, episodes=args.episodes, weights=args.dataset_weights,
+        balance_datasets=args.balance_datasets, balance_episodes=args.balance_episodes,
+        dagger_filter=not args.no_dagger_filter, seed=args.seed,
+    )
     spec = next((s for s in mixture.env_specs if s is not None), None)
     if spec is None:
         spec = spec_for_dataset(mixture.infos[0].root, args.env, args.robot)

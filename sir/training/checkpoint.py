@@ -17,6 +17,9 @@ from sir.envs.spec import EnvSpec
 from sir.errors import UserError
 
 INFO_FILENAME = "sir_checkpoint.json"
+ADAPTER_DIR = "adapter"
+TRAINING_STATE_DIR = "training_state"  # lerobot's name, written by its save_training_state
+RUN_STATE_FILENAME = "sir_run_state.json"
 PREPROCESSOR_DIR = "preprocessor"
 POSTPROCESSOR_DIR = "postprocessor"
 
@@ -28,16 +31,29 @@ def save_checkpoint(
     postprocessor: Any,
     spec: EnvSpec,
     info: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
 ) -> Path:
+    """Write a model folder; with ``training_state`` (optimizer, scheduler, step, run state)
+    it can also be resumed with ``--resume``."""
+    from sir.training.finetune import exportable
+
     directory = Path(directory)
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    policy.save_pretrained(tmp)
+    exportable(policy).save_pretrained(tmp)
+    if hasattr(policy, "peft_config"):
+        policy.save_pretrained(tmp / ADAPTER_DIR)
     preprocessor.save_pretrained(tmp / PREPROCESSOR_DIR)
     postprocessor.save_pretrained(tmp / POSTPROCESSOR_DIR)
     spec.save(tmp)
     (tmp / INFO_FILENAME).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    if training_state is not None:
+        from lerobot.utils.train_utils import save_training_state
+
+        save_training_state(tmp, training_state["step"], training_state["optimizer"], training_state.get("scheduler"))
+        (tmp / TRAINING_STATE_DIR / RUN_STATE_FILENAME).write_text(
+            json.dumps(training_state.get("run_state", {}), indent=2, default=str) + "\n")
     # Swap in two renames: the old checkpoint stays whole until the new one is complete.
     old = directory.parent / f".{directory.name}.old-{os.getpid()}"
     if directory.exists():
@@ -82,3 +98,17 @@ def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[A
     info_path = directory / INFO_FILENAME
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     return policy, preprocessor, postprocessor, spec, info
+
+
+def load_training_state(directory: str | Path, optimizer: Any, scheduler: Any) -> tuple[int, dict[str, Any]]:
+    """Restore optimizer, scheduler and RNG states; return (step, sir's run state)."""
+    from lerobot.utils.train_utils import load_training_state as lerobot_load
+
+    directory = Path(directory)
+    if not (directory / TRAINING_STATE_DIR).is_dir():
+        raise UserError(f"--resume {directory} holds no {TRAINING_STATE_DIR}/; resume from a checkpoint_<step> folder "
+                        "(best_model and final_model keep weights only).")
+    step, _, _ = lerobot_load(directory, optimizer, scheduler)
+    run_state_path = directory / TRAINING_STATE_DIR / RUN_STATE_FILENAME
+    run_state = json.loads(run_state_path.read_text()) if run_state_path.is_file() else {}
+    return step, run_state

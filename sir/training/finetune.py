@@ -1,0 +1,120 @@
+"""Starting from a saved model: its config, its normalization stats merged with the new
+data's, and LoRA adapters (peft) for large policies."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sir.errors import UserError
+
+
+def load_base_config(policy_path: str | Path, policy: str | None) -> Any:
+    """The saved model's lerobot config; refuses a folder that holds no model."""
+    from lerobot.configs.policies import PreTrainedConfig
+
+    path = Path(policy_path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"--policy-path {path} holds no model (no config.json); point it at a best_model, "
+                        "final_model or checkpoint_<step> folder.")
+    cfg = PreTrainedConfig.from_pretrained(path)
+    if policy is not None and policy != cfg.type:
+        raise UserError(f"--policy-path {path} holds a '{cfg.type}' policy but --policy is '{policy}'; "
+                        f"drop --policy or pass --policy {cfg.type}.")
+    return cfg
+
+
+def check_features_match(cfg: Any, features: dict[str, Any], policy_path: str | Path) -> None:
+    """The new data must feed the saved model the inputs and actions it was built for."""
+    for key, ft in {**cfg.input_features, **cfg.output_features}.items():
+        if key not in features:
+            raise UserError(f"The model at {policy_path} takes '{key}', which the datasets do not have.")
+        if tuple(features[key].shape) != tuple(ft.shape):
+            raise UserError(f"The model at {policy_path} takes '{key}' of shape {tuple(ft.shape)} but the datasets "
+                            f"give {tuple(features[key].shape)}.")
+
+
+def saved_stats(policy_path: str | Path) -> dict[str, dict[str, np.ndarray]] | None:
+    """The normalization stats inside a saved preprocessor (sir's or lerobot's layout)."""
+    from lerobot.processor import PolicyProcessorPipeline
+
+    path = Path(policy_path)
+    folder = path / "preprocessor" if (path / "preprocessor").is_dir() else path
+    if not (folder / "policy_preprocessor.json").is_file():
+        return None
+    pipeline = PolicyProcessorPipeline.from_pretrained(folder, config_filename="policy_preprocessor.json")
+    for step in pipeline.steps:
+        stats = getattr(step, "stats", None)
+        if stats:
+            return {k: {s: np.asarray(v.cpu() if hasattr(v, "cpu") else v) for s, v in d.items()}
+                    for k, d in stats.items()}
+    return None
+
+
+def merge_stats(old: dict[str, dict[str, np.ndarray]] | None,
+                new: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """Stats of the old training data and the new pooled, so fine-tuning does not
+    re-normalize the old task away.
+
+    Means and variances pool exactly (count-weighted; equal weights when a side has no
+    count), min/max are global. Quantiles cannot be pooled from summaries, so they are the
+    count-weighted average of both sides: an approximation, and only QUANTILE-mode
+    normalizers read them.
+    """
+    from sir.data.stats import Moments, pool
+
+    if not old:
+        return new
+    merged: dict[str, dict[str, np.ndarray]] = {}
+    for key, cur in new.items():
+        prev = old.get(key)
+        if prev is None or not {"mean", "std"} <= set(prev) or not {"mean", "std"} <= set(cur):
+            merged[key] = cur
+            continue
+        if np.size(prev["mean"]) != np.size(cur["mean"]):
+            merged[key] = cur
+            continue
+        # lerobot's normalizer keeps shape-(1,) stats as scalars; bring them back to the data's shape.
+        prev = {s: np.asarray(v).reshape(np.shape(cur[s])) if s in cur and np.size(v) == np.size(cur[s]) else v
+                for s, v in prev.items()}
+        n_old = int(np.asarray(prev.get("count", [1])).ravel()[0])
+        n_new = int(np.asarray(cur.get("count", [1])).ravel()[0])
+        if "count" not in prev or "count" not in cur:
+            n_old = n_new = 1
+        parts = [
+            Moments(n_old, np.asarray(prev["mean"], float), np.asarray(prev["std"], float) ** 2,
+                    np.asarray(prev.get("min", prev["mean"]), float), np.asarray(prev.get("max", prev["mean"]), float)),
+            Moments(n_new, np.asarray(cur["mean"], float), np.asarray(cur["std"], float) ** 2,
+                    np.asarray(cur.get("min", cur["mean"]), float), np.asarray(cur.get("max", cur["mean"]), float)),
+        ]
+        m = pool(parts)
+        out = dict(cur)
+        out.update(mean=m.mean, std=np.sqrt(m.var), min=m.min, max=m.max,
+                   count=np.array([int(np.asarray(prev.get("count", [0])).ravel()[0]) + int(np.asarray(cur.get("count", [0])).ravel()[0])]))
+        w = n_old / (n_old + n_new)
+        for q in [k for k in cur if k.startswith("q") and k in prev]:
+            out[q] = w * np.asarray(prev[q], float) + (1 - w) * np.asarray(cur[q], float)
+        merged[key] = out
+    return merged
+
+
+def wrap_with_lora(policy: Any, rank: int, alpha: int | None, dropout: float) -> Any:
+    """LoRA adapters on every linear layer through lerobot's own peft wrapper."""
+    if not policy.config.pretrained_path:
+        # lerobot refuses LoRA from scratch too: adapters on random weights learn little.
+        raise UserError("--lora-rank trains adapters on a pretrained model; pass --policy-path as well.")
+    return policy.wrap_with_peft(peft_cli_overrides={
+        "method_type": "lora", "r": rank, "lora_alpha": alpha or 2 * rank, "lora_dropout": dropout,
+        "target_modules": "all-linear",
+    })
+
+
+def exportable(policy: Any) -> Any:
+    """A plain lerobot policy to save: LoRA adapters merged into a copy of the weights,
+    so the saved model loads with ``from_pretrained`` and needs no peft."""
+    if not hasattr(policy, "merge_and_unload"):
+        return policy
+    return copy.deepcopy(policy).merge_and_unload()

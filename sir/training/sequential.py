@@ -1,0 +1,98 @@
+"""Sequential (continual) training: one stage per dataset, each starting from the previous
+stage's final model, and a forgetting matrix of every stage on every task seen so far."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+from sir.errors import UserError
+
+FORGETTING_CSV = "forgetting_matrix.csv"
+FORGETTING_PNG = "forgetting_matrix.png"
+
+
+def stage_name(k: int, repo_id: str) -> str:
+    return f"stage_{k}_{repo_id.replace('/', '_')}"
+
+
+def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace], Path]) -> Path:
+    from sir.data import parse_repo_ids
+    from sir.data.resolve import resolve_root
+    from sir.envs.spec import spec_for_dataset
+    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy
+    from sir.training.checkpoint import load_checkpoint
+    from sir.training.train_policy import pick_device, run_name_for
+
+    repo_ids = parse_repo_ids(args.repo_ids)
+    if len(repo_ids) < 2:
+        raise UserError("--sequential trains one stage per dataset; give at least two --repo-ids.")
+    base = Path(args.checkpoint_dir) / (args.run_name or run_name_for(args.policy or "act", repo_ids) + "_sequential")
+    if base.exists() and any(base.iterdir()) and not args.overwrite:
+        raise UserError(f"{base} already holds a run; pass --run-name to start another or --overwrite to replace it.")
+    steps = args.steps_per_stage or args.training_steps
+    eval_seed = DEFAULT_EVAL_SEED if args.eval_seed is None else args.eval_seed
+    device = pick_device(args.device)
+    previous = args.policy_path
+    tasks: list[tuple[str, object]] = []
+    rows: list[list[float | None]] = []
+    for k, repo_id in enumerate(repo_ids, start=1):
+        print(f"\n##### Stage {k}/{len(repo_ids)}: {repo_id}" + (f" (from {previous})" if previous else ""))
+        stage = copy.copy(args)
+        stage.sequential = False
+        stage.repo_ids = repo_id
+        stage.policy_path = str(previous) if previous else None
+        stage.training_steps = steps
+        stage.checkpoint_dir = str(base)
+        stage.run_name = stage_name(k, repo_id)
+        stage.overwrite = True
+        stage_dir = train(stage)
+        previous = stage_dir / "final_model"
+        tasks.append((repo_id, spec_for_dataset(resolve_root(repo_id, args.root), args.env, args.robot)))
+
+        policy, pre, post, _, _ = load_checkpoint(previous, device=device)
+        row = []
+        for task_id, spec in tasks:
+            metrics = evaluate_policy(policy, pre, post, spec, args.eval_episodes, args.max_steps, seed=eval_seed)
+            print(f"  after stage {k}, task {task_id}: success {100 * metrics['success_rate']:.1f}%")
+            row.append(metrics["success_rate"])
+        rows.append(row + [None] * (len(repo_ids) - len(row)))
+        write_forgetting_matrix(base, repo_ids, rows)
+    print(f"\nForgetting matrix: {base / FORGETTING_CSV}")
+    return base
+
+
+def write_forgetting_matrix(base: Path, repo_ids: list[str], rows: list[list[float | None]]) -> None:
+    """CSV (stage × task success rate; empty for tasks not yet seen) and a heatmap PNG."""
+    tmp = base / f".{FORGETTING_CSV}.tmp"
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["stage", *repo_ids])
+        for k, row in enumerate(rows, start=1):
+            writer.writerow([stage_name(k, repo_ids[k - 1]), *("" if v is None else f"{v:.4f}" for v in row)])
+    tmp.replace(base / FORGETTING_CSV)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    data = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(repo_ids), 1.2 + 0.8 * len(rows)))
+    im = ax.imshow(data, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(repo_ids)), repo_ids, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), [f"after stage {k}" for k in range(1, len(rows) + 1)])
+    for (i, j), v in np.ndenumerate(data):
+        if not np.isnan(v):
+            ax.text(j, i, f"{100 * v:.0f}%", ha="center", va="center", color="w" if v < 0.6 else "k")
+    ax.set_title("success rate per task")
+    fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    tmp_png = base / f".{FORGETTING_PNG}.tmp.png"
+    fig.savefig(tmp_png, dpi=100)
+    plt.close(fig)
+    tmp_png.replace(base / FORGETTING_PNG)

@@ -217,3 +217,27 @@ def test_wandb_logs_offline_into_the_run_dir(lift_demos, tmp_path, monkeypatch):
     run = train(["--repo-ids", repo_id, "--root", str(root), *TINY, "--training-steps", "2", "--eval-freq", "0",
                  "--use-wandb", "--checkpoint-dir", str(tmp_path)])
     assert list((run / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_together_and_only_the_main_one_writes(lift_demos, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, repo_id = lift_demos
+    torchrun = Path(sys.executable).with_name("torchrun")
+    assert torchrun.exists() or shutil.which("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "sir.training.train_policy", "--repo-ids", repo_id,
+         "--root", str(root), *TINY, "--training-steps", "4", "--eval-freq", "0", "--device", "cpu",
+         "--checkpoint-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "x 2 processes" in proc.stdout
+    assert "effective 16" in proc.stdout  # batch 8 on each of 2 processes
+    assert proc.stdout.count("Training finished") == 1
+    run = tmp_path / f"act_{repo_id}"
+    assert json.loads((run / "final_model" / "sir_checkpoint.json").read_text())["step"] == 4

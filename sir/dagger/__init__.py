@@ -1,0 +1,1 @@
+"""The DAgger loop: policy rollouts, corrections as labelled data, retraining."""

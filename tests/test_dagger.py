@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+
+from sir.dagger.record import main as record
+from sir.training.train_policy import main as train
+
+
+@pytest.fixture(scope="module")
+def weak_policy(lift_demos, tmp_path_factory):
+    """A tiny ACT trained for a few steps: it fails, so the corrector has work."""
+    root, repo_id = lift_demos
+    run = train(["--repo-ids", repo_id, "--root", str(root), "--policy", "act", "--preset", "tiny",
+                 "--batch-size", "8", "--training-steps", "5", "--eval-freq", "0", "--eval-episodes", "1",
+                 "--max-steps", "5", "--checkpoint-dir", str(tmp_path_factory.mktemp("weak"))])
+    return run / "final_model"
+
+
+@pytest.fixture(scope="module")
+def dagger_dataset(weak_policy, tmp_path_factory):
+    root = tmp_path_factory.mktemp("dagger")
+    path = record(["--checkpoint", str(weak_policy), "--episodes", "3", "--root", str(root),
+                   "--repo-id", "lift_dagger", "--patience", "10", "--max-steps", "150"])
+    return root, "lift_dagger", path
+
+
+def read_frames(path):
+    import pandas as pd
+
+    return pd.concat(pd.read_parquet(f) for f in sorted((path / "data").glob("*/*.parquet")))
+
+
+@pytest.mark.slow
+def test_takeover_frames_are_labelled_human_and_success_is_per_episode(dagger_dataset):
+    root, repo_id, path = dagger_dataset
+    info = json.loads((path / "meta" / "sir_info.json").read_text())
+    assert info["recorded_by"] == "sir.dagger.record" and info["corrector"] == "expert"
+    assert info["interventions"] == sum(e["takeover_step"] is not None for e in info["episodes"])
+    frames = read_frames(path)
+    saved = [e for e in info["episodes"] if e["saved"]]
+    assert frames["episode_index"].nunique() == len(saved)
+    for ep_index, ep in enumerate(saved):
+        f = frames[frames["episode_index"] == ep_index]
+        source = np.stack(f["source"].to_numpy()).ravel()
+        success = np.stack(f["success"].to_numpy()).ravel()
+        k = ep["takeover_step"]
+        assert (source[:k] == 0).all() and (source[k:] == 1).all(), "policy frames 0, takeover frames 1"
+        assert (success == int(ep["success"])).all()
+        assert len(f) == ep["frames"]
+    assert frames["source"].map(lambda v: np.asarray(v).dtype == np.int64).all()
+
+
+@pytest.mark.slow
+def test_the_dataset_layer_keeps_exactly_the_successful_corrections(dagger_dataset):
+    from sir.data import make_mixture
+
+    root, repo_id, path = dagger_dataset
+    frames = read_frames(path)
+    source = np.stack(frames["source"].to_numpy()).ravel()
+    success = np.stack(frames["success"].to_numpy()).ravel()
+    expected = int(((source == 1) & (success == 1)).sum())
+    if expected == 0:
+        with pytest.raises(Exception, match="no successful"):
+            make_mixture(repo_id, root=root, verbose=False)
+        return
+    mix = make_mixture(repo_id, root=root, verbose=False)
+    assert mix.num_frames == expected
+    kept = {int(mix[i]["index"]) for i in range(len(mix))}
+    want = set(frames["index"][(source == 1) & (success == 1)].astype(int))
+    assert kept == want
+
+
+@pytest.mark.slow
+def test_policy_only_successes_are_not_saved_without_the_flag(weak_policy, tmp_path):
+    # With a patience longer than the episode, the corrector never takes over; the weak
+    # policy fails, so nothing is worth saving and nothing is written.
+    out = record(["--checkpoint", str(weak_policy), "--episodes", "1", "--root", str(tmp_path),
+                  "--repo-id", "none", "--patience", "1000", "--deviation", "100", "--max-steps", "20"])
+    assert out is None and not (tmp_path / "none").exists()

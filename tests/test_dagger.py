@@ -78,3 +78,29 @@ def test_policy_only_successes_are_not_saved_without_the_flag(weak_policy, tmp_p
     out = record(["--checkpoint", str(weak_policy), "--episodes", "1", "--root", str(tmp_path),
                   "--repo-id", "none", "--patience", "1000", "--deviation", "100", "--max-steps", "20"])
     assert out is None and not (tmp_path / "none").exists()
+
+
+@pytest.mark.slow
+def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, tmp_path):
+    import csv
+    import shutil
+
+    from sir.dagger.loop import main as loop
+
+    root, repo_id = lift_demos
+    data = tmp_path / "data"
+    shutil.copytree(root / repo_id, data / repo_id)
+    base = loop(["--env", "Lift", "--demos", str(data / repo_id), "--rounds", "1", "--episodes-per-round", "2",
+                 "--preset", "tiny", "--training-steps", "5", "--batch-size", "8", "--eval-freq", "0",
+                 "--eval-episodes", "1", "--max-steps", "80", "--checkpoint-dir", str(tmp_path / "ck"),
+                 "--train-args", "--log-freq 1"])
+    with (base / "dagger_rounds.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["round"] for r in rows] == ["0", "1"]
+    assert rows[0]["datasets"] == repo_id
+    info = json.loads((data / f"dagger_{repo_id}_r1" / "meta" / "sir_info.json").read_text())
+    assert info["checkpoint"] == str((base / "round_0" / "best_model").resolve())
+    if info["corrected_successes"]:
+        assert rows[1]["datasets"] == f"{repo_id}+dagger_{repo_id}_r1"
+        assert int(rows[1]["correction_frames"]) > 0
+        assert int(rows[1]["expert_labelled_frames"]) > int(rows[0]["expert_labelled_frames"])

@@ -26,7 +26,7 @@ TRAIN_ARGS ?=
 EVAL_ARGS ?=
 comma := ,
 
-.PHONY: install test test-quick demo data train eval lint clean distclean
+.PHONY: install test test-quick demo data train eval bc-vs-dagger lint clean distclean
 
 # Re-run the install when the lock or pyproject changes, or when this checkout moved
 # (the editable install points at the checkout's path).
@@ -68,6 +68,15 @@ demo: install
 	$(MAKE) --no-print-directory data ENV=Lift REPO_ID=lift_demos EPISODES=50
 	$(MAKE) --no-print-directory train REPO_IDS=lift_demos POLICY=act PRESET=cpu TRAIN_ARGS="--save-video --overwrite"
 	$(MAKE) --no-print-directory eval REPO_IDS=lift_demos POLICY=act EVAL_EPISODES=50 EVAL_ARGS="--save-video"
+
+# BC on more demos against BC on fewer demos plus DAgger corrections, at an equal number of
+# expert-labelled frames (see docs/dagger.md).
+SEEDS ?= 0,1,2
+SMALL_DEMOS ?= 10
+ROUNDS ?= 2
+bc-vs-dagger: install
+	$(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) \
+		--preset $(PRESET) --training-steps $(STEPS) --eval-episodes $(EVAL_EPISODES) $(TRAIN_ARGS)
 
 lint: install
 	$(PY) -m ruff check sir tests benchmarks

@@ -104,3 +104,26 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
         assert rows[1]["datasets"] == f"{repo_id}+dagger_{repo_id}_r1"
         assert int(rows[1]["correction_frames"]) > 0
         assert int(rows[1]["expert_labelled_frames"]) > int(rows[0]["expert_labelled_frames"])
+
+
+@pytest.mark.slow
+def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path):
+    import csv
+
+    from sir.dagger.experiment import episode_frames
+    from sir.dagger.experiment import main as experiment
+
+    out = experiment(["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "1",
+                      "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
+                      "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1",
+                      "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
+    with (out / "bc_vs_dagger.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    arms = [r["arm"] for r in rows]
+    assert arms == ["bc_small", "dagger_round_1", "bc_equal_budget"]
+    dagger_frames = int(rows[1]["expert_frames"])
+    bc_frames = int(rows[2]["expert_frames"])
+    # The BC arm gets the fewest whole demos reaching the DAgger arm's label budget.
+    pool_frames = sum(episode_frames(tmp_path / "data" / "lift_pool_s0"))
+    assert bc_frames >= dagger_frames or bc_frames == pool_frames
+    assert (out / "bc_vs_dagger.png").stat().st_size > 0

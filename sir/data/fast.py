@@ -1,0 +1,287 @@
+"""One dataset's frames served fast: numbers in memory, pictures through lerobot.
+
+``LeRobotDataset.__getitem__`` reads every window through the Hugging Face dataset, row by
+row; with ACT's 100-step action chunk that caps training at a few hundred samples a second.
+``FrameStore`` reads the parquet files once into tensors and gathers each window with one
+indexing operation, following lerobot's rules exactly: window indices are clamped to the
+episode's bounds and ``<key>_is_pad`` marks the positions that fell outside it. Image and
+video features are still decoded by lerobot's own functions, so a sample is the one
+``LeRobotDataset`` returns for the same index (``episode_index`` shifted by
+``episode_offset``, plus ``dataset_index``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from sir.errors import UserError
+
+VISUAL_DTYPES = ("image", "video")
+
+
+def is_visual(feature: dict) -> bool:
+    return feature["dtype"] in VISUAL_DTYPES
+
+
+def read_columns(root: Path, columns: list[str]) -> dict[str, np.ndarray]:
+    """Columns of every data file, in lerobot's file order, as numpy arrays (one pass)."""
+    paths = sorted((root / "data").glob("*/*.parquet"))
+    if not paths:
+        raise UserError(f"Dataset at {root} has no data files (data/*/*.parquet).")
+    tables = [pq.read_table(p, columns=columns) for p in paths]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return {name: _to_numpy(table.column(name), len(table)) for name in columns}
+
+
+def _to_numpy(column: pa.ChunkedArray, rows: int) -> np.ndarray:
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if isinstance(array.type, pa.ExtensionType):
+        array = array.storage
+    inner: list[int] = []
+    while pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
+        if pa.types.is_fixed_size_list(array.type):
+            inner.append(array.type.list_size)
+        array = array.flatten()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return np.asarray(array.to_pylist(), dtype=object)
+    values = array.to_numpy(zero_copy_only=False)
+    if not inner:
+        inner = [values.size // rows] if values.size != rows else []
+    return values.reshape(rows, *inner)
+
+
+def as_torch(values: np.ndarray) -> torch.Tensor:
+    """The tensor lerobot's ``hf_transform_to_torch`` gives for these values.
+
+    lerobot turns each value into Python numbers and calls ``torch.tensor`` on them, so
+    every float becomes float32 and every integer int64 whatever the stored width.
+    """
+    # Copies: arrow hands out read-only buffers, which torch refuses to wrap quietly.
+    if values.dtype == np.bool_:
+        return torch.from_numpy(np.array(values, dtype=np.bool_))
+    if np.issubdtype(values.dtype, np.floating):
+        return torch.from_numpy(np.array(values, dtype=np.float32))
+    if np.issubdtype(values.dtype, np.integer):
+        return torch.from_numpy(np.array(values, dtype=np.int64))
+    raise TypeError(f"unsupported column dtype {values.dtype}")
+
+
+class FrameStore:
+    """All frames of one dataset; ``get(index)`` is ``LeRobotDataset(...)[index]``.
+
+    ``keys`` are the features served (the mixture drops some); ``extra_columns`` are read in
+    the same pass and kept as numpy arrays in ``self.extra`` (the DAgger labels).
+    """
+
+    def __init__(
+        self,
+        repo_id: str,
+        root: Path,
+        meta: Any,
+        keys: Iterable[str],
+        *,
+        extra_columns: Iterable[str] = (),
+        dataset_index: int = 0,
+        episode_offset: int = 0,
+        video_backend: str = "pyav",
+        tolerance_s: float = 1e-4,
+        image_transforms: Callable | None = None,
+    ):
+        self.repo_id = repo_id
+        self.root = Path(root)
+        self.meta = meta
+        self.video_backend = video_backend
+        self.tolerance_s = tolerance_s
+        self.image_transforms = image_transforms
+        self.dataset_index = dataset_index
+        self.episode_offset = episode_offset
+        features = meta.features
+        keys = [k for k in features if k in set(keys)]
+        self.video_keys = [k for k in keys if features[k]["dtype"] == "video"]
+        self.image_keys = [k for k in keys if features[k]["dtype"] == "image"]
+        self.camera_keys = [k for k in keys if is_visual(features[k])]
+        numeric = [k for k in keys if not is_visual(features[k]) and features[k]["dtype"] != "string"]
+        self.string_keys = [k for k in keys if features[k]["dtype"] == "string"]
+        extra = list(extra_columns)
+        needed = list(dict.fromkeys([*numeric, *self.string_keys, "index", "episode_index", "timestamp", "task_index", *extra]))
+        data = read_columns(self.root, needed)
+
+        self.num_frames = len(data["index"])
+        if not np.array_equal(data["index"], np.arange(self.num_frames)):
+            raise UserError(
+                f"Dataset '{repo_id}' has frame indices that are not 0..{self.num_frames - 1} in file order; "
+                f"lerobot cannot read such a dataset either."
+            )
+        self.frame_episode = data["episode_index"].astype(np.int64)
+        self.extra = {k: data[k] for k in extra}
+
+        episodes = meta.episodes
+        ep_ids = np.asarray(episodes["episode_index"], dtype=np.int64)
+        num_ep = int(ep_ids.max()) + 1 if ep_ids.size else 0
+        self.ep_from = np.zeros(num_ep, np.int64)
+        self.ep_to = np.zeros(num_ep, np.int64)
+        self.ep_from[ep_ids] = np.asarray(episodes["dataset_from_index"], dtype=np.int64)
+        self.ep_to[ep_ids] = np.asarray(episodes["dataset_to_index"], dtype=np.int64)
+        # Per frame as numpy arrays: a lookup costs no tensor work, and DataLoader workers
+        # forked from this process share the pages (Python lists would be copied as their
+        # reference counts change).
+        self._frame_start = self.ep_from[self.frame_episode]
+        self._frame_stop = self.ep_to[self.frame_episode]
+
+        self.columns: dict[str, torch.Tensor] = {}
+        for key in numeric:
+            values = data[key]
+            if key == "episode_index":
+                values = values + episode_offset
+            self.columns[key] = as_torch(values)
+        self.columns["dataset_index"] = torch.full((self.num_frames,), dataset_index, dtype=torch.int64)
+        self.strings = {k: data[k] for k in self.string_keys}
+        self._timestamps = data["timestamp"].astype(np.float32)
+        self._task_index = data["task_index"].astype(np.int64)
+
+        tasks = meta.tasks
+        self._tasks = _names_by_index(tasks, "task_index")
+        self._subtasks = (
+            _names_by_index(meta.subtasks, "subtask_index")
+            if "subtask_index" in self.columns and getattr(meta, "subtasks", None) is not None
+            else None
+        )
+        self._video_files: dict[str, list[tuple[Path, float]]] = {}
+        for key in self.video_keys:
+            from_ts = np.zeros(num_ep)
+            from_ts[ep_ids] = np.asarray(episodes[f"videos/{key}/from_timestamp"], dtype=np.float64)
+            self._video_files[key] = [
+                (self.root / meta.get_video_file_path(int(ep), key), float(from_ts[ep])) for ep in range(num_ep)
+            ]
+        self._image_dataset = None
+        self.delta_indices: dict[str, list[int]] | None = None
+        self._windows: list[_Window] = []
+        self._single = list(self.columns.items())
+
+    # -- windows ----------------------------------------------------------------------
+    def set_delta_indices(self, delta_indices: dict[str, list[int]] | None) -> None:
+        """Frame offsets per feature, as lerobot's ``get_delta_indices`` gives them."""
+        self.delta_indices = delta_indices
+        # Keys that share offsets share one window (ACT: every observation key).
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for key, offsets in (delta_indices or {}).items():
+            groups.setdefault(tuple(int(o) for o in offsets), []).append(key)
+        self._windows = [_Window(offsets, keys) for offsets, keys in groups.items()]
+        windowed = {k for w in self._windows for k in w.keys}
+        self._single = [(k, col) for k, col in self.columns.items() if k not in windowed]
+
+    # -- reading ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def get(self, index: int) -> dict[str, Any]:
+        """The sample at frame ``index``. Its tensors may share memory with the store:
+        treat them as read-only (a DataLoader's collation copies them anyway)."""
+        item: dict[str, Any] = {key: col[index] for key, col in self._single}
+        query: dict[str, torch.Tensor] = {}
+        if self._windows:
+            start, stop = int(self._frame_start[index]), int(self._frame_stop[index])
+            for window in self._windows:
+                relative, pad = window.at(start - index, stop - 1 - index)
+                rows = relative + index
+                for key, pad_key in window.items:
+                    col = self.columns.get(key)
+                    if col is not None:
+                        item[key] = col.index_select(0, rows)
+                    else:
+                        query[key] = rows
+                    item[pad_key] = pad
+        if self.camera_keys:
+            item.update(self._camera_frames(index, query))
+        for key in self.string_keys:
+            item[key] = self.strings[key][index]
+        item["task"] = self._tasks[int(self._task_index[index])]
+        if self._subtasks is not None:
+            item["subtask"] = self._subtasks[int(self.columns["subtask_index"][index])]
+        return item
+
+    def _camera_frames(self, index: int, query: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        if self.video_keys:
+            from lerobot.datasets.video_utils import decode_video_frames
+
+            episode = int(self.frame_episode[index])
+            for key in self.video_keys:
+                rows = query[key].tolist() if key in query else [index]
+                path, from_ts = self._video_files[key][episode]
+                timestamps = [from_ts + float(self._timestamps[r]) for r in rows]
+                frames = decode_video_frames(path, timestamps, self.tolerance_s, self.video_backend)
+                out[key] = frames.squeeze(0)
+        for key in self.image_keys:
+            images = self._images()
+            if key in query:
+                out[key] = torch.stack(images[query[key].tolist()][key])
+            else:
+                out[key] = images[index][key]
+        if self.image_transforms is not None:
+            out = {k: self.image_transforms(v) for k, v in out.items()}
+        return out
+
+    def _images(self):
+        # Image features live in the parquet as encoded files; lerobot's HF dataset decodes them.
+        if self._image_dataset is None:
+            from lerobot.datasets.utils import (
+                get_hf_features_from_features,
+                hf_transform_to_torch,
+                load_nested_dataset,
+            )
+
+            hf = load_nested_dataset(self.root / "data", features=get_hf_features_from_features(self.meta.features))
+            hf = hf.select_columns(self.image_keys)
+            hf.set_transform(hf_transform_to_torch)
+            self._image_dataset = hf
+        return self._image_dataset
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers rebuild the HF image dataset themselves (it holds file handles).
+        state = dict(self.__dict__)
+        state["_image_dataset"] = None
+        return state
+
+
+class _Window:
+    """Offsets read for some keys, and their clamped rows and padding per position.
+
+    For a frame, lerobot reads row ``max(start, min(stop - 1, index + offset))`` and pads
+    where ``index + offset`` leaves ``[start, stop)``. Both depend only on how far the frame
+    sits from its episode's ends (``low = start - index``, ``high = stop - 1 - index``), and
+    only within the offsets' reach, so they are computed once per distinct position.
+    """
+
+    def __init__(self, offsets: tuple[int, ...], keys: list[str]):
+        self.offsets = torch.tensor(offsets, dtype=torch.int64)
+        self.keys = keys
+        self.items = [(k, f"{k}_is_pad") for k in keys]
+        self._low_floor = min(min(offsets), 0)
+        self._high_ceiling = max(max(offsets), 0)
+        self._cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def at(self, low: int, high: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (max(low, self._low_floor), min(high, self._high_ceiling))
+        hit = self._cache.get(key)
+        if hit is None:
+            low, high = key
+            relative = torch.clamp(torch.clamp(self.offsets, max=high), min=low)
+            pad = (self.offsets < low) | (self.offsets > high)
+            hit = self._cache[key] = (relative, pad)
+        return hit
+
+
+def _names_by_index(frame: Any, column: str) -> list[str]:
+    """Task strings by index: lerobot's tasks table is indexed by the task text."""
+    names: list[str] = [""] * (int(frame[column].max()) + 1 if len(frame) else 0)
+    for name, idx in zip(frame.index, frame[column], strict=True):
+        names[int(idx)] = str(name)
+    return names

@@ -1,0 +1,303 @@
+"""The training data: one or more LeRobot datasets behind one torch Dataset.
+
+``make_mixture("lift_demos,lift_dagger", root="data")`` resolves each dataset, keeps the
+selected episodes, filters DAgger datasets down to their successful human corrections,
+checks that the datasets fit together, and serves their frames through the in-memory fast
+path. A sample is what ``LeRobotDataset`` returns for that frame, with ``episode_index``
+made global (each dataset's episodes follow those of the datasets before it) and a
+``dataset_index``. The mixture also stands in for lerobot's dataset metadata
+(``features``, ``fps``, ``stats``), so ``make_policy(cfg, ds_meta=mixture)`` works.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sir.data import dagger
+from sir.data.compat import env_spec_differences, plan_features
+from sir.data.episodes import parse_episode_spec, select_episodes
+from sir.data.fast import FrameStore, is_visual
+from sir.data.resolve import ResolvedDataset, parse_repo_ids, resolve_dataset, resolve_root
+from sir.data.sampling import check_share_options, dataset_shares, make_sampler, parse_weights
+from sir.data.stats import IMAGENET_STATS, episode_image_stats, image_stats, numeric_stats
+from sir.data.video import video_backend
+from sir.envs.spec import EnvSpec
+from sir.errors import UserError
+
+__all__ = ["DatasetInfo", "Mixture", "make_mixture", "parse_repo_ids", "resolve_root"]
+
+
+@dataclass
+class DatasetInfo:
+    repo_id: str
+    root: Path
+    total_episodes: int
+    used_episodes: list[int]
+    frames: int  # training samples: used frames after episode selection and DAgger filtering
+    env_spec: EnvSpec | None
+    revision: str | None = None  # hub commit, when the dataset came from the hub
+    total_frames: int = 0
+    fps: int = 0
+    dagger: dict[str, int] | None = None  # DaggerSummary counts, for DAgger datasets
+
+
+class Mixture(torch.utils.data.Dataset):
+    """Training samples from several datasets; also usable as lerobot's ``ds_meta``."""
+
+    def __init__(
+        self,
+        repo_ids: str | list[str],
+        root: str | Path | None = None,
+        delta_timestamps: dict[str, list[float]] | None = None,
+        *,
+        episodes: str | Path | dict | None = None,
+        weights: str | list[float] | None = None,
+        balance_datasets: bool = False,
+        balance_episodes: bool = False,
+        dagger_filter: bool = True,
+        seed: int = 0,
+        image_transforms: Callable | None = None,
+        use_imagenet_stats: bool = True,
+        verbose: bool = True,
+    ):
+        self._verbose = verbose
+        self.repo_ids = parse_repo_ids(repo_ids)
+        # Cheap checks of the arguments come before any dataset is read.
+        weight_array = parse_weights(weights, len(self.repo_ids))
+        check_share_options(weight_array, balance_datasets)
+        selection = parse_episode_spec(episodes, self.repo_ids)
+
+        resolved = [resolve_dataset(r, root) for r in self.repo_ids]
+        metas = [_load_meta(r) for r in resolved]
+        plan = plan_features(self.repo_ids, [m.features for m in metas], [m.fps for m in metas])
+        for line in plan.warnings:
+            self._warn(line)
+        for line in plan.notes:
+            self._say(f"note: {line}")
+        self.features: dict[str, dict] = plan.features
+        self.disabled_features: list[str] = plan.disabled
+        self.fps: int = int(metas[0].fps)
+        self.env_specs: list[EnvSpec | None] = [EnvSpec.load(r.root) for r in resolved]
+        for line in env_spec_differences(self.repo_ids, self.env_specs):
+            self._warn(line)
+
+        chosen_episodes = [
+            select_episodes(selection.get(r.repo_id), m.total_episodes, r.repo_id)
+            for r, m in zip(resolved, metas, strict=True)
+        ]
+        self.stores: list[FrameStore] = []
+        self._frames: list[np.ndarray] = []  # per dataset, the frame index of each sample
+        self.infos: list[DatasetInfo] = []
+        episode_offset = 0
+        bar = tqdm(list(zip(resolved, metas, strict=True)), desc="Loading datasets", unit="dataset", disable=None)
+        for index, (res, meta) in enumerate(bar):
+            is_dagger = dagger.is_dagger_dataset(meta.features)
+            store = FrameStore(
+                res.repo_id, res.root, meta, self.features.keys(),
+                extra_columns=dagger.LABEL_FEATURES if is_dagger else (),
+                dataset_index=index, episode_offset=episode_offset, video_backend=video_backend(),
+                image_transforms=image_transforms,
+            )
+            frames, summary = self._training_frames(
+                res.repo_id, store, chosen_episodes[index], is_dagger and dagger_filter, is_dagger
+            )
+            used = np.unique(store.frame_episode[frames])
+            self.stores.append(store)
+            self._frames.append(frames)
+            self.infos.append(DatasetInfo(
+                repo_id=res.repo_id, root=res.root, total_episodes=int(meta.total_episodes),
+                used_episodes=used.tolist(), frames=len(frames), env_spec=self.env_specs[index],
+                revision=res.revision, total_frames=int(meta.total_frames), fps=int(meta.fps),
+                dagger=summary.to_dict() if summary is not None else None,
+            ))
+            episode_offset += int(meta.total_episodes)
+        bar.close()
+
+        sizes = [len(f) for f in self._frames]
+        self._num_frames = sum(sizes)
+        self._starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
+        self.stats: dict[str, dict[str, np.ndarray]] = self._compute_stats(use_imagenet_stats)
+        self.requested_shares: np.ndarray = dataset_shares(
+            sizes, [len(i.used_episodes) for i in self.infos], weight_array, balance_datasets, balance_episodes
+        )
+        self.sampler = make_sampler(
+            self._starts, sizes, [self._episode_runs(d) for d in range(len(sizes))], self.requested_shares,
+            balance_episodes, uniform=weight_array is None and not balance_datasets, seed=seed,
+        )
+        self.delta_timestamps: dict[str, list[float]] | None = None
+        self.delta_indices: dict[str, list[int]] | None = None
+        self.set_delta_timestamps(delta_timestamps)
+
+    # -- construction helpers -------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        if self._verbose:
+            print(message)
+
+    def _warn(self, message: str) -> None:
+        if self._verbose:
+            print(f"warning: {message}", file=sys.stderr)
+
+    def _training_frames(
+        self, repo_id: str, store: FrameStore, chosen: np.ndarray, filtering: bool, is_dagger: bool
+    ) -> tuple[np.ndarray, dagger.DaggerSummary | None]:
+        candidates = np.isin(store.frame_episode, chosen)
+        if not filtering:
+            frames = np.flatnonzero(candidates)
+            why = "DAgger filter off" if is_dagger else "not a DAgger dataset"
+            self._say(f"{repo_id}: {why}, using all {len(chosen)} episodes ({len(frames)} frames)")
+            return frames, None
+        source = dagger.check_labels(repo_id, dagger.SOURCE, store.extra[dagger.SOURCE])
+        success = dagger.check_labels(repo_id, dagger.SUCCESS, store.extra[dagger.SUCCESS])
+        keep, summary = dagger.successful_human_frames(store.frame_episode, source, success, candidates)
+        if summary.kept_frames == 0:
+            raise dagger.no_corrections_error(repo_id, summary)
+        self._say(dagger.filter_message(repo_id, summary))
+        return np.flatnonzero(keep), summary
+
+    def _episode_runs(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, sizes) of each used episode's run of sample indices in dataset ``d``."""
+        episodes = self.stores[d].frame_episode[self._frames[d]]
+        breaks = np.flatnonzero(np.diff(episodes)) + 1
+        starts = np.concatenate([[0], breaks])
+        sizes = np.diff(np.concatenate([starts, [len(episodes)]]))
+        return starts + self._starts[d], sizes
+
+    def _compute_stats(self, use_imagenet_stats: bool) -> dict[str, dict[str, np.ndarray]]:
+        stats: dict[str, dict[str, np.ndarray]] = {}
+        for key, feature in self.features.items():
+            if feature["dtype"] == "string":
+                continue
+            if is_visual(feature):
+                stats[key] = image_stats([self._image_sources(d, key) for d in range(len(self.stores))])
+                if use_imagenet_stats:
+                    # As lerobot's training does by default (DatasetConfig.use_imagenet_stats):
+                    # pretrained backbones expect ImageNet normalization.
+                    stats[key].update({k: np.asarray(v, dtype=np.float64) for k, v in IMAGENET_STATS.items()})
+            else:
+                stats[key] = numeric_stats(
+                    [s.columns[key].numpy()[f] for s, f in zip(self.stores, self._frames, strict=True)]
+                )
+        return stats
+
+    def _image_sources(self, d: int, key: str) -> tuple[list[dict[str, np.ndarray]], list[int]]:
+        store = self.stores[d]
+        used = np.bincount(store.frame_episode[self._frames[d]], minlength=len(store.ep_from))
+        per_episode = episode_image_stats(store.root, key)
+        if per_episode is not None and all(ep in per_episode for ep in np.flatnonzero(used)):
+            episodes = np.flatnonzero(used).tolist()
+            return [per_episode[ep] for ep in episodes], [int(used[ep]) for ep in episodes]
+        whole = {k: np.asarray(v, dtype=np.float64) for k, v in store.meta.stats[key].items()}
+        return [whole], [int(used.sum())]
+
+    # -- lerobot metadata interface ---------------------------------------------------------
+    @property
+    def camera_keys(self) -> list[str]:
+        return [k for k, f in self.features.items() if is_visual(f)]
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(len(i.used_episodes) for i in self.infos)
+
+    @property
+    def repo_id_to_index(self) -> dict[str, int]:
+        return {r: i for i, r in enumerate(self.repo_ids)}
+
+    def set_delta_timestamps(self, delta_timestamps: dict[str, list[float]] | None) -> None:
+        """Windows of neighbouring frames per feature, in seconds (lerobot's convention)."""
+        from lerobot.datasets.utils import check_delta_timestamps, get_delta_indices
+
+        if delta_timestamps:
+            unknown = [k for k in delta_timestamps if k not in self.features]
+            if unknown:
+                raise ValueError(f"delta_timestamps names {unknown}, which the mixture does not serve")
+            check_delta_timestamps(delta_timestamps, self.fps, self.stores[0].tolerance_s)
+            self.delta_indices = get_delta_indices(delta_timestamps, self.fps)
+        else:
+            self.delta_indices = None
+        self.delta_timestamps = delta_timestamps or None
+        for store in self.stores:
+            store.set_delta_indices(self.delta_indices)
+
+    # -- torch Dataset ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for a mixture of {len(self)} samples")
+        d = bisect.bisect_right(self._starts, idx) - 1
+        return self.stores[d].get(int(self._frames[d][idx - self._starts[d]]))
+
+    def locate(self, idx: int) -> tuple[int, int]:
+        """(dataset index, frame index in that dataset) of sample ``idx``."""
+        d = bisect.bisect_right(self._starts, idx) - 1
+        return d, int(self._frames[d][idx - self._starts[d]])
+
+    def dataset_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """The dataset index of each sample index, without loading the samples."""
+        return np.searchsorted(np.asarray(self._starts), np.asarray(indices), side="right") - 1
+
+    def episode_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """The global episode index of each sample index, without loading the samples."""
+        indices = np.asarray(indices, dtype=np.int64)
+        datasets = self.dataset_of(indices)
+        out = np.empty_like(indices)
+        for d in np.unique(datasets):
+            sel = datasets == d
+            store = self.stores[d]
+            out[sel] = store.frame_episode[self._frames[d][indices[sel] - self._starts[d]]] + store.episode_offset
+        return out
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{i.repo_id}: {len(i.used_episodes)}/{i.total_episodes} episodes, {i.frames} frames" for i in self.infos)
+        return f"Mixture({parts}; fps={self.fps})"
+
+
+def _load_meta(res: ResolvedDataset):
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    try:
+        return LeRobotDatasetMetadata(res.repo_id, root=res.root)
+    except Exception as err:  # a folder that is not a readable LeRobot v3 dataset
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"Dataset '{res.repo_id}' at {res.root} could not be read as a LeRobot v3 dataset ({reason})."
+        ) from err
+
+
+def make_mixture(
+    repo_ids: str | list[str],
+    root: str | Path | None = None,
+    episodes: str | Path | dict | None = None,
+    weights: str | list[float] | None = None,
+    balance_datasets: bool = False,
+    balance_episodes: bool = False,
+    dagger_filter: bool = True,
+    delta_timestamps: dict[str, list[float]] | None = None,
+    seed: int = 0,
+    image_transforms: Callable | None = None,
+    use_imagenet_stats: bool = True,
+    verbose: bool = True,
+) -> Mixture:
+    """The training mixture of ``repo_ids`` (see ``docs/datasets.md``)."""
+    return Mixture(
+        repo_ids, root, delta_timestamps, episodes=episodes, weights=weights,
+        balance_datasets=balance_datasets, balance_episodes=balance_episodes,
+        dagger_filter=dagger_filter, seed=seed, image_transforms=image_transforms,
+        use_imagenet_stats=use_imagenet_stats, verbose=verbose,
+    )

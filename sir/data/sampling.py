@@ -1,0 +1,136 @@
+"""How training samples are drawn from a mixture.
+
+By default every used frame is equally likely (a plain shuffle). ``weights`` set the share
+of samples drawn from each dataset (normalized, as in the cotraining guide: ``[1, 2]``
+draws two thirds of the samples from the second dataset); ``balance_datasets`` gives every
+dataset the same share; ``balance_episodes`` makes every trajectory equally likely (within
+each dataset's share when shares are set, over the whole mixture otherwise).
+
+The sampler draws with replacement, one pass being as many samples as the mixture has
+frames; each pass draws afresh from a generator seeded by ``(seed, pass)``, so a run is
+reproducible and passes differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from sir.errors import UserError
+
+
+def parse_weights(weights: str | Sequence[float] | None, num_datasets: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        parts = [w.strip() for w in weights.split(",") if w.strip()]
+        try:
+            values = [float(w) for w in parts]
+        except ValueError:
+            raise UserError(f"--dataset-weights must be numbers separated by commas, not {weights!r}.") from None
+    else:
+        values = [float(w) for w in weights]
+    if len(values) != num_datasets:
+        raise UserError(
+            f"dataset_weights length must match repo_ids length: --dataset-weights gives {len(values)} "
+            f"weight{'s' if len(values) != 1 else ''} for {num_datasets} dataset{'s' if num_datasets != 1 else ''} in --repo-ids."
+        )
+    if any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
+        raise UserError(f"--dataset-weights must be non-negative numbers, not all zero (got {values}).")
+    return np.asarray(values, dtype=np.float64)
+
+
+def check_share_options(weights: np.ndarray | None, balance_datasets: bool) -> None:
+    if weights is not None and balance_datasets:
+        raise UserError("--dataset-weights and --balance-datasets both set the datasets' shares; give only one.")
+
+
+def dataset_shares(
+    frames: Sequence[int],
+    episodes: Sequence[int],
+    weights: np.ndarray | None = None,
+    balance_datasets: bool = False,
+    balance_episodes: bool = False,
+) -> np.ndarray:
+    """The share of samples each dataset gets."""
+    check_share_options(weights, balance_datasets)
+    if weights is not None:
+        raw = weights
+    elif balance_datasets:
+        raw = np.ones(len(frames))
+    elif balance_episodes:
+        raw = np.asarray(episodes, dtype=np.float64)
+    else:
+        raw = np.asarray(frames, dtype=np.float64)
+    return np.asarray(raw, dtype=np.float64) / float(np.sum(raw))
+
+
+class MixtureSampler(torch.utils.data.Sampler[int]):
+    """Draws sample indices bucket by bucket: a bucket is a contiguous run of sample indices
+    (a dataset, or an episode), chosen with probability ``probs``, then a uniform index in it."""
+
+    def __init__(self, starts: np.ndarray, sizes: np.ndarray, probs: np.ndarray, num_samples: int, seed: int = 0):
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        probs = np.asarray(probs, dtype=np.float64)
+        self.probs = probs / probs.sum()
+        self.num_samples = int(num_samples)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        bucket = rng.choice(len(self.probs), size=n, p=self.probs)
+        return self.starts[bucket] + (rng.random(n) * self.sizes[bucket]).astype(np.int64)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        yield from self.draw(self.num_samples, rng).tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def make_sampler(
+    dataset_starts: Sequence[int],
+    dataset_sizes: Sequence[int],
+    episode_runs: Sequence[tuple[np.ndarray, np.ndarray]],
+    shares: np.ndarray,
+    balance_episodes: bool,
+    uniform: bool,
+    seed: int,
+) -> MixtureSampler | None:
+    """None (shuffle) for uniform sampling over frames, else the sampler for ``shares``.
+
+    ``episode_runs`` gives, per dataset, the (starts, sizes) of its episodes' runs of
+    sample indices.
+    """
+    if uniform and not balance_episodes:
+        return None
+    total = int(sum(dataset_sizes))
+    if balance_episodes:
+        starts = np.concatenate([s for s, _ in episode_runs])
+        sizes = np.concatenate([n for _, n in episode_runs])
+        probs = np.concatenate([np.full(len(s), share / len(s)) for (s, _), share in zip(episode_runs, shares, strict=True)])
+    else:
+        starts, sizes, probs = np.asarray(dataset_starts), np.asarray(dataset_sizes), shares
+    return MixtureSampler(starts, sizes, probs, total, seed)
+
+
+def make_dataloader(mixture, batch_size: int, num_workers: int = 0, drop_last: bool = True, **kwargs) -> torch.utils.data.DataLoader:
+    """The loader the trainer uses: the mixture's sampler, or a shuffle when it has none."""
+    return torch.utils.data.DataLoader(
+        mixture,
+        batch_size=batch_size,
+        sampler=mixture.sampler,
+        shuffle=mixture.sampler is None,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        **kwargs,
+    )

@@ -1,0 +1,129 @@
+"""Check a dataset mixture before training on it.
+
+    python -m sir.data.verify --repo-ids lift_demos,lift_dagger --root data \\
+        [--dataset-weights 1,2] [--episodes "lift_demos=0:25"] [--num-samples 1000]
+
+Builds the mixture exactly as training would, then prints a table per dataset (episodes
+and frames total and used, fps, DAgger label counts), the features kept and dropped, the
+aggregated normalization statistics, and the realized share of each dataset among samples
+drawn through the training sampler, next to the requested share. Any incompatibility
+(missing dataset, fps or feature mismatch, bad weights, no successful corrections, an empty
+episode selection) ends with one sentence and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import numpy as np
+
+from sir.data.args import add_mixture_arguments, mixture_kwargs
+from sir.errors import UserError, cli_errors
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m sir.data.verify",
+        description="Check that datasets can be trained on together and show how they will be mixed.",
+    )
+    add_mixture_arguments(p)
+    p.add_argument("--num-samples", type=int, default=1000, help="samples to draw through the sampler (default: 1000)")
+    p.add_argument("--batch-size", type=int, default=8, help="size of the one batch loaded as a check (default: 8)")
+    args = p.parse_args(argv)
+    if args.num_samples < 1:
+        p.error("--num-samples must be at least 1")
+    return args
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join("  " + line for line in lines)
+
+
+def _vec(values: np.ndarray) -> str:
+    return np.array2string(np.asarray(values).reshape(-1), precision=3, suppress_small=True, max_line_width=10_000)
+
+
+def draw(mix, num_samples: int, seed: int) -> np.ndarray:
+    """Sample indices drawn the way the trainer's DataLoader draws them."""
+    import torch
+
+    from sir.data.sampling import make_dataloader
+
+    torch.manual_seed(seed)  # the trainer's shuffle draws from torch's global generator
+    sampler = make_dataloader(mix, batch_size=1).sampler
+    drawn: list[int] = []
+    while len(drawn) < num_samples:
+        drawn.extend(itertools.islice(iter(sampler), num_samples - len(drawn)))
+    return np.asarray(drawn, dtype=np.int64)
+
+
+def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
+    print(f"\nDatasets ({len(mix.repo_ids)}, {mix.fps} fps):")
+    rows = []
+    for i, info in enumerate(mix.infos):
+        if info.dagger is None:
+            labels = "not a DAgger dataset"
+        else:
+            d = info.dagger
+            labels = (f"policy {d['policy_frames']} / human {d['human_frames']} frames, "
+                      f"{d['successful_episodes']}/{d['episodes']} episodes successful")
+        rows.append([str(i), info.repo_id, f"{len(info.used_episodes)}/{info.total_episodes}",
+                     f"{info.frames}/{info.total_frames}", str(info.fps), labels, info.revision or "local"])
+    print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels", "revision"]))
+    print(f"  root: {', '.join(str(i.root) for i in mix.infos)}")
+
+    print("\nFeatures served:")
+    print(_table([[k, f["dtype"], str(tuple(f["shape"]))] for k, f in mix.features.items()], ["feature", "dtype", "shape"]))
+    if mix.disabled_features:
+        print(f"  dropped (not in every dataset): {', '.join(mix.disabled_features)}")
+    specs = {i.repo_id: i.env_spec for i in mix.infos}
+    for repo_id, spec in specs.items():
+        print(f"  EnvSpec of {repo_id}: " + (f"{spec.env_name}, robots {spec.robots}, cameras {spec.cameras or 'none'}" if spec else "none (meta/sir_env.json missing)"))
+
+    print(f"\nNormalization statistics over the {mix.num_frames} used frames:")
+    for key, stats in mix.stats.items():
+        if not (key.startswith("observation") or key.startswith("action")):
+            continue
+        print(f"  {key}")
+        for name in ("mean", "std", "min", "max", "q01", "q99"):
+            if name in stats:
+                print(f"    {name:<5} {_vec(stats[name])}")
+
+    drawn = draw(mix, num_samples, seed)
+    realized = np.bincount(mix.dataset_of(drawn), minlength=len(mix.repo_ids)) / len(drawn)
+    how = "shuffle over frames" if mix.sampler is None else type(mix.sampler).__name__
+    print(f"\nSampling: {len(drawn)} indices drawn through the training sampler ({how}):")
+    rows = [[r, f"{100 * q:.1f}%", f"{100 * p:.1f}%", f"{100 * (p - q):+.1f}"]
+            for r, q, p in zip(mix.repo_ids, mix.requested_shares, realized, strict=True)]
+    print(_table(rows, ["dataset", "requested", "realized", "difference (points)"]))
+    per_episode = np.unique(mix.episode_of(drawn), return_counts=True)[1]
+    print(f"  episodes drawn: {len(per_episode)} of the {mix.num_episodes} used, "
+          f"{per_episode.min()} to {per_episode.max()} samples each")
+
+    from sir.data.sampling import make_dataloader
+
+    loader = make_dataloader(mix, batch_size=min(batch_size, len(mix)))
+    batch = next(iter(loader))
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items() if hasattr(v, "shape"))
+    print(f"\nOne batch loaded through the training DataLoader: {shapes}")
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from sir.data.mixture import make_mixture
+
+    mix = make_mixture(**mixture_kwargs(args))
+    if len(mix) == 0:
+        raise UserError("The mixture has no frames to train on.")
+    report(mix, args.num_samples, args.batch_size, args.seed)
+    print("\nOK: the datasets can be trained on together.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -20,3 +22,147 @@ def lift_demos(tmp_path_factory):
     root = tmp_path_factory.mktemp("datasets")
     collect(["--env", "Lift", "--episodes", "6", "--root", str(root), "--repo-id", "lift_demos", "--seed", "0"])
     return root, "lift_demos"
+
+
+# -- datasets (sir.data tests) ------------------------------------------------------------
+# Small synthetic LeRobot datasets, written once per session into one folder, so a test can
+# mix any of them with make_mixture(..., root=data_root).
+
+# Per episode: the frames' source labels (0 policy, 1 human) and the episode's success.
+DAGGER_EPISODES = [
+    ([0] * 8 + [1] * 12, 1),  # policy, then a successful human takeover: 12 frames kept
+    ([0] * 5 + [1] * 10, 0),  # takeover that failed: dropped
+    ([1] * 10, 1),  # all human, successful: 10 frames kept
+    ([0] * 12, 1),  # the policy succeeded alone: nothing to learn from
+]
+DAGGER_KEPT_FRAMES = 22
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sir_datasets")
+
+
+def _data_dataset(root: Path, repo_id: str, lengths: list[int], **kwargs) -> str:
+    from sir.data.synthetic import make_synthetic_dataset
+
+    if not (root / repo_id / "meta" / "info.json").is_file():
+        make_synthetic_dataset(root, repo_id, lengths, **kwargs)
+    return repo_id
+
+
+@pytest.fixture(scope="session")
+def data_demos(data_root) -> str:
+    """5 state-only episodes of 18 to 30 frames."""
+    return _data_dataset(data_root, "demos", [20, 25, 30, 22, 18], seed=1)
+
+
+@pytest.fixture(scope="session")
+def data_demos_b(data_root) -> str:
+    """3 state-only episodes with other statistics (values shifted by 5)."""
+    return _data_dataset(data_root, "more_demos", [15, 40, 12], offset=5.0, seed=2)
+
+
+@pytest.fixture(scope="session")
+def data_dagger(data_root) -> str:
+    """A DAgger dataset: see DAGGER_EPISODES."""
+    return _data_dataset(data_root, "dagger", [len(s) for s, _ in DAGGER_EPISODES], dagger=DAGGER_EPISODES, offset=-3.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def data_dagger_failed(data_root) -> str:
+    """A DAgger dataset with no successful human correction."""
+    episodes = [([0] * 6 + [1] * 4, 0), ([0] * 8, 1)]
+    return _data_dataset(data_root, "dagger_failed", [len(s) for s, _ in episodes], dagger=episodes, seed=4)
+
+
+@pytest.fixture(scope="session")
+def data_dagger_bool(data_root) -> str:
+    """DAgger labels stored as bool."""
+    episodes = [([0] * 3 + [1] * 5, 1), ([1] * 4, 0)]
+    return _data_dataset(data_root, "dagger_bool", [8, 4], dagger=episodes, label_dtype="bool", seed=5)
+
+
+@pytest.fixture(scope="session")
+def data_fps10(data_root) -> str:
+    return _data_dataset(data_root, "demos_fps10", [10, 10], fps=10, seed=6)
+
+
+@pytest.fixture(scope="session")
+def data_state8(data_root) -> str:
+    """observation.state of 8 values instead of 9."""
+    return _data_dataset(data_root, "demos_state8", [10, 10], state_dim=8, seed=7)
+
+
+@pytest.fixture(scope="session")
+def data_no_env_state(data_root) -> str:
+    """No observation.environment_state."""
+    return _data_dataset(data_root, "demos_no_env_state", [10, 10], env_state_dim=0, seed=8)
+
+
+@pytest.fixture(scope="session")
+def data_no_reward(data_root) -> str:
+    """Without the next.reward feature, and recorded in another env layout (horizon)."""
+    return _data_dataset(data_root, "demos_no_reward", [10, 12], drop_features=["next.reward"],
+                    spec_overrides={"horizon": 123}, seed=9)
+
+
+@pytest.fixture(scope="session")
+def data_camera(data_root) -> str:
+    """2 short episodes with a 32x32 camera stored as H.264 video."""
+    return _data_dataset(data_root, "camera", [8, 6], cameras=["agentview"], seed=10)
+
+
+@pytest.fixture(scope="session")
+def data_camera_b(data_root) -> str:
+    return _data_dataset(data_root, "camera_b", [5, 7, 4], cameras=["agentview"], seed=11)
+
+
+@pytest.fixture(scope="session")
+def data_camera_png(data_root) -> str:
+    """A camera stored as PNG images in the parquet files (dtype image, not video)."""
+    return _data_dataset(data_root, "camera_png", [6, 5], cameras=["agentview"], image_size=16, use_videos=False, seed=12)
+
+
+@pytest.fixture(scope="session")
+def data_dagger_episodes() -> list[tuple[list[int], int]]:
+    return DAGGER_EPISODES
+
+
+@pytest.fixture(scope="session")
+def eval_tiny_act(lift_demos):
+    """(policy, preprocessor, postprocessor, spec) for the sir.eval tests: an untrained tiny ACT
+    with lift_demos' stats, built as sir.training.train_policy builds one. Shared: do not train it."""
+    from lerobot.configs.types import FeatureType
+    from lerobot.datasets.utils import dataset_to_policy_features
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+
+    from sir.data import make_mixture
+    from sir.policies import build_config
+
+    root, repo_id = lift_demos
+    mixture = make_mixture(repo_id, root=root, verbose=False)
+    features = dataset_to_policy_features(mixture.features)
+    outputs = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
+    inputs = {k: f for k, f in features.items() if k not in outputs}
+    cfg = build_config("act", "tiny", inputs, outputs, "cpu")
+    policy = make_policy(cfg, ds_meta=mixture)
+    preprocessor, postprocessor = make_pre_post_processors(cfg, dataset_stats=mixture.stats)
+    spec = next(s for s in mixture.env_specs if s is not None)
+    return policy, preprocessor, postprocessor, spec
+
+
+# -- policies (tests/test_policies_matrix.py) ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def policies_camera_demos(tmp_path_factory):
+    """(root, repo_id) of 2 scripted Lift demos with one 16x16 agentview camera (H.264 video),
+    recorded by sir.data.collect: real actions a camera policy can learn, rendered at a size
+    that keeps the recording (about 6 env steps/s with a camera here) and training short."""
+    from sir.data.collect import main as collect
+
+    root = tmp_path_factory.mktemp("policies_datasets")
+    collect(["--env", "Lift", "--episodes", "2", "--root", str(root), "--repo-id", "lift_camera16", "--seed", "0",
+             "--cameras", "agentview", "--image-size", "16", "--max-steps", "40"])
+    return root, "lift_camera16"

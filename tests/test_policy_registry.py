@@ -32,3 +32,129 @@ def test_unknown_policy_and_preset_are_refused():
         build_config("nope", "tiny", STATE, ACTION, "cpu")
     with pytest.raises(UserError, match="Unknown --preset"):
         build_config("act", "huge", STATE, ACTION, "cpu")
+
+
+# -- needs the data must meet --------------------------------------------------------------
+
+CAMERA = {"observation.images.agentview": PolicyFeature(FeatureType.VISUAL, (3, 84, 84))}
+CAMERA_2 = {"observation.images.robot0_eye_in_hand": PolicyFeature(FeatureType.VISUAL, (3, 84, 84))}
+ONLY_STATE = {"observation.state": STATE["observation.state"]}
+RECORDED = {"next.reward": {"dtype": "float32", "shape": (1,), "names": None}}
+
+
+def test_vqbet_needs_exactly_one_camera():
+    with pytest.raises(UserError, match="Policy 'vqbet' needs exactly one camera image; record the dataset with --cameras"):
+        build_config("vqbet", "tiny", STATE, ACTION, "cpu")
+    with pytest.raises(UserError, match="takes exactly one camera image but the data has 2"):
+        build_config("vqbet", "tiny", {**STATE, **CAMERA, **CAMERA_2}, ACTION, "cpu")
+
+
+def test_vqbet_leaves_out_the_environment_state_it_has_no_input_for():
+    cfg = build_config("vqbet", "tiny", {**STATE, **CAMERA}, ACTION, "cpu")
+    assert set(cfg.input_features) == {"observation.state", "observation.images.agentview"}
+
+
+def test_tdmpc_needs_rewards_in_the_data():
+    with pytest.raises(UserError, match="Policy 'tdmpc' learns from rewards but the data has no next.reward"):
+        build_config("tdmpc", "tiny", STATE, ACTION, "cpu", dataset_features={})
+    assert build_config("tdmpc", "tiny", STATE, ACTION, "cpu", dataset_features=RECORDED).horizon == 3
+
+
+def test_tdmpc_refuses_images_its_encoder_would_shrink_to_nothing():
+    small = {"observation.images.agentview": PolicyFeature(FeatureType.VISUAL, (3, 32, 32))}
+    with pytest.raises(UserError, match="at least 39x39 pixels but observation.images.agentview is 32x32; record with --image-size 84"):
+        build_config("tdmpc", "tiny", {**STATE, **small}, ACTION, "cpu")
+    with pytest.raises(UserError, match="at most one camera image"):
+        build_config("tdmpc", "tiny", {**STATE, **CAMERA, **CAMERA_2}, ACTION, "cpu")
+
+
+def test_diffusion_trains_on_environment_state_without_a_camera():
+    assert build_config("diffusion", "tiny", STATE, ACTION, "cpu").horizon == 8
+    with pytest.raises(UserError, match="Policy 'diffusion' needs a camera image or observation.environment_state"):
+        build_config("diffusion", "tiny", ONLY_STATE, ACTION, "cpu")
+
+
+def test_diffusion_counts_past_observation_steps_against_its_horizon():
+    with pytest.raises(UserError, match=r"--n-action-steps 8 is larger than the action chunk \(8 minus 1 past"):
+        build_config("diffusion", "tiny", STATE, ACTION, "cpu", n_action_steps=8)
+    cfg = build_config("diffusion", "tiny", STATE, ACTION, "cpu", n_action_steps=7)
+    assert cfg.n_action_steps == 7
+
+
+def test_default_vqbet_crop_must_fit_the_images():
+    small = {"observation.images.agentview": PolicyFeature(FeatureType.VISUAL, (3, 32, 32))}
+    with pytest.raises(UserError, match="crops images to 84x84 but observation.images.agentview is 32x32"):
+        build_config("vqbet", "default", {**STATE, **small}, ACTION, "cpu")
+
+
+def test_single_step_policies_refuse_more_observation_steps():
+    with pytest.raises(UserError, match="Policy 'act' looks at one observation step only; drop --n-obs-steps 2"):
+        build_config("act", "tiny", STATE, ACTION, "cpu", n_obs_steps=2)
+    assert build_config("diffusion", "tiny", STATE, ACTION, "cpu", n_obs_steps=3).n_obs_steps == 3
+
+
+def test_flags_a_policy_has_no_field_for_are_refused():
+    with pytest.raises(UserError, match="Policy 'vqbet' executes its whole predicted chunk; drop --n-action-steps"):
+        build_config("vqbet", "tiny", {**STATE, **CAMERA}, ACTION, "cpu", n_action_steps=2)
+
+
+def test_chunk_flag_maps_onto_each_policys_own_field():
+    assert build_config("diffusion", "tiny", STATE, ACTION, "cpu", chunk_size=16).horizon == 16
+    assert build_config("vqbet", "tiny", {**STATE, **CAMERA}, ACTION, "cpu", chunk_size=4).action_chunk_size == 4
+    tdmpc = build_config("tdmpc", "tiny", STATE, ACTION, "cpu", chunk_size=5, n_action_steps=3)
+    # lerobot's TD-MPC runs several planned steps only without action repeats.
+    assert (tdmpc.horizon, tdmpc.n_action_steps, tdmpc.n_action_repeats) == (5, 3, 1)
+
+
+def test_lr_sets_every_learning_rate_of_the_policy():
+    cfg = build_config("vqbet", "tiny", {**STATE, **CAMERA}, ACTION, "cpu", lr=2e-4)
+    assert cfg.optimizer_lr == 2e-4
+
+
+# -- presets and downloads -------------------------------------------------------------------
+
+
+def test_small_presets_train_image_backbones_from_scratch():
+    for preset in ("tiny", "cpu"):
+        assert build_config("act", preset, {**STATE, **CAMERA}, ACTION, "cpu").pretrained_backbone_weights is None
+
+
+def test_default_act_with_a_camera_and_no_imagenet_weights_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(UserError) as err:
+        build_config("act", "default", {**STATE, **CAMERA}, ACTION, "cpu")
+    message = str(err.value)
+    assert "ResNet18_Weights.IMAGENET1K_V1" in message and str(tmp_path) in message and "--preset cpu" in message
+    # Without a camera ACT builds no backbone, so nothing is downloaded.
+    build_config("act", "default", STATE, ACTION, "cpu")
+
+
+@pytest.mark.slow
+def test_every_trainable_policy_builds_its_small_presets():
+    from lerobot.policies.factory import get_policy_class
+
+    for name, inputs in [("act", STATE), ("diffusion", STATE), ("tdmpc", STATE), ("vqbet", {**STATE, **CAMERA})]:
+        sizes = []
+        for preset in ("tiny", "cpu"):
+            cfg = build_config(name, preset, inputs, ACTION, "cpu")
+            policy = get_policy_class(name)(cfg)
+            sizes.append(sum(p.numel() for p in policy.parameters()))
+        assert sizes[0] < sizes[1], name
+
+
+def test_pretrained_path_must_hold_a_policy_of_the_same_type(tmp_path):
+    with pytest.raises(UserError, match="holds no config.json"):
+        build_config("act", "default", STATE, ACTION, "cpu", pretrained_path=tmp_path)
+    from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+
+    DiffusionConfig()._save_pretrained(tmp_path)
+    with pytest.raises(UserError, match="holds a 'diffusion' policy, not 'act'; pass --policy diffusion"):
+        build_config("act", "default", STATE, ACTION, "cpu", pretrained_path=tmp_path)
+    with pytest.raises(UserError, match="drop --preset tiny"):
+        build_config("diffusion", "tiny", STATE, ACTION, "cpu", pretrained_path=tmp_path)
+
+
+def test_data_a_policy_can_never_use_is_named_before_missing_weights():
+    # pi0 cannot run without a camera whatever is cached, so that is what the user hears first.
+    with pytest.raises(UserError, match="Policy 'pi0' needs at least one camera image"):
+        build_config("pi0", "default", STATE, ACTION, "cpu")

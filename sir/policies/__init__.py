@@ -1,5 +1,26 @@
 """The policy registry: lerobot policies chosen by name, with presets and validation."""
 
-from sir.policies.registry import POLICIES, PRESETS, build_config, get_entry
+from sir.policies.registry import (
+    POLICIES,
+    PRESETS,
+    HubAsset,
+    PolicyEntry,
+    build_config,
+    check_data_needs,
+    get_entry,
+    validate_config,
+)
+from sir.policies.table import policy_status, policy_table
 
-__all__ = ["POLICIES", "PRESETS", "build_config", "get_entry"]
+__all__ = [
+    "POLICIES",
+    "PRESETS",
+    "HubAsset",
+    "PolicyEntry",
+    "build_config",
+    "check_data_needs",
+    "get_entry",
+    "policy_status",
+    "policy_table",
+    "validate_config",
+]

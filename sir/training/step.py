@@ -34,6 +34,9 @@ def update(
         total += loss.item()
     grad_norm = accelerator.clip_grad_norm_(policy.parameters(), grad_clip or float("inf"))
     optimizer.step()
+    model = accelerator.unwrap_model(policy)
+    if callable(getattr(model, "update", None)):
+        model.update()  # TD-MPC's EMA target network follows every step, as in lerobot's trainer
     optimizer.zero_grad(set_to_none=True)
     if scheduler is not None:
         scheduler.step()

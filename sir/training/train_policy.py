@@ -160,8 +160,8 @@ def train(args: argparse.Namespace) -> Path:
         cfg = build_config(
             policy_name, args.preset, input_features, output_features, device,
             chunk_size=args.action_chunk_size, n_obs_steps=args.n_obs_steps,
-            n_action_steps=args.n_action_steps, lr=args.lr,
-            **({"pretrained_path": args.pretrained_path} if args.pretrained_path else {}),
+            n_action_steps=args.n_action_steps, lr=args.lr, pretrained_path=args.pretrained_path,
+            dataset_features=mixture.features,
         )
         stats = mixture.stats
     else:

@@ -46,3 +46,15 @@ def test_unknown_env_and_missing_observation_key_are_user_errors():
     with pytest.raises(UserError, match="no_such_key"):
         observation_to_features(reset_env(env, 0), spec)
     env.close()
+
+
+def test_two_envs_of_one_spec_start_from_the_same_state_for_a_seed():
+    spec = EnvSpec(horizon=10)
+    first = make_env(spec)
+    np.random.seed(12345)  # whatever the global RNG held before, the model is the same
+    second = make_env(spec)
+    a, b = reset_env(first, 4), reset_env(second, 4)
+    for key in ("cube_pos", "cube_quat", "robot0_eef_pos"):
+        np.testing.assert_array_equal(a[key], b[key])
+    first.close()
+    second.close()

@@ -17,11 +17,17 @@ def make_env(
     spec: EnvSpec,
     render_camera: str | None = None,
     render_size: int = 256,
+    build_seed: int = 0,
 ) -> Any:
     """A Robosuite env as the spec describes it.
 
     ``render_camera`` asks for an offscreen renderer even when the policy uses no camera
     (for videos); ``render_frame`` then draws from it.
+
+    robosuite draws parts of the model itself (Lift's cube size, for one) from NumPy's
+    global RNG while building, and soft resets keep them; seeding that RNG with a fixed
+    ``build_seed`` first makes every env of a spec the same model, in the recorder, the
+    evaluator's workers and the DAgger recorder alike, so a reset seed alone fixes a state.
     """
     import robosuite
     from robosuite.controllers import load_composite_controller_config
@@ -54,6 +60,7 @@ def make_env(
         ignore_done=False,
     )
     kwargs.update(spec.env_kwargs)
+    np.random.seed(build_seed)
     try:
         return robosuite.make(spec.env_name, **kwargs)
     except Exception as err:  # EGL failures surface as assorted GL/ctypes errors

@@ -1,1 +1,12 @@
-"""Policy evaluation in Robosuite: rollouts, metrics, videos."""
+"""Policy evaluation in Robosuite: rollouts across worker processes, metrics, videos, reports.
+
+- ``rollout``: ``evaluate_policy`` / ``evaluate_tasks``, the public entry points.
+- ``engine``: waves of episodes and policy lanes (how a batched policy drives many envs).
+- ``pool`` / ``worker``: the worker processes and the env side they run (no torch there).
+- ``batch``: observations as policy batches, per-lane policy copies, per-wave RNG streams.
+- ``metrics``, ``video``, ``report``: success rate and its interval, grid videos, the CSV/PNG
+  history of a training run.
+- ``evaluate``: the standalone CLI.
+
+Nothing is imported here: worker processes import this package and must stay light.
+"""

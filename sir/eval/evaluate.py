@@ -1,6 +1,6 @@
 """Evaluate a saved policy in the Robosuite env recorded with it.
 
-    python -m sir.eval.evaluate --checkpoint checkpoints/act_lift_demos/best_model --episodes 50
+    python -m sir.eval.evaluate --checkpoint checkpoints/act_lift_demos/best_model --episodes 50 [--workers N]
 """
 
 from __future__ import annotations
@@ -30,10 +30,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-video", action="store_true", help="record the first --video-episodes episodes")
     p.add_argument("--video-episodes", type=int, default=4)
     p.add_argument("--video-path", default=None, help="default: <checkpoint>/eval.mp4")
+    p.add_argument("--render-camera", default="agentview", help="camera the video is rendered from")
+    p.add_argument("--render-size", type=int, default=256, help="side of each video tile, in pixels")
+    p.add_argument("--workers", type=int, default=None,
+                   help="env worker processes (default: one per core, capped by --episodes; 1: no worker processes)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error("--episodes must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        p.error("--workers must be at least 1")
+    if args.render_size < 16:
+        p.error("--render-size must be at least 16")
     return args
 
 
@@ -52,7 +60,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"({', '.join(spec.robots)}): {args.episodes} episodes")
     metrics = evaluate_policy(policy, preprocessor, postprocessor, spec, args.episodes,
                               args.max_steps or spec.horizon, seed=args.eval_seed, video_path=video,
-                              video_episodes=args.video_episodes, progress=True)
+                              video_episodes=args.video_episodes, render_camera=args.render_camera,
+                              render_size=args.render_size, progress=True, workers=args.workers)
     print(format_metrics(metrics))
     if video is not None:
         print(f"  Video: {video}")

@@ -1,48 +1,183 @@
-"""Roll a policy out in the Robosuite env its EnvSpec describes, and measure it."""
+"""Roll a policy out in the Robosuite envs its EnvSpecs describe, and measure it.
+
+``evaluate_policy`` scores one env; ``evaluate_tasks`` several (EnvSpecs that differ), with
+metrics per task and overall. Episodes run in worker processes (one per core by default)
+and the policy is batched across them in this process; see ``sir.eval.engine``.
+"""
 
 from __future__ import annotations
 
-import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from sir.envs.factory import check_success, make_env, observation_to_features, render_frame, reset_env
-from sir.envs.spec import IMAGE_FEATURE_PREFIX, EnvSpec
+from sir.envs.spec import EnvSpec
+from sir.eval import pool as pools
+from sir.eval.batch import features_to_batch, to_policy_batch
+from sir.eval.engine import Engine, PlannedEpisode
+from sir.eval.metrics import format_metrics, summarize, wilson_interval
+from sir.eval.worker import ENV_BUILD_SEED, EnvKey
+
+__all__ = [
+    "DEFAULT_EVAL_SEED",
+    "EvalTask",
+    "evaluate_policy",
+    "evaluate_tasks",
+    "features_to_batch",
+    "format_metrics",
+    "to_policy_batch",
+    "wilson_interval",
+]
+
+# Two lanes a worker: one lane's envs step while the policy computes the other's actions.
+LANES_PER_WORKER = 2
+# Envs a policy batch holds at most by default: batching saves the main process time, but a
+# worker steps a lane's envs one after another and builds each once (seconds each).
+MAX_DEFAULT_BATCH_WIDTH = 4
 
 # Evaluation seeds live far from the recording seeds (0, 1, 2, ...), so a policy is never
 # scored on the exact initial states of its training demos.
 DEFAULT_EVAL_SEED = 100_000
 
 
-def to_policy_batch(features: dict[str, np.ndarray], task: str) -> dict[str, Any]:
-    """One observation as a batch of one, in LeRobotDataset's conventions
-    (state float32; images CHW float in [0, 1])."""
-    batch: dict[str, Any] = {}
-    for key, value in features.items():
-        if key.startswith(IMAGE_FEATURE_PREFIX):
-            batch[key] = torch.from_numpy(value).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
-        else:
-            batch[key] = torch.from_numpy(value).unsqueeze(0)
-    batch["task"] = [task]
-    return batch
+@dataclass
+class EvalTask:
+    """``episodes`` episodes of the env ``spec`` describes, reported under ``name``.
+    ``max_steps`` defaults to the evaluation's, then to the spec's horizon."""
+
+    name: str
+    spec: EnvSpec
+    episodes: int
+    max_steps: int | None = None
+
+    @classmethod
+    def of(cls, task: EvalTask | Sequence[Any]) -> EvalTask:
+        if isinstance(task, EvalTask):
+            return task
+        name, spec, episodes, *rest = task
+        spec = spec if isinstance(spec, EnvSpec) else EnvSpec.from_dict(spec)
+        return cls(str(name), spec, int(episodes), *rest)
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return (0.0, 0.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def default_batch_width(episodes: int, cores: int) -> int:
+    """Envs a policy batch holds: as many as leave every core two waves to run, at most
+    ``MAX_DEFAULT_BATCH_WIDTH``. It depends on the episodes and the machine, never on the
+    ``workers`` asked for, so per-episode results do not either."""
+    return max(1, min(MAX_DEFAULT_BATCH_WIDTH, episodes // (LANES_PER_WORKER * cores)))
+
+
+def plan_waves(
+    tasks: list[EvalTask],
+    max_steps: int | None,
+    seed: int,
+    width: int,
+    video_episodes: int,
+    render_camera: str | None,
+    render_size: int,
+) -> list[list[PlannedEpisode]]:
+    """Episode i of a task starts from ``seed + i``; episodes go in order into waves of
+    ``width`` (a task's last wave may be narrower); the first ``video_episodes`` record."""
+    waves: list[list[PlannedEpisode]] = []
+    order = 0
+    for task in tasks:
+        key = EnvKey.make(task.spec, render_camera, render_size, ENV_BUILD_SEED)
+        steps = task.max_steps or max_steps or task.spec.horizon
+        plans = []
+        for i in range(task.episodes):
+            plans.append(PlannedEpisode(order, task.name, task.spec.task, i, seed + i, steps, key,
+                                        record=order < video_episodes))
+            order += 1
+        waves.extend(plans[j:j + width] for j in range(0, len(plans), width))
+    return waves
 
 
 @torch.no_grad()
+def evaluate_tasks(
+    policy: Any,
+    preprocessor: Any,
+    postprocessor: Any,
+    tasks: Sequence[EvalTask | Sequence[Any]],
+    max_steps: int | None = None,
+    seed: int = DEFAULT_EVAL_SEED,
+    workers: int | None = None,
+    video_path: str | Path | None = None,
+    video_episodes: int = 4,
+    render_camera: str = "agentview",
+    render_size: int = 256,
+    progress: bool = False,
+    batch_width: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate on several tasks: ``tasks`` are EvalTask or (name, spec, episodes[, max_steps]).
+
+    Returns the metrics of all episodes (see ``evaluate_policy``) and, under ``per_task``,
+    each task's own. ``workers``: None for one process per core (capped by the waves of
+    episodes), 1 to run in this process. ``batch_width`` (default: ``default_batch_width``)
+    fixes how episodes are grouped into waves for the batched policy; per-episode results
+    depend on it (batched float maths can differ in the last bits), never on ``workers``.
+    """
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    tasks = [EvalTask.of(t) for t in tasks]
+    if not tasks or any(t.episodes < 1 for t in tasks):
+        raise ValueError("every evaluation task needs at least one episode")
+    total = sum(t.episodes for t in tasks)
+    cores = pools.default_workers()
+    width = batch_width or default_batch_width(max(t.episodes for t in tasks), cores)
+    record = video_path is not None and video_episodes > 0
+    waves = plan_waves(tasks, max_steps, seed, width, video_episodes if record else 0,
+                       render_camera if record else None, render_size)
+    n_workers = cores if workers is None else max(1, workers)
+    n_workers = min(n_workers, len(waves))
+    lanes = min(len(waves), LANES_PER_WORKER * n_workers) if n_workers > 1 else 1
+
+    workers_ready = time.perf_counter()
+    backend = pools.shared_workers(n_workers)
+    startup = time.perf_counter() - workers_ready
+    was_training = policy.training
+    threads = torch.get_num_threads()
+    # Batches here are a few rows: one thread computes them fastest, leaves the cores to the
+    # simulators, and keeps the float maths the same however many workers run.
+    torch.set_num_threads(1)
+    policy.eval()
+    bar = tqdm(total=total, desc="Evaluating", unit="ep", leave=False, disable=not progress)
+    try:
+        engine = Engine(policy, preprocessor, postprocessor, backend, waves, lanes, seed,
+                        on_episodes=bar.update, n_workers=n_workers)
+        result = engine.run()
+    except BaseException:
+        # Ctrl-C or an error mid-evaluation: the workers hold half-run episodes; stop them all.
+        pools.discard(backend)
+        raise
+    finally:
+        bar.close()
+        torch.set_num_threads(threads)
+        policy.train(was_training)
+
+    video = None
+    if record and result.frames:
+        from sir.eval.video import write_episode_grid
+
+        recorded = [(result.episodes[i], result.frames[i]) for i in sorted(result.frames)]
+        video = write_episode_grid(video_path, recorded, fps=tasks[0].spec.control_freq)
+    wall = time.perf_counter() - start
+    metrics = summarize(result.episodes, result.rollout_time_s, wall)
+    metrics.update(startup_s=startup, workers=n_workers,
+                   worker_restarts=result.worker_restarts)
+    if len(tasks) > 1:
+        metrics["per_task"] = {
+            t.name: summarize([e for e in result.episodes if e["task"] == t.name], result.rollout_time_s, wall)
+            for t in tasks
+        }
+    if video is not None:
+        metrics["video"] = str(video)
+    return metrics
+
+
 def evaluate_policy(
     policy: Any,
     preprocessor: Any,
@@ -56,78 +191,20 @@ def evaluate_policy(
     render_camera: str = "agentview",
     render_size: int = 256,
     progress: bool = False,
+    workers: int | None = None,
+    batch_width: int | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` rollouts; episode i always starts from the state of ``seed + i``.
 
-    Success is the task's own check at any step; the episode stops there.
+    Success is the task's own check at any step; the episode stops there. An unstable
+    simulation or a non-finite action fails its episode (``failure`` says why). Returns
+    success_rate, success_ci95 [low, high], avg_reward, avg_length, episodes, wall_time_s,
+    env_steps_per_s, per_episode (episode, seed, success, reward, length, failure), the
+    failures by reason, and 'video' (a path) when one was written. ``workers`` and
+    ``batch_width``: see ``evaluate_tasks``.
     """
-    from tqdm import tqdm
-
-    record = video_path is not None and video_episodes > 0
-    env = make_env(spec, render_camera=render_camera if record else None, render_size=render_size)
-    was_training = policy.training
-    policy.eval()
-    results = []
-    frames: list[np.ndarray] = []
-    start = time.perf_counter()
-    total_steps = 0
-    try:
-        for ep in tqdm(range(episodes), desc="Evaluating", unit="ep", leave=False, disable=not progress):
-            obs = reset_env(env, seed + ep)
-            policy.reset()
-            reward_sum, success, steps, failure = 0.0, False, 0, None
-            for _ in range(max_steps):
-                if record and ep < video_episodes:
-                    frames.append(render_frame(env, render_camera, render_size))
-                batch = preprocessor(to_policy_batch(observation_to_features(obs, spec), spec.task))
-                action = postprocessor(policy.select_action(batch))
-                action = action.squeeze(0).cpu().numpy()
-                if not np.all(np.isfinite(action)):
-                    failure = "non-finite action"
-                    break
-                obs, reward, done, _ = env.step(action)
-                steps += 1
-                reward_sum += float(reward)
-                if check_success(env):
-                    success = True
-                    break
-                if done:
-                    break
-            total_steps += steps
-            results.append({"episode": ep, "seed": seed + ep, "success": success, "reward": reward_sum,
-                            "length": steps, "failure": failure})
-    finally:
-        env.close()
-        policy.train(was_training)
-    wall = time.perf_counter() - start
-    n_success = sum(r["success"] for r in results)
-    low, high = wilson_interval(n_success, len(results))
-    metrics = {
-        "success_rate": n_success / max(1, len(results)),
-        "success_ci95": [low, high],
-        "avg_reward": float(np.mean([r["reward"] for r in results])) if results else 0.0,
-        "avg_length": float(np.mean([r["length"] for r in results])) if results else 0.0,
-        "episodes": len(results),
-        "wall_time_s": wall,
-        "env_steps_per_s": total_steps / wall if wall > 0 else 0.0,
-        "per_episode": results,
-    }
-    if record and frames:
-        import imageio.v2 as imageio
-
-        video_path = Path(video_path)
-        video_path.parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimsave(video_path, frames, fps=spec.control_freq)
-        metrics["video"] = str(video_path)
-    return metrics
-
-
-def format_metrics(metrics: dict[str, Any]) -> str:
-    low, high = metrics["success_ci95"]
-    return (
-        f"  Success Rate: {100 * metrics['success_rate']:.1f}% (95% CI {100 * low:.0f}-{100 * high:.0f}%, "
-        f"{metrics['episodes']} episodes)\n"
-        f"  Avg Reward: {metrics['avg_reward']:.3f}\n"
-        f"  Avg Length: {metrics['avg_length']:.1f}\n"
-        f"  Env steps/s: {metrics['env_steps_per_s']:.0f}"
+    return evaluate_tasks(
+        policy, preprocessor, postprocessor, [EvalTask(spec.env_name, spec, episodes, max_steps)],
+        seed=seed, workers=workers, video_path=video_path, video_episodes=video_episodes,
+        render_camera=render_camera, render_size=render_size, progress=progress, batch_width=batch_width,
     )

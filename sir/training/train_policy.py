@@ -92,6 +92,7 @@ def train(args: argparse.Namespace) -> Path:
 
     from sir.data import make_mixture, parse_repo_ids
     from sir.envs.spec import spec_for_dataset
+    from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
     from sir.policies import build_config
     from sir.training import finetune
@@ -234,6 +235,7 @@ def train(args: argparse.Namespace) -> Path:
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
     best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
+    losses: list[tuple[int, float]] = []  # (step, loss) since the last evaluation, for its plot
 
     def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
         info = {"step": step, "policy": policy_name, "preset": args.preset, "metrics": metrics,
@@ -249,8 +251,11 @@ def train(args: argparse.Namespace) -> Path:
         nonlocal best
         video = video_dir / f"eval_step_{step}.mp4" if args.save_video else None
         metrics = evaluate_policy(model, preprocessor, postprocessor, spec, args.eval_episodes, args.max_steps,
-                                  seed=eval_seed, video_path=video, video_episodes=args.video_episodes)
+                                  seed=eval_seed, video_path=video, video_episodes=args.video_episodes,
+                                  workers=args.eval_workers)
         tqdm.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
+        record_evaluation(run_dir, step, metrics, losses)
+        losses.clear()
         logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
                           "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
                    video=metrics.get("video"))
@@ -278,6 +283,7 @@ def train(args: argparse.Namespace) -> Path:
             continue
         bar.set_postfix(loss=f"{loss:.4f}")
         if step % args.log_freq == 0 or step == start_step + 1:
+            losses.append((step, loss))
             record = {"train/loss": loss, "train/grad_norm": grad_norm,
                       "train/lr": optimizer.param_groups[0]["lr"], "train/elapsed_s": time.perf_counter() - start}
             record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})

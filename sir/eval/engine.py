@@ -1,0 +1,279 @@
+"""The rollout scheduler: waves of episodes stepped in lockstep, policy batched across a wave.
+
+Why waves: a lerobot policy keeps per-episode state on its instance (ACT's and Diffusion's
+action queues, Diffusion's observation history) and, given a batch, keeps it batched: the
+queue holds (B, action_dim) actions, all refilled at the same step. So the envs that share
+a policy instance must start their episodes together. A wave is a fixed group of episodes
+(episode i always in the same wave, at the same row, whatever the number of workers, so
+results do not depend on it); its envs step in lockstep; a finished env keeps its row with
+its own last observation and its actions are dropped, so every env's actions come from
+its own observations alone. The next wave starts after a ``reset()``.
+
+Why lanes: a lane runs one wave after another with its own policy instance (weights
+shared), and all its envs live in one worker. Workers never wait for each other (a worker
+that the OS pauses holds up only its own lanes), and with two lanes a worker, one lane's
+envs step while the main process computes the other's actions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from sir.errors import UserError
+from sir.eval.batch import RngStream, clone_policy, features_to_batch, policy_device, wave_seed
+from sir.eval.pool import Event, describe_exit
+from sir.eval.worker import FAILURE_ACTION, EnvKey, StepReport, WorkerError
+
+# A wave whose worker keeps dying is re-run this many times; then the episodes on that
+# worker are failed, so one episode that crashes the simulator cannot stall an evaluation.
+MAX_WAVE_RESTARTS = 2
+# No answer from any worker for this long means something is stuck, not slow.
+SILENCE_LIMIT_S = 600.0
+
+_tokens = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class PlannedEpisode:
+    order: int  # position in the evaluation (and in its per_episode list)
+    task: str
+    instruction: str
+    episode: int  # index within its task: it starts from the state of ``seed``
+    seed: int
+    max_steps: int
+    key: EnvKey
+    record: bool
+
+
+@dataclass
+class _Slot:
+    plan: PlannedEpisode
+    live: bool = True
+    started: bool = False
+    features: dict[str, np.ndarray] | None = None
+    steps: int = 0
+    reward: float = 0.0
+    success: bool = False
+    failure: str | None = None
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    def finish(self, success: bool, failure: str | None) -> None:
+        self.live = False
+        self.success = success
+        self.failure = failure
+
+    def result(self) -> dict[str, Any]:
+        p = self.plan
+        return {"episode": p.episode, "seed": p.seed, "success": self.success, "reward": self.reward,
+                "length": self.steps, "failure": self.failure, "task": p.task}
+
+
+@dataclass
+class _Lane:
+    index: int
+    policy: Any
+    wave: int | None = None
+    token: int = 0
+    slots: list[_Slot] = field(default_factory=list)
+    awaiting: set[int] = field(default_factory=set)
+    restarts: int = 0
+    doomed: dict[int, str] = field(default_factory=dict)
+    rng: RngStream | None = None
+
+
+@dataclass
+class EngineResult:
+    episodes: list[dict[str, Any]]
+    frames: dict[int, list[np.ndarray]]
+    worker_restarts: int
+    rollout_time_s: float
+
+
+class Engine:
+    """Runs ``waves`` (lists of planned episodes) with ``lanes`` policy lanes on the first
+    ``n_workers`` workers of ``workers``; lane l lives on worker l % n_workers."""
+
+    def __init__(
+        self,
+        policy: Any,
+        preprocessor: Callable,
+        postprocessor: Callable,
+        workers: Any,
+        waves: list[list[PlannedEpisode]],
+        lanes: int,
+        seed: int,
+        on_episodes: Callable[[int], None] | None = None,
+        n_workers: int | None = None,
+    ):
+        self.preprocessor = preprocessor
+        self.postprocessor = postprocessor
+        self.workers = workers
+        self.n_workers = min(n_workers or workers.size, workers.size)
+        self.waves = waves
+        self.seed = seed
+        self.on_episodes = on_episodes or (lambda n: None)
+        self.width = max(len(w) for w in waves)
+        self.device = policy_device(policy)
+        policies = [policy]
+        for _ in range(lanes - 1):
+            try:
+                policies.append(clone_policy(policy))
+            except Exception:  # a policy that cannot be copied runs one lane: slower, still right
+                break
+        self.lanes = [_Lane(i, p) for i, p in enumerate(policies)]
+        self.results: dict[int, dict[str, Any]] = {}
+        self.frames: dict[int, list[np.ndarray]] = {}
+        self.worker_restarts = 0
+
+    # -- slots and workers -------------------------------------------------------------
+    def _slot_id(self, lane: _Lane, pos: int) -> int:
+        return lane.index * self.width + pos
+
+    def _worker_of(self, lane: _Lane, pos: int) -> int:
+        return lane.index % self.n_workers
+
+    def _send(self, lane: _Lane, commands: dict[int, tuple]) -> None:
+        by_worker: dict[int, list[tuple]] = {}
+        for pos, command in commands.items():
+            by_worker.setdefault(self._worker_of(lane, pos), []).append(command)
+        for worker, batch in by_worker.items():
+            self.workers.send(worker, batch)
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> EngineResult:
+        start = time.perf_counter()
+        for worker in range(self.n_workers):
+            self.workers.send(worker, [("release", None, None)])
+        pending = deque(range(len(self.waves)))
+        for lane in self.lanes:
+            self._assign(lane, pending)
+        quiet_since = time.perf_counter()
+        while any(lane.wave is not None for lane in self.lanes):
+            for lane in self.lanes:
+                # A lane whose answers are all in moves on at once; only then wait for workers.
+                while lane.wave is not None and not lane.awaiting:
+                    if any(slot.live for slot in lane.slots):
+                        self._step(lane)
+                    else:
+                        self._finish_wave(lane)
+                        self._assign(lane, pending)
+            if not any(lane.wave is not None for lane in self.lanes):
+                break
+            events = self.workers.receive(timeout=1.0)
+            if events:
+                quiet_since = time.perf_counter()
+            elif time.perf_counter() - quiet_since > SILENCE_LIMIT_S:
+                raise RuntimeError(f"no answer from the evaluation workers in {SILENCE_LIMIT_S:.0f} s")
+            for event in events:
+                self._on_event(event)
+        for lane in self.lanes:
+            lane.policy.reset()
+        episodes = [self.results[i] for i in sorted(self.results)]
+        return EngineResult(episodes, self.frames, self.worker_restarts, time.perf_counter() - start)
+
+    def _assign(self, lane: _Lane, pending: deque[int]) -> None:
+        lane.wave = pending.popleft() if pending else None
+        lane.restarts = 0
+        lane.doomed = {}
+        if lane.wave is not None:
+            self._launch(lane)
+
+    def _launch(self, lane: _Lane) -> None:
+        """Start (or start again) the lane's wave from its episodes' initial states."""
+        plans = self.waves[lane.wave]
+        lane.token = next(_tokens)
+        lane.policy.reset()
+        lane.rng = RngStream(wave_seed(self.seed, lane.wave), self.device)
+        lane.slots = [_Slot(plan) for plan in plans]
+        commands = {}
+        for pos, slot in enumerate(lane.slots):
+            if pos in lane.doomed:
+                slot.finish(False, lane.doomed[pos])
+                continue
+            p = slot.plan
+            commands[pos] = ("start", self._slot_id(lane, pos), lane.token, p.key, p.seed, p.max_steps, p.record)
+        lane.awaiting = set(commands)
+        self._send(lane, commands)
+
+    def _step(self, lane: _Lane) -> None:
+        """One batched policy call for the lane's wave, and the step of every live env."""
+        fallback = next(s.features for s in lane.slots if s.live)
+        rows = [s.features if s.features is not None else fallback for s in lane.slots]
+        batch = features_to_batch(rows, [s.plan.instruction for s in lane.slots])
+        with torch.no_grad(), lane.rng.active():
+            action = self.postprocessor(lane.policy.select_action(self.preprocessor(batch)))
+        actions = action.detach().to("cpu", torch.float32).numpy()
+        finite = np.isfinite(actions).all(axis=1)
+        commands = {}
+        for pos, slot in enumerate(lane.slots):
+            if not slot.live:
+                continue
+            if not finite[pos]:
+                slot.finish(False, FAILURE_ACTION)
+                continue
+            commands[pos] = ("step", self._slot_id(lane, pos), lane.token, actions[pos])
+        lane.awaiting = set(commands)
+        self._send(lane, commands)
+
+    def _finish_wave(self, lane: _Lane) -> None:
+        for slot in lane.slots:
+            self.results[slot.plan.order] = slot.result()
+            if slot.plan.record:
+                self.frames[slot.plan.order] = slot.frames
+        self.on_episodes(len(lane.slots))
+
+    # -- answers -----------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        if event.replies is None:
+            self._on_death(event)
+            return
+        for slot_id, token, report in event.replies:
+            lane_index = slot_id // self.width
+            if lane_index >= len(self.lanes) or token != self.lanes[lane_index].token:
+                continue  # an answer for a run of a wave that was started again
+            lane = self.lanes[lane_index]
+            if isinstance(report, WorkerError):
+                if report.user_error:
+                    raise UserError(report.message.split(": ", 1)[-1])
+                raise RuntimeError(f"an evaluation worker failed: {report.message}\n{report.traceback}")
+            self._on_report(lane, slot_id % self.width, report)
+
+    def _on_report(self, lane: _Lane, pos: int, report: StepReport) -> None:
+        slot = lane.slots[pos]
+        lane.awaiting.discard(pos)
+        if slot.started:
+            slot.steps += 1
+        slot.started = True
+        slot.reward += report.reward
+        if report.features is not None:
+            slot.features = report.features
+        if report.frame is not None:
+            slot.frames.append(report.frame)
+        if report.done:
+            slot.finish(report.success, report.failure)
+
+    def _on_death(self, event: Event) -> None:
+        self.worker_restarts += 1
+        if self.worker_restarts > 3 * self.n_workers + len(self.waves):
+            raise RuntimeError(f"evaluation workers keep dying (last: {describe_exit(event.exitcode)})")
+        self.workers.replace(event.worker)
+        for lane in self.lanes:
+            if lane.wave is None:
+                continue
+            hit = [pos for pos, slot in enumerate(lane.slots)
+                   if slot.live and self._worker_of(lane, pos) == event.worker]
+            if not hit:
+                continue
+            lane.restarts += 1
+            if lane.restarts > MAX_WAVE_RESTARTS:
+                for pos in hit:
+                    lane.doomed[pos] = f"worker process died ({describe_exit(event.exitcode)})"
+            self._launch(lane)

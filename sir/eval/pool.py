@@ -1,0 +1,223 @@
+"""Where evaluation envs live: worker processes (one per core by default) or the main process.
+
+Both answer the same protocol (see ``sir.eval.worker``). A pool of worker processes is kept
+between evaluations, since starting one (importing robosuite, building envs) takes seconds
+and training evaluates many times; it is closed when the program exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import signal
+from multiprocessing.connection import wait
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from sir.eval.worker import SlotEnvs, handle, worker_main
+
+
+class Event(NamedTuple):
+    """Replies from a worker, or (``replies`` None) the news that it died."""
+
+    worker: int
+    replies: list[tuple] | None
+    exitcode: int | None = None
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _context() -> Any:
+    # Fork would copy the main process's torch threads and any GL context into the workers,
+    # neither of which survives it. A fork server preloads robosuite once, so each worker
+    # (and each replacement of a dead one) starts without paying for that import again.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["sir.eval.worker", "robosuite"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class WorkerPool:
+    """``size`` worker processes, each serving the slots ``slot % size == index``."""
+
+    def __init__(self, size: int):
+        if size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.size = size
+        self._ctx = _context()
+        self._procs: list[Any] = [None] * size
+        self._conns: list[Any] = [None] * size
+        self.closed = False
+        for index in range(size):
+            self._start(index)
+
+    def _start(self, index: int) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=worker_main, args=(child,), name=f"sir-eval-worker-{index}", daemon=True)
+        proc.start()
+        child.close()
+        self._procs[index], self._conns[index] = proc, parent
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
+
+    def send(self, index: int, commands: list[tuple]) -> None:
+        try:
+            self._conns[index].send(commands)
+        except (BrokenPipeError, OSError):
+            pass  # the worker is dead; receive() reports it through its sentinel
+
+    def receive(self, timeout: float | None = None) -> list[Event]:
+        conns = {conn: i for i, conn in enumerate(self._conns)}
+        sentinels = {proc.sentinel: i for i, proc in enumerate(self._procs)}
+        events: list[Event] = []
+        dead: set[int] = set()
+        for ready in wait([*conns, *sentinels], timeout):
+            if ready in sentinels:
+                dead.add(sentinels[ready])
+                continue
+            index = conns[ready]
+            try:
+                while True:
+                    events.append(Event(index, ready.recv()))
+                    if not ready.poll():
+                        break
+            except (EOFError, OSError):
+                dead.add(index)
+        for index in sorted(dead):
+            proc = self._procs[index]
+            proc.join(timeout=5)
+            if proc.is_alive():  # closed its pipe yet lingers: not a worker to trust
+                proc.kill()
+                proc.join()
+            events.append(Event(index, None, proc.exitcode))
+        return events
+
+    def replace(self, index: int) -> None:
+        """Start a fresh worker in place of a dead one; it builds its envs on first need."""
+        proc = self._procs[index]
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        self._conns[index].close()
+        self._start(index)
+
+    def revive(self) -> int:
+        """Replace workers that died while the pool sat idle; how many were replaced."""
+        dead = [i for i, proc in enumerate(self._procs) if not proc.is_alive()]
+        for index in dead:
+            self.replace(index)
+        return len(dead)
+
+    def close(self, graceful: bool = True) -> None:
+        """Stop every worker and wait for it, so none outlives the evaluation as an orphan."""
+        if self.closed:
+            return
+        self.closed = True
+        if graceful:
+            for conn in self._conns:
+                try:
+                    conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+            for proc in self._procs:
+                proc.join(timeout=3)
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+
+
+class InProcess:
+    """The slots run in the calling process, one after another (``workers=1``)."""
+
+    size = 1
+    pids: list[int] = []
+    closed = False
+
+    def __init__(self) -> None:
+        self.envs = SlotEnvs()
+        self._pending: list[Event] = []
+
+    def send(self, index: int, commands: list[tuple]) -> None:
+        # Resets seed NumPy's global RNG; the caller's (e.g. the trainer's) stream is put back.
+        saved = np.random.get_state()
+        try:
+            self._pending.append(Event(0, handle(self.envs, commands)))
+        finally:
+            np.random.set_state(saved)
+
+    def receive(self, timeout: float | None = None) -> list[Event]:
+        events, self._pending = self._pending, []
+        return events
+
+    def replace(self, index: int) -> None:
+        raise RuntimeError("the in-process evaluator has no worker to replace")
+
+    def revive(self) -> int:
+        return 0
+
+    def close(self, graceful: bool = True) -> None:
+        self.envs.close()
+
+
+_shared: dict[str, Any] = {}
+
+
+def shared_workers(workers: int) -> WorkerPool | InProcess:
+    """The pool kept for this process's evaluations: in-process for ``workers`` <= 1, else
+    a pool of at least ``workers`` processes (a larger one is kept and partly used, so
+    evaluations of different sizes do not restart workers; a smaller one is replaced)."""
+    if workers <= 1:
+        if "local" not in _shared:
+            _shared["local"] = InProcess()
+        return _shared["local"]
+    pool = _shared.get("pool")
+    if pool is not None and (pool.closed or pool.size < workers):
+        pool.close()
+        pool = None
+    if pool is None:
+        pool = _shared["pool"] = WorkerPool(workers)
+    else:
+        pool.revive()
+    return pool
+
+
+def discard(pool: WorkerPool | InProcess, graceful: bool = False) -> None:
+    """Close ``pool`` after an evaluation that ended abnormally; its workers may still be
+    busy with commands nobody will read, so the next evaluation starts fresh ones."""
+    pool.close(graceful=graceful)
+    for name, shared in list(_shared.items()):
+        if shared is pool:
+            del _shared[name]
+
+
+@atexit.register
+def close_shared() -> None:
+    for pool in list(_shared.values()):
+        pool.close()
+    _shared.clear()

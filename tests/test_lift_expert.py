@@ -3,8 +3,8 @@ import pytest
 from sir.data.collect import run_expert_episode
 from sir.envs.factory import make_env
 from sir.envs.spec import default_spec
-from sir.experts import ExpertNoise, make_expert
 from sir.errors import UserError
+from sir.experts import ExpertNoise, make_expert
 
 
 def test_lift_expert_succeeds_on_at_least_9_of_10_seeds_with_recording_noise():

@@ -9,9 +9,15 @@ import numpy as np
 from sir.errors import UserError
 from sir.experts.base import Expert, ExpertNoise
 from sir.experts.lift import LiftExpert
+from sir.experts.pick_place_can import PickPlaceCanExpert
+from sir.experts.square import SquareExpert
+from sir.experts.stack import StackExpert
 
 EXPERTS: dict[str, Callable[..., Expert]] = {
     "Lift": LiftExpert,
+    "PickPlaceCan": PickPlaceCanExpert,
+    "NutAssemblySquare": SquareExpert,
+    "Stack": StackExpert,
 }
 
 

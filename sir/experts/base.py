@@ -33,3 +33,54 @@ class ExpertNoise:
 def move_towards(current: np.ndarray, target: np.ndarray, gain: float, max_step: float = 1.0) -> np.ndarray:
     """A proportional OSC delta command towards ``target``, clipped to the controller's range."""
     return np.clip(gain * (np.asarray(target) - np.asarray(current)), -max_step, max_step)
+
+
+# -- orientation ------------------------------------------------------------------------
+# The BASIC controller maps a rotation command of 1.0 to 0.5 rad about a base-frame axis.
+ROTATION_PER_UNIT = 0.5
+
+# The Panda's eef frame when its gripper points straight down with its fingers closing along
+# world y (robosuite's home pose): its x axis along world x, its y (finger) axis along -y.
+_GRIPPER_DOWN = np.diag([1.0, -1.0, -1.0])
+
+
+def quat_to_mat(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a robosuite quaternion (x, y, z, w)."""
+    from robosuite.utils import transform_utils
+
+    return transform_utils.quat2mat(np.asarray(quat_xyzw, dtype=float))
+
+
+def yaw_of(mat: np.ndarray) -> float:
+    """Heading of a frame's x axis in the horizontal plane."""
+    return float(np.arctan2(mat[1, 0], mat[0, 0]))
+
+
+def wrap_angle(angle: float, period: float = 2 * np.pi) -> float:
+    """``angle`` folded into [-period/2, period/2)."""
+    return float((angle + period / 2) % period - period / 2)
+
+
+def gripper_down(yaw: float) -> np.ndarray:
+    """The eef orientation pointing straight down, turned by ``yaw`` about world z.
+
+    At yaw 0 the fingers close along world y; in general along (sin yaw, -cos yaw, 0).
+    """
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ _GRIPPER_DOWN
+
+
+def rotate_towards(
+    current: np.ndarray, target: np.ndarray, gain: float, max_step: float = 1.0
+) -> np.ndarray:
+    """A proportional OSC rotation command from orientation ``current`` to ``target`` (matrices)."""
+    from robosuite.utils import transform_utils
+
+    rotvec = transform_utils.quat2axisangle(transform_utils.mat2quat(target @ current.T))
+    return np.clip(gain * rotvec / ROTATION_PER_UNIT, -max_step, max_step)
+
+
+def finger_gap(obs: dict[str, np.ndarray]) -> float:
+    """Distance between the Panda's fingers (about 0.08 m open, 0 closed on nothing)."""
+    qpos = obs["robot0_gripper_qpos"]
+    return float(qpos[0] - qpos[1])

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sir.data.args import add_mixture_arguments
 from sir.errors import UserError
 
 CONFIG_FILENAME = "train_config.json"
@@ -41,19 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained-path", default=None,
                    help="local folder of a pretrained backbone model (pi0, smolvla, ...) instead of the hub")
 
-    g = p.add_argument_group("data")
-    g.add_argument("--repo-ids", default=None, help="comma-separated dataset names (required)")
-    g.add_argument("--root", default=None, help="folder holding the datasets (default: the Hugging Face cache)")
+    # The dataset flags are sir.data's own, shared with `python -m sir.data.verify` so that a
+    # verified command line trains on exactly what was verified.
+    add_mixture_arguments(p, require_repo_ids=False)
+    g = p.add_argument_group("env (datasets without an EnvSpec)")
     g.add_argument("--env", default=None, help="Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)")
     g.add_argument("--robot", default=None, help="robot, only for datasets recorded without an EnvSpec (default: Panda)")
-    g.add_argument("--episodes", default=None,
-                   help='episodes per dataset, e.g. "lift_demos=0:25,lift_dagger=all", or a YAML/JSON file')
-    g.add_argument("--dataset-weights", default=None,
-                   help="comma-separated share of samples drawn from each dataset, e.g. 1,2 (normalized)")
-    g.add_argument("--balance-datasets", action="store_true", help="draw equally from every dataset")
-    g.add_argument("--balance-episodes", action="store_true", help="make every episode equally likely")
-    g.add_argument("--no-dagger-filter", action="store_true",
-                   help="train on every frame of DAgger datasets, not only the successful human corrections")
 
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=int, default=16)
@@ -61,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--training-steps", type=int, default=10000, help="optimizer steps")
     g.add_argument("--grad-accum-steps", type=int, default=1,
                    help="micro-batches per optimizer step; the effective batch is batch-size x this")
-    g.add_argument("--seed", type=int, default=0)
     g.add_argument("--grad-clip-norm", type=float, default=None, help="gradient clipping (default: the policy's optimizer preset)")
     g.add_argument("--log-freq", type=int, default=50, help="log the loss every N steps")
     g.add_argument("--amp", action="store_true", help="mixed precision (bf16/fp16) on CUDA")

@@ -91,6 +91,7 @@ def train(args: argparse.Namespace) -> Path:
     from tqdm import tqdm
 
     from sir.data import make_mixture, parse_repo_ids
+    from sir.data.args import mixture_kwargs
     from sir.envs.spec import spec_for_dataset
     from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
@@ -135,11 +136,7 @@ def train(args: argparse.Namespace) -> Path:
 
     # ---- data ------------------------------------------------------------------------
     say("\nFiltering datasets...")
-    mixture = make_mixture(
-        repo_ids, root=args.root, episodes=args.episodes, weights=args.dataset_weights,
-        balance_datasets=args.balance_datasets, balance_episodes=args.balance_episodes,
-        dagger_filter=not args.no_dagger_filter, seed=args.seed, verbose=main_process,
-    )
+    mixture = make_mixture(**{**mixture_kwargs(args), "repo_ids": repo_ids}, verbose=main_process)
     spec = next((s for s in mixture.env_specs if s is not None), None)
     if spec is None:
         spec = spec_for_dataset(mixture.infos[0].root, args.env, args.robot)

@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repo-id", required=True, help="dataset name; written to <root>/<repo-id>")
     p.add_argument("--cameras", default="", help="comma-separated cameras to record, e.g. agentview,robot0_eye_in_hand")
     p.add_argument("--image-size", type=int, default=84, help="camera image height and width (default: 84)")
+    p.add_argument("--state-keys", default=None,
+                   help="robosuite observation keys, comma-separated, concatenated into observation.state "
+                   "(default: the env's layout, see sir.envs.spec)")
+    p.add_argument("--env-state-keys", default=None,
+                   help="observation keys concatenated into observation.environment_state (default: the env's layout)")
     p.add_argument("--max-steps", type=int, default=200, help="step limit per episode (default: 200)")
     p.add_argument("--seed", type=int, default=0, help="first episode's seed; episode i uses seed+i (default: 0)")
     p.add_argument("--noise", type=float, default=0.1, help="std of Gaussian noise on the expert's arm commands (default: 0.1)")
@@ -84,7 +89,13 @@ def main(argv: list[str] | None = None) -> Path | None:
         print(f"{target} exists; not recording again.")
         return target
     cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
-    spec = default_spec(args.env, args.robot, cameras=cameras, image_size=args.image_size, horizon=args.max_steps)
+    layout = {}
+    if args.state_keys:
+        layout["state_keys"] = [k.strip() for k in args.state_keys.split(",") if k.strip()]
+    if args.env_state_keys:
+        layout["env_state_keys"] = [k.strip() for k in args.env_state_keys.split(",") if k.strip()]
+    spec = default_spec(args.env, args.robot, cameras=cameras, image_size=args.image_size, horizon=args.max_steps,
+                        **layout)
     expert = make_expert(args.env, ExpertNoise(args.noise, args.target_jitter), seed=args.seed)
     env = make_env(spec)
     example = observation_to_features(reset_env(env, args.seed), spec)

@@ -73,3 +73,15 @@ def test_recorded_camera_frame_matches_a_fresh_render_of_the_same_state(tmp_path
     # Video compression blurs a little; a flipped or other image would be far off.
     assert err < 0.04
     assert err < err_flipped / 2
+
+
+def test_layout_flags_choose_the_recorded_observation_keys(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    collect(["--episodes", "1", "--root", str(tmp_path), "--repo-id", "lean", "--max-steps", "3", "--keep-failures",
+             "--state-keys", "robot0_eef_pos,robot0_gripper_qpos", "--env-state-keys", "cube_pos"])
+    meta = LeRobotDatasetMetadata("lean", root=tmp_path / "lean")
+    assert meta.features["observation.state"]["shape"] == (5,)
+    assert meta.features["observation.environment_state"]["shape"] == (3,)
+    spec = EnvSpec.load(tmp_path / "lean")
+    assert spec.state_keys == ["robot0_eef_pos", "robot0_gripper_qpos"] and spec.env_state_keys == ["cube_pos"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.errors import cli_errors
 
 RESULTS_CSV = "bc_vs_dagger.csv"
@@ -105,18 +105,13 @@ def main(argv: list[str] | None = None) -> Path:
         rows.append({"seed": seed, "arm": "bc_equal_budget", "expert_frames": sum(frames.values()),
                      "success_rate": float(metrics["success_rate"])})
         write_results(out, rows)
-    (out / "bc_vs_dagger_args.json").write_text(json.dumps(vars(args), indent=2) + "\n")
+    atomic.write_json(out / "bc_vs_dagger_args.json", vars(args))
     print(f"\nResults: {out / RESULTS_CSV}, {out / RESULTS_PNG}")
     return out
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = out / f".{RESULTS_CSV}.tmp"
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out / RESULTS_CSV)
+    atomic.write_csv(out / RESULTS_CSV, rows)
 
     import matplotlib
 
@@ -136,10 +131,8 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.legend()
     fig.tight_layout()
-    tmp_png = out / f".{RESULTS_PNG}.tmp.png"
-    fig.savefig(tmp_png, dpi=100)
+    atomic.save_figure(fig, out / RESULTS_PNG)
     plt.close(fig)
-    tmp_png.replace(out / RESULTS_PNG)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ the demos plus every round's corrections, and report success per round.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.errors import UserError, cli_errors
 
 ROUNDS_CSV = "dagger_rounds.csv"
@@ -130,12 +130,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def write_rounds(base: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = base / f".{ROUNDS_CSV}.tmp"
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(base / ROUNDS_CSV)
+    atomic.write_csv(base / ROUNDS_CSV, rows)
 
 
 if __name__ == "__main__":

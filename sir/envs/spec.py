@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.errors import UserError
 
 SPEC_FILENAME = "sir_env.json"
@@ -86,10 +87,7 @@ class EnvSpec:
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / SPEC_FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic.write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, directory: str | Path) -> EnvSpec | None:

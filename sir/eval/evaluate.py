@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.errors import cli_errors
 
 
@@ -66,9 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if video is not None:
         print(f"  Video: {video}")
     out = checkpoint / "eval_results.json"
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**metrics, "checkpoint": str(checkpoint), "eval_seed": args.eval_seed}, indent=2) + "\n")
-    tmp.replace(out)
+    atomic.write_json(out, {**metrics, "checkpoint": str(checkpoint), "eval_seed": args.eval_seed})
     return metrics
 
 

@@ -8,11 +8,11 @@ Files in the run directory, each replaced atomically (written to a temporary fil
 from __future__ import annotations
 
 import csv
-import io
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from sir import atomic
 
 EVAL_CSV = "eval_history.csv"
 LOSS_CSV = "loss_history.csv"
@@ -40,7 +40,7 @@ def record_evaluation(
     loss_points = {s: v for s, v in _read_losses(run_dir / LOSS_CSV)}
     loss_points.update(new_losses)
     loss_rows = [{"step": s, "loss": loss_points[s]} for s in sorted(loss_points)]
-    _write_csv(run_dir / LOSS_CSV, ["step", "loss"], loss_rows)
+    atomic.write_csv(run_dir / LOSS_CSV, loss_rows, ["step", "loss"])
 
     row = _eval_row(step, metrics, [v for _, v in new_losses])
     rows = [r for r in _read_csv(run_dir / EVAL_CSV) if int(float(r["step"])) != int(step)]
@@ -49,7 +49,7 @@ def record_evaluation(
     columns = list(_COLUMNS)
     for r in rows:
         columns += [k for k in r if k not in columns]
-    _write_csv(run_dir / EVAL_CSV, columns, rows)
+    atomic.write_csv(run_dir / EVAL_CSV, rows, columns)
 
     _plot(run_dir / PLOT, rows, loss_rows)
     return {"csv": run_dir / EVAL_CSV, "losses": run_dir / LOSS_CSV, "plot": run_dir / PLOT}
@@ -87,23 +87,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _read_losses(path: Path) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r["loss"])) for r in _read_csv(path)]
-
-
-def _write_csv(path: Path, columns: list[str], rows: list[Mapping[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic_write(path, buffer.getvalue().encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _number(value: Any) -> float | None:
@@ -148,6 +131,4 @@ def _plot(path: Path, rows: list[Mapping[str, Any]], loss_rows: list[Mapping[str
     bottom.set_xlabel("training step")
     bottom.grid(alpha=0.3)
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    _atomic_write(path, buffer.getvalue())
+    atomic.save_figure(fig, path)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from sir import atomic
 from sir.errors import UserError
 
 FORGETTING_CSV = "forgetting_matrix.csv"
@@ -67,13 +67,10 @@ def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace
 
 def write_forgetting_matrix(base: Path, repo_ids: list[str], rows: list[list[float | None]]) -> None:
     """CSV (stage × task success rate; empty for tasks not yet seen) and a heatmap PNG."""
-    tmp = base / f".{FORGETTING_CSV}.tmp"
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["stage", *repo_ids])
-        for k, row in enumerate(rows, start=1):
-            writer.writerow([stage_name(k, repo_ids[k - 1]), *("" if v is None else f"{v:.4f}" for v in row)])
-    tmp.replace(base / FORGETTING_CSV)
+    atomic.write_csv(base / FORGETTING_CSV, [
+        {"stage": stage_name(k, repo_ids[k - 1]), **{r: "" if v is None else f"{v:.4f}" for r, v in zip(repo_ids, row, strict=True)}}
+        for k, row in enumerate(rows, start=1)
+    ], ["stage", *repo_ids])
 
     import matplotlib
 
@@ -92,7 +89,5 @@ def write_forgetting_matrix(base: Path, repo_ids: list[str], rows: list[list[flo
     ax.set_title("success rate per task")
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
-    tmp_png = base / f".{FORGETTING_PNG}.tmp.png"
-    fig.savefig(tmp_png, dpi=100)
+    atomic.save_figure(fig, base / FORGETTING_PNG)
     plt.close(fig)
-    tmp_png.replace(base / FORGETTING_PNG)

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.errors import UserError, cli_errors
 from sir.training.config import CONFIG_FILENAME, config_to_save, parse_args
 
@@ -219,14 +220,10 @@ def train(args: argparse.Namespace) -> Path:
     ]
     logger = None
     if main_process:
-        import json
-
         run_dir.mkdir(parents=True, exist_ok=True)
         saved = config_to_save(args, device=device, eval_seed=eval_seed, env_spec=spec.to_dict(),
                                effective_batch_size=effective, datasets=data_info)
-        tmp = run_dir / f".{CONFIG_FILENAME}.tmp"
-        tmp.write_text(json.dumps(saved, indent=2, default=str) + "\n")
-        tmp.replace(run_dir / CONFIG_FILENAME)
+        atomic.write_json(run_dir / CONFIG_FILENAME, saved)
         logger = RunLogger(run_dir, saved, args.use_wandb, args.wandb_project, args.wandb_entity,
                            args.wandb_run_name, run_id=run_state.get("wandb_run_id"))
         say(f"\nCheckpoints will be saved to: {run_dir}")

@@ -86,6 +86,8 @@ def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[A
     if device is not None:
         cfg.device = device
     policy = get_policy_class(cfg.type).from_pretrained(directory, config=cfg)
+    # The processors sit in preprocessor/ and postprocessor/ (the layout sir's checkpoints
+    # promise), so each is loaded from its folder; make_pre_post_processors reads one folder.
     overrides = {"device_processor": {"device": cfg.device}}
     preprocessor = PolicyProcessorPipeline.from_pretrained(
         directory / PREPROCESSOR_DIR, config_filename="policy_preprocessor.json", overrides=overrides,

@@ -23,7 +23,7 @@ def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace
     from sir.data import parse_repo_ids
     from sir.data.resolve import resolve_root
     from sir.envs.spec import spec_for_dataset
-    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy
+    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_tasks
     from sir.training.checkpoint import load_checkpoint
     from sir.training.train_policy import pick_device, run_name_for
 
@@ -54,11 +54,14 @@ def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace
         tasks.append((repo_id, spec_for_dataset(resolve_root(repo_id, args.root), args.env, args.robot)))
 
         policy, pre, post, _, _ = load_checkpoint(previous, device=device)
+        # One evaluation over every task seen so far: one worker pool, metrics per task.
+        metrics = evaluate_tasks(policy, pre, post, [(t, s, args.eval_episodes) for t, s in tasks],
+                                 max_steps=args.max_steps, seed=eval_seed, workers=args.eval_workers)
+        per_task = metrics.get("per_task", {tasks[0][0]: metrics})
         row = []
-        for task_id, spec in tasks:
-            metrics = evaluate_policy(policy, pre, post, spec, args.eval_episodes, args.max_steps, seed=eval_seed)
-            print(f"  after stage {k}, task {task_id}: success {100 * metrics['success_rate']:.1f}%")
-            row.append(metrics["success_rate"])
+        for task_id, _ in tasks:
+            print(f"  after stage {k}, task {task_id}: success {100 * per_task[task_id]['success_rate']:.1f}%")
+            row.append(per_task[task_id]["success_rate"])
         rows.append(row + [None] * (len(repo_ids) - len(row)))
         write_forgetting_matrix(base, repo_ids, rows)
     print(f"\nForgetting matrix: {base / FORGETTING_CSV}")

@@ -27,7 +27,10 @@ BANNER = "=" * 60
 
 
 def pick_device(requested: str | None) -> str:
+    """The requested device, refused in one sentence when absent (lerobot's own check
+    asserts); otherwise lerobot's automatic choice (cuda, mps, xpu, cpu)."""
     import torch
+    from lerobot.utils.utils import auto_select_torch_device
 
     if requested:
         if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -35,11 +38,7 @@ def pick_device(requested: str | None) -> str:
         if requested == "mps" and not torch.backends.mps.is_available():
             raise UserError("--device mps was asked for but MPS is not available; use --device cpu.")
         return requested
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return auto_select_torch_device().type
 
 
 def seed_everything(seed: int) -> None:

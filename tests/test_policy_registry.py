@@ -34,6 +34,35 @@ def test_unknown_policy_and_preset_are_refused():
         build_config("act", "huge", STATE, ACTION, "cpu")
 
 
+@pytest.mark.parametrize("name", ["act", "diffusion"])
+def test_object_state_is_normalized_like_the_robot_state(name):
+    """lerobot's normalizer passes a feature type missing from the mapping through raw; the
+    object pose (a few centimetres of spread around 0.83 m) must reach the policy normalized."""
+    import torch
+    from lerobot.policies.factory import make_pre_post_processors
+
+    cfg = build_config(name, "tiny", STATE, ACTION, "cpu")
+    assert cfg.normalization_mapping["ENV"] == cfg.normalization_mapping["STATE"]
+
+    env = torch.tensor([0.02, -0.01, 0.83] + [0.0] * 7)
+    spread = torch.full((10,), 0.01)
+    stats = {
+        "observation.state": {"mean": torch.zeros(9), "std": torch.ones(9), "min": -torch.ones(9), "max": torch.ones(9)},
+        "observation.environment_state": {"mean": env, "std": spread, "min": env - spread, "max": env + spread},
+        "action": {"mean": torch.zeros(7), "std": torch.ones(7), "min": -torch.ones(7), "max": torch.ones(7)},
+    }
+    preprocessor, _ = make_pre_post_processors(cfg, dataset_stats=stats)
+    batch = {"observation.state": torch.zeros(1, 9), "observation.environment_state": (env + spread).unsqueeze(0),
+             "action": torch.zeros(1, 7)}
+    out = preprocessor(batch)["observation.environment_state"]
+    assert torch.allclose(out, torch.ones_like(out), atol=1e-3)  # (x - mean) / std, or max of min-max to [-1, 1]
+
+
+def test_a_mode_the_policy_chose_for_object_state_is_kept():
+    cfg = build_config("tdmpc", "tiny", STATE, ACTION, "cpu")
+    assert cfg.normalization_mapping["ENV"].value == "IDENTITY"
+
+
 # -- needs the data must meet --------------------------------------------------------------
 
 CAMERA = {"observation.images.agentview": PolicyFeature(FeatureType.VISUAL, (3, 84, 84))}

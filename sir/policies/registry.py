@@ -365,6 +365,7 @@ def build_config(
         k: ft for k, ft in input_features.items() if entry.uses_env_state or k != "observation.environment_state"
     }
     cfg.output_features = dict(output_features)
+    normalize_env_state(cfg)
     validate_config(entry, cfg, dataset_features)
     _check_downloads(entry, cfg, preset)
     return cfg
@@ -456,6 +457,27 @@ def _pretrained_config(entry: PolicyEntry, path: str | Path, device: str, values
         raise UserError(f"Policy '{entry.name}' rejects these settings: {err}") from err
     cfg.pretrained_path = Path(path).expanduser() if local else path
     return cfg
+
+
+def normalize_env_state(cfg: Any) -> None:
+    """Normalize ``observation.environment_state`` the way the config normalizes the robot state.
+
+    lerobot's ACT, Diffusion and VQ-BeT configs list no ``ENV`` entry in
+    ``normalization_mapping``, and its normalizer passes a feature type that has no entry
+    through unchanged. Robosuite object poses vary by a few centimetres around a large
+    offset (the Lift cube: x, y within +-0.03 m, z at 0.83 m), so raw they reach the network
+    as a near-constant input and the policy learns to ignore where the object is. Configs
+    that choose a mode for ``ENV`` themselves (TD-MPC, SAC) keep their choice.
+    """
+    from lerobot.configs.types import FeatureType
+
+    mapping = getattr(cfg, "normalization_mapping", None)
+    if mapping is None or FeatureType.ENV.value in mapping:
+        return
+    if not any(ft.type is FeatureType.ENV for ft in cfg.input_features.values()):
+        return
+    if FeatureType.STATE.value in mapping:
+        cfg.normalization_mapping = {**mapping, FeatureType.ENV.value: mapping[FeatureType.STATE.value]}
 
 
 @functools.cache

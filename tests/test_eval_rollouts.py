@@ -316,3 +316,17 @@ def test_ctrl_c_stops_every_worker(tmp_path):
     while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_gone(pid) for pid in pids), "worker processes outlived the interrupted evaluation"
+
+
+def test_a_step_limit_above_the_recorded_horizon_is_honoured():
+    """The spec's horizon is only the default limit: robosuite must not end the episode there."""
+
+    class Still(torch.nn.Module):
+        def reset(self):
+            pass
+
+        def select_action(self, batch):
+            return torch.zeros(len(batch["task"]), 7)
+
+    metrics = evaluate_policy(Still(), identity, identity, EnvSpec(horizon=5), 1, 9, workers=1, batch_width=1)
+    assert [e["length"] for e in metrics["per_episode"]] == [9]

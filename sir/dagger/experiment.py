@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--eval-freq", type=int, default=200)
     p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="step limit of every rollout, evaluations and corrections alike (default: the EnvSpec's horizon)")
     p.add_argument("--root", default="data/bc_vs_dagger", help="where the experiment's datasets go")
     p.add_argument("--out", default="checkpoints/bc_vs_dagger", help="where runs and results go")
     p.add_argument("--train-args", default="", help="extra train_policy flags, quoted")
@@ -80,11 +82,13 @@ def main(argv: list[str] | None = None) -> Path:
     for seed in [int(s) for s in args.seeds.split(",")]:
         pool_id = f"{args.env.lower()}_pool_s{seed}"
         collect(["--env", args.env, "--episodes", str(args.pool_demos), "--root", str(root), "--repo-id", pool_id,
-                 "--seed", str(10_000 * seed), "--skip-existing"])
+                 "--seed", str(10_000 * seed), "--skip-existing",
+                 *(["--max-steps", str(args.max_steps)] if args.max_steps else [])])
         lengths = episode_frames(root / pool_id)
         common = ["--policy", args.policy, "--preset", args.preset, "--training-steps", str(args.training_steps),
                   "--batch-size", str(args.batch_size), "--eval-freq", str(args.eval_freq),
-                  "--eval-episodes", str(args.eval_episodes)]
+                  "--eval-episodes", str(args.eval_episodes),
+                  *(["--max-steps", str(args.max_steps)] if args.max_steps else [])]
 
         base = dagger_loop([
             "--env", args.env, "--demos", str(root / pool_id), "--rounds", str(args.rounds),

@@ -57,7 +57,10 @@ def make_env(
         reward_shaping=True,
         # A soft reset keeps the MuJoCo model, so resets are fast and handles stay valid.
         hard_reset=False,
-        ignore_done=False,
+        # sir's loops end an episode at their own step limit (--max-steps, which defaults to
+        # the spec's horizon). Left to robosuite, a limit above the horizon the data was
+        # recorded with would be cut to that horizon without a word.
+        ignore_done=True,
     )
     kwargs.update(spec.env_kwargs)
     np.random.seed(build_seed)

@@ -70,13 +70,21 @@ demo: install
 	$(MAKE) --no-print-directory eval REPO_IDS=lift_demos POLICY=act EVAL_EPISODES=50 EVAL_ARGS="--save-video"
 
 # BC on more demos against BC on fewer demos plus DAgger corrections, at an equal number of
-# expert-labelled frames (see docs/dagger.md).
+# expert-labelled frames (see docs/dagger.md for the measured table). Its defaults are the
+# measured setting; any of them can still be given on the command line (ENV=, STEPS=, ...).
 SEEDS ?= 0,1,2
 SMALL_DEMOS ?= 10
 ROUNDS ?= 2
+EPISODES_PER_ROUND ?= 10
+MAX_STEPS ?= 300
+bc-vs-dagger: ENV = PickPlaceCan
+bc-vs-dagger: STEPS = 1000
+bc-vs-dagger: EVAL_FREQ = 500
 bc-vs-dagger: install
 	$(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) \
-		--preset $(PRESET) --training-steps $(STEPS) --eval-episodes $(EVAL_EPISODES) $(TRAIN_ARGS)
+		--episodes-per-round $(EPISODES_PER_ROUND) --max-steps $(MAX_STEPS) --policy $(POLICY) --preset $(PRESET) \
+		--training-steps $(STEPS) --eval-freq $(EVAL_FREQ) --eval-episodes $(EVAL_EPISODES) \
+		--batch-size $(BATCH_SIZE) --train-args "$(TRAIN_ARGS)"
 
 lint: install
 	$(PY) -m ruff check sir tests benchmarks

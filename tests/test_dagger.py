@@ -90,7 +90,7 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     base = loop(["--env", "Lift", "--demos", str(data / repo_id), "--rounds", "1", "--episodes-per-round", "2",
                  "--preset", "tiny", "--training-steps", "5", "--batch-size", "8", "--eval-freq", "0",
                  "--eval-episodes", "1", "--max-steps", "80", "--checkpoint-dir", str(tmp_path / "ck"),
-                 "--train-args", "--log-freq 1"])
+                 "--train-args", "--log-freq 1", "--record-args", "--deviation 0.5 --deviation-steps 3"])
     with (base / "dagger_rounds.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["round"] for r in rows] == ["0", "1"]
@@ -98,6 +98,7 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     info = json.loads((data / f"dagger_{repo_id}_r1" / "meta" / "sir_info.json").read_text())
     assert info["checkpoint"] == str((base / "round_0" / "best_model").resolve())
     assert info["corrected_successes"] > 0
+    assert (info["takeover_rule"]["deviation"], info["takeover_rule"]["deviation_steps"]) == (0.5, 3)
     assert rows[1]["datasets"] == f"{repo_id}+dagger_{repo_id}_r1"
     assert int(rows[1]["correction_frames"]) > 0
     assert int(rows[1]["expert_labelled_frames"]) > int(rows[0]["expert_labelled_frames"])
@@ -112,7 +113,7 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
 
     out = experiment(["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "1",
                       "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
-                      "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1",
+                      "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
                       "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
     with (out / "bc_vs_dagger.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -124,3 +125,8 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     pool_frames = sum(episode_frames(tmp_path / "data" / "lift_pool_s0"))
     assert bc_frames >= dagger_frames or bc_frames == pool_frames
     assert (out / "bc_vs_dagger.png").stat().st_size > 0
+    # --max-steps reaches the demos' EnvSpec and both arms' evaluations.
+    spec = json.loads((tmp_path / "data" / "lift_pool_s0" / "meta" / "sir_env.json").read_text())
+    assert spec["horizon"] == 90
+    for run in ("bc_s0", "dagger_s0/round_1"):
+        assert json.loads((out / run / "train_config.json").read_text())["max_steps"] == 90

@@ -241,3 +241,17 @@ def test_two_cpu_processes_train_together_and_only_the_main_one_writes(lift_demo
     assert proc.stdout.count("Training finished") == 1
     run = tmp_path / f"act_{repo_id}"
     assert json.loads((run / "final_model" / "sir_checkpoint.json").read_text())["step"] == 4
+
+
+@pytest.mark.slow
+def test_evaluation_episodes_default_to_the_recorded_horizon(lift_demos, tmp_path):
+    from sir.envs.spec import EnvSpec
+
+    root, repo_id = lift_demos
+    horizon = EnvSpec.load(root / repo_id).horizon
+    run = train(["--repo-ids", repo_id, "--root", str(root), "--policy", "act", "--preset", "tiny", "--batch-size", "8",
+                 "--training-steps", "2", "--eval-freq", "0", "--eval-episodes", "1", "--checkpoint-dir", str(tmp_path)])
+    info = json.loads((run / "final_model" / "sir_checkpoint.json").read_text())
+    # Two training steps cannot lift the cube, so the episode runs to its limit.
+    assert info["metrics"]["success_rate"] == 0.0
+    assert info["metrics"]["avg_length"] == horizon

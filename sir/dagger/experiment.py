@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--root", default="data/bc_vs_dagger", help="where the experiment's datasets go")
     p.add_argument("--out", default="checkpoints/bc_vs_dagger", help="where runs and results go")
     p.add_argument("--train-args", default="", help="extra train_policy flags, quoted")
+    p.add_argument("--record-args", default="", help="extra sir.dagger.record flags (the takeover rule), quoted")
     return p.parse_args(argv)
 
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> Path:
             "--env", args.env, "--demos", str(root / pool_id), "--rounds", str(args.rounds),
             "--episodes-per-round", str(args.episodes_per_round), "--checkpoint-dir", str(out),
             "--run-name", f"dagger_s{seed}", "--seed", str(seed), "--overwrite", *common,
+            "--record-args", args.record_args,
             "--train-args", f"--episodes {pool_id}=0:{args.small_demos} {args.train_args}",
         ])
         with (base / "dagger_rounds.csv").open() as f:

@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run and its round datasets")
     p.add_argument("--train-args", default="", help="extra train_policy flags, quoted, e.g. \"--lr 1e-3\"")
+    p.add_argument("--record-args", default="",
+                   help="extra sir.dagger.record flags, quoted, e.g. \"--patience 30 --deviation 100\" for the takeover rule")
     args = p.parse_args(argv)
     if args.rounds < 0 or args.episodes_per_round < 1:
         p.error("--rounds must be 0 or more and --episodes-per-round at least 1")
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> Path:
             recorded = record(["--checkpoint", str(previous_best), "--episodes", str(args.episodes_per_round),
                                "--root", str(root), "--repo-id", round_ids[k - 1],
                                "--seed", str(50_000 + 1_000 * k + args.seed),
-                               *(["--max-steps", str(args.max_steps)] if args.max_steps else [])])
+                               *(["--max-steps", str(args.max_steps)] if args.max_steps else []),
+                               *shlex.split(args.record_args)])
             corrections = 0
             if recorded is not None:
                 corrections = json.loads((recorded / "meta" / "sir_info.json").read_text())["corrected_successes"]

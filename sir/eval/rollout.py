@@ -184,7 +184,7 @@ def evaluate_policy(
     postprocessor: Any,
     spec: EnvSpec,
     episodes: int,
-    max_steps: int,
+    max_steps: int | None,
     seed: int = DEFAULT_EVAL_SEED,
     video_path: str | Path | None = None,
     video_episodes: int = 4,
@@ -194,7 +194,8 @@ def evaluate_policy(
     workers: int | None = None,
     batch_width: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``episodes`` rollouts; episode i always starts from the state of ``seed + i``.
+    """Run ``episodes`` rollouts of at most ``max_steps`` steps (None: the spec's horizon);
+    episode i always starts from the state of ``seed + i``.
 
     Success is the task's own check at any step; the episode stops there. An unstable
     simulation or a non-finite action fails its episode (``failure`` says why). Returns

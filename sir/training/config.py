@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-freq", type=int, default=1000, help="evaluate every N steps (0: only at the end)")
     g.add_argument("--eval-episodes", type=int, default=10)
     g.add_argument("--eval-workers", type=int, default=None, help="rollout worker processes (default: one per core)")
-    g.add_argument("--max-steps", type=int, default=400, help="step limit of an evaluation episode")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="step limit of an evaluation episode (default: the dataset's EnvSpec horizon, which is "
+                   "400 for datasets recorded without one)")
     g.add_argument("--eval-seed", type=int, default=None, help="seed of evaluation episode 0; episode i uses seed+i")
     g.add_argument("--save-video", action="store_true", help="write eval_step_<N>.mp4 for each evaluation")
     g.add_argument("--video-dir", default=None, help="where videos go (default: <run dir>/videos)")
@@ -142,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--repo-ids is required (comma-separated dataset names)")
     for name in ("batch_size", "training_steps", "eval_episodes", "max_steps", "save_freq", "log_freq",
                  "grad_accum_steps"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.eval_freq < 0:
         parser.error("--eval-freq must be 0 or more")

@@ -125,8 +125,25 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     pool_frames = sum(episode_frames(tmp_path / "data" / "lift_pool_s0"))
     assert bc_frames >= dagger_frames or bc_frames == pool_frames
     assert (out / "bc_vs_dagger.png").stat().st_size > 0
+    with (out / "bc_vs_dagger_summary.csv").open() as f:
+        assert [(r["arm"], r["seeds"]) for r in csv.DictReader(f)] == [(a, "1") for a in arms]
     # --max-steps reaches the demos' EnvSpec and both arms' evaluations.
     spec = json.loads((tmp_path / "data" / "lift_pool_s0" / "meta" / "sir_env.json").read_text())
     assert spec["horizon"] == 90
     for run in ("bc_s0", "dagger_s0/round_1"):
         assert json.loads((out / run / "train_config.json").read_text())["max_steps"] == 90
+
+
+def test_the_experiment_summary_averages_each_arm_over_seeds():
+    from sir.dagger.experiment import summarize
+
+    rows = [{"seed": s, "arm": arm, "expert_frames": frames + s, "success_rate": rate}
+            for s, rates in ((0, (0.2, 0.5, 0.4)), (1, (0.4, 0.7, 0.4)))
+            for arm, frames, rate in zip(("bc_small", "dagger_round_1", "bc_equal_budget"), (100, 300, 310), rates)]
+    summary = {r["arm"]: r for r in summarize(rows)}
+    assert list(summary) == ["bc_small", "dagger_round_1", "bc_equal_budget"]
+    assert summary["dagger_round_1"]["seeds"] == 2
+    assert summary["dagger_round_1"]["expert_frames"] == 300  # mean of 300 and 301, rounded
+    assert summary["dagger_round_1"]["success_mean"] == pytest.approx(0.6)
+    assert summary["dagger_round_1"]["success_std"] == pytest.approx(0.1414, abs=1e-3)  # sample sd
+    assert summary["bc_equal_budget"]["success_std"] == 0.0

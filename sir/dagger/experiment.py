@@ -5,7 +5,8 @@
 For each seed: record a pool of scripted demos; the DAgger arm trains on the first
 ``--small-demos`` of them and runs ``--rounds`` of corrections; the BC arm trains on as
 many demos from the pool as it takes to match the DAgger arm's expert-labelled frames.
-Writes ``bc_vs_dagger.csv`` and ``bc_vs_dagger.png`` (success rate against expert frames).
+Writes ``bc_vs_dagger.csv`` (one row per seed and arm), ``bc_vs_dagger_summary.csv`` (mean
+and spread per arm over seeds) and ``bc_vs_dagger.png`` (success rate against expert frames).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sir.errors import cli_errors
 
 RESULTS_CSV = "bc_vs_dagger.csv"
 RESULTS_PNG = "bc_vs_dagger.png"
+SUMMARY_CSV = "bc_vs_dagger_summary.csv"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,35 +112,74 @@ def main(argv: list[str] | None = None) -> Path:
         frames, metrics = used_frames(run)
         rows.append({"seed": seed, "arm": "bc_equal_budget", "expert_frames": sum(frames.values()),
                      "success_rate": float(metrics["success_rate"])})
-        write_results(out, rows)
+        summary = write_results(out, rows)
     atomic.write_json(out / "bc_vs_dagger_args.json", vars(args))
-    print(f"\nResults: {out / RESULTS_CSV}, {out / RESULTS_PNG}")
+    print_summary(summary)
+    print(f"\nResults: {out / RESULTS_CSV}, {out / SUMMARY_CSV}, {out / RESULTS_PNG}")
     return out
 
 
-def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per arm, over seeds: mean expert-labelled frames, mean and spread of success rate."""
+    import numpy as np
+
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        arms.setdefault(r["arm"], []).append(r)
+    out = []
+    for arm, rs in arms.items():
+        rates = np.array([r["success_rate"] for r in rs], dtype=float)
+        out.append({"arm": arm, "seeds": len(rs), "expert_frames": round(float(np.mean([r["expert_frames"] for r in rs]))),
+                    "success_mean": float(rates.mean()), "success_std": float(rates.std(ddof=1)) if len(rs) > 1 else 0.0,
+                    "success_min": float(rates.min()), "success_max": float(rates.max())})
+    return out
+
+
+def print_summary(summary: list[dict[str, Any]]) -> None:
+    print(f"\n{'arm':<18} {'seeds':>5} {'expert frames':>13} {'success (mean ± sd)':>20}")
+    for s in summary:
+        print(f"{s['arm']:<18} {s['seeds']:>5} {s['expert_frames']:>13} "
+              f"{100 * s['success_mean']:>12.1f}% ± {100 * s['success_std']:.1f}")
+
+
+def write_results(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     atomic.write_csv(out / RESULTS_CSV, rows)
+    summary = summarize(rows)
+    atomic.write_csv(out / SUMMARY_CSV, summary)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for arm, marker in (("bc_small", "s"), ("bc_equal_budget", "o")):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    colours = {"bc": "tab:orange", "dagger": "tab:green"}
+    for arm, marker, colour in (("bc_small", "s", "tab:blue"), ("bc_equal_budget", "o", colours["bc"])):
         pts = [(r["expert_frames"], r["success_rate"]) for r in rows if r["arm"] == arm]
         if pts:
-            ax.scatter(*zip(*pts, strict=True), marker=marker, label=arm.replace("_", " "))
+            ax.scatter(*zip(*pts, strict=True), marker=marker, color=colour, alpha=0.4)
     dagger = [(r["expert_frames"], r["success_rate"]) for r in rows if r["arm"].startswith("dagger")]
     if dagger:
-        ax.scatter(*zip(*dagger, strict=True), marker="^", label="bc small + dagger rounds")
+        ax.scatter(*zip(*dagger, strict=True), marker="^", color=colours["dagger"], alpha=0.4)
+    # Means over seeds: each arm's curve starts from the shared small-demo model.
+    means = {s["arm"]: s for s in summary}
+    start = [means["bc_small"]] if "bc_small" in means else []
+    curves = (("bc", "BC on more demos", start + [means[a] for a in ("bc_equal_budget",) if a in means]),
+              ("dagger", "BC on few demos + DAgger rounds",
+               start + [means[a] for a in sorted(means) if a.startswith("dagger_round_")]))
+    for key, label, pts in curves:
+        if pts:
+            ax.errorbar([p["expert_frames"] for p in pts], [p["success_mean"] for p in pts],
+                        yerr=[p["success_std"] for p in pts], color=colours[key], marker="o", capsize=3,
+                        label=f"{label} (mean ± sd)")
     ax.set_xlabel("expert-labelled frames")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     atomic.save_figure(fig, out / RESULTS_PNG)
     plt.close(fig)
+    return summary
 
 
 if __name__ == "__main__":

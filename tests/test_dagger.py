@@ -139,7 +139,7 @@ def test_the_experiment_summary_averages_each_arm_over_seeds():
 
     rows = [{"seed": s, "arm": arm, "expert_frames": frames + s, "success_rate": rate}
             for s, rates in ((0, (0.2, 0.5, 0.4)), (1, (0.4, 0.7, 0.4)))
-            for arm, frames, rate in zip(("bc_small", "dagger_round_1", "bc_equal_budget"), (100, 300, 310), rates)]
+            for arm, frames, rate in zip(("bc_small", "dagger_round_1", "bc_equal_budget"), (100, 300, 310), rates, strict=True)]
     summary = {r["arm"]: r for r in summarize(rows)}
     assert list(summary) == ["bc_small", "dagger_round_1", "bc_equal_budget"]
     assert summary["dagger_round_1"]["seeds"] == 2

@@ -77,6 +77,10 @@ SMALL_DEMOS ?= 10
 ROUNDS ?= 2
 EPISODES_PER_ROUND ?= 10
 MAX_STEPS ?= 300
+# The corrector takes over when the policy stops making progress or drops the object; the
+# rule on straying commands is off (no arm command differs by 100). With it on, takeovers
+# came early, from states near the demos' own, and DAgger gained little (docs/dagger.md).
+RECORD_ARGS ?= --deviation 100
 bc-vs-dagger: ENV = PickPlaceCan
 bc-vs-dagger: STEPS = 1000
 bc-vs-dagger: EVAL_FREQ = 500
@@ -84,7 +88,7 @@ bc-vs-dagger: install
 	$(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) \
 		--episodes-per-round $(EPISODES_PER_ROUND) --max-steps $(MAX_STEPS) --policy $(POLICY) --preset $(PRESET) \
 		--training-steps $(STEPS) --eval-freq $(EVAL_FREQ) --eval-episodes $(EVAL_EPISODES) \
-		--batch-size $(BATCH_SIZE) --train-args "$(TRAIN_ARGS)"
+		--batch-size $(BATCH_SIZE) --train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
 
 lint: install
 	$(PY) -m ruff check sir tests benchmarks

@@ -137,13 +137,13 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
 def test_the_experiment_summary_averages_each_arm_over_seeds():
     from sir.dagger.experiment import summarize
 
-    rows = [{"seed": s, "arm": arm, "expert_frames": frames + s, "success_rate": rate}
+    rows = [{"seed": s, "arm": arm, "expert_frames": frames + 2 * s, "success_rate": rate}
             for s, rates in ((0, (0.2, 0.5, 0.4)), (1, (0.4, 0.7, 0.4)))
             for arm, frames, rate in zip(("bc_small", "dagger_round_1", "bc_equal_budget"), (100, 300, 310), rates, strict=True)]
     summary = {r["arm"]: r for r in summarize(rows)}
     assert list(summary) == ["bc_small", "dagger_round_1", "bc_equal_budget"]
     assert summary["dagger_round_1"]["seeds"] == 2
-    assert summary["dagger_round_1"]["expert_frames"] == 300  # mean of 300 and 301, rounded
+    assert summary["dagger_round_1"]["expert_frames"] == 301  # mean of 300 and 302
     assert summary["dagger_round_1"]["success_mean"] == pytest.approx(0.6)
     assert summary["dagger_round_1"]["success_std"] == pytest.approx(0.1414, abs=1e-3)  # sample sd
     assert summary["bc_equal_budget"]["success_std"] == 0.0

@@ -85,3 +85,62 @@ def test_weights_of_the_wrong_length_give_the_guides_error(data_root, data_demos
 def test_bad_sampling_options_are_errors(data_root, data_demos, data_demos_b, kwargs, words):
     with pytest.raises(UserError, match=words):
         make_mixture([data_demos, data_demos_b], root=data_root, verbose=False, **kwargs)
+
+
+
+# Episode lengths of data_demos, data_demos_b and data_dagger, by global episode index.
+LENGTHS = [20, 25, 30, 22, 18] + [15, 40, 12] + [20, 15, 10, 12]
+SHARES_LEFT = {  # 70, 40 and 6 frames (10 episodes: 5, 3 and 2) start a sample
+    "": [70 / 116, 40 / 116, 6 / 116],
+    "weights": [0.25, 0.5, 0.25],
+    "balance_episodes": [0.5, 0.3, 0.2],
+}
+
+
+def positions(samples):
+    """(global episode, frame index within it) of each sample."""
+    return {(int(e), int(f)) for s in samples for e, f in zip(s["episode_index"].view(-1), s["frame_index"].view(-1), strict=True)}
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weights": "1,2,1"}, {"balance_episodes": True}])
+def test_skipped_episode_ends_start_no_sample(data_root, data_demos, data_demos_b, data_dagger, kwargs):
+    from sir.data import make_dataloader
+
+    mix = make_mixture([data_demos, data_demos_b, data_dagger], root=data_root, verbose=False, **kwargs)
+    every = positions(mix[i] for i in range(len(mix)))
+    stats = mix.stats
+    mix.skip_episode_ends(first=2, last=7)
+
+    expected = {(e, f) for e, f in every if 2 <= f < LENGTHS[e] - 7}
+    assert positions(mix[i] for i in range(len(mix))) == expected and len(mix) == len(expected) == 116
+    assert [i.frames for i in mix.infos] == [70, 40, 6]
+    batches = list(make_dataloader(mix, batch_size=16, drop_last=False))
+    assert positions(batches) <= expected and sum(len(b["index"]) for b in batches) == len(mix)
+    share = SHARES_LEFT[next(iter(kwargs), "")]
+    np.testing.assert_allclose(mix.requested_shares, share)
+    if mix.sampler is not None:
+        indices = drawn(mix)
+        assert 0 <= indices.min() and indices.max() < len(mix)
+        np.testing.assert_allclose(shares(mix, indices), share, atol=0.015)
+    # The statistics still cover every used frame; a new call starts again from all of them.
+    assert mix.stats is stats and stats["action"]["count"].tolist() == [115 + 67 + 22]
+    mix.skip_episode_ends()
+    assert len(mix) == len(every) and mix.infos[0].frames == 115
+
+
+def test_the_same_frames_as_lerobots_episode_aware_sampler(data_root, data_demos):
+    from lerobot.datasets.sampler import EpisodeAwareSampler
+
+    mix = make_mixture(data_demos, root=data_root, verbose=False)
+    mix.skip_episode_ends(last=7)
+    store = mix.stores[0]
+    theirs = EpisodeAwareSampler(store.ep_from.tolist(), store.ep_to.tolist(), drop_n_last_frames=7)
+    assert sorted(int(mix[i]["index"]) for i in range(len(mix))) == sorted(theirs)
+
+
+def test_episodes_too_short_for_the_skipped_ends_are_an_error(data_root, data_demos, data_demos_b):
+    mix = make_mixture([data_demos, data_demos_b], root=data_root, verbose=False)
+    mix.skip_episode_ends(last=25)  # demos_b keeps its 40-frame episode
+    assert mix.infos[0].frames == 5 and mix.infos[1].frames == 15
+    with pytest.raises(UserError, match="Dataset 'demos' has no frame left to train on"):
+        mix.skip_episode_ends(last=30)

@@ -94,13 +94,11 @@ class FrameStore:
         tolerance_s: float = 1e-4,
         image_transforms: Callable | None = None,
     ):
-        self.repo_id = repo_id
         self.root = Path(root)
         self.meta = meta
         self.video_backend = video_backend
         self.tolerance_s = tolerance_s
         self.image_transforms = image_transforms
-        self.dataset_index = dataset_index
         self.episode_offset = episode_offset
         features = meta.features
         keys = [k for k in features if k in set(keys)]
@@ -161,14 +159,12 @@ class FrameStore:
                 (self.root / meta.get_video_file_path(int(ep), key), float(from_ts[ep])) for ep in range(num_ep)
             ]
         self._image_dataset = None
-        self.delta_indices: dict[str, list[int]] | None = None
         self._windows: list[_Window] = []
         self._single = list(self.columns.items())
 
     # -- windows ----------------------------------------------------------------------
     def set_delta_indices(self, delta_indices: dict[str, list[int]] | None) -> None:
         """Frame offsets per feature, as lerobot's ``get_delta_indices`` gives them."""
-        self.delta_indices = delta_indices
         # Keys that share offsets share one window (ACT: every observation key).
         groups: dict[tuple[int, ...], list[str]] = {}
         for key, offsets in (delta_indices or {}).items():
@@ -178,9 +174,6 @@ class FrameStore:
         self._single = [(k, col) for k, col in self.columns.items() if k not in windowed]
 
     # -- reading ------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self.num_frames
-
     def get(self, index: int) -> dict[str, Any]:
         """The sample at frame ``index``. Its tensors may share memory with the store:
         treat them as read-only (a DataLoader's collation copies them anyway)."""

@@ -1,12 +1,13 @@
 """The training data: one or more LeRobot datasets behind one torch Dataset.
 
 ``make_mixture("lift_demos,lift_dagger", root="data")`` resolves each dataset, keeps the
-selected episodes, filters DAgger datasets down to their successful human corrections,
-checks that the datasets fit together, and serves their frames through the in-memory fast
-path. A sample is what ``LeRobotDataset`` returns for that frame, with ``episode_index``
-made global (each dataset's episodes follow those of the datasets before it) and a
-``dataset_index``. The mixture also stands in for lerobot's dataset metadata
-(``features``, ``fps``, ``stats``), so ``make_policy(cfg, ds_meta=mixture)`` works.
+selected episodes, filters DAgger datasets down to their successful human corrections and
+checks that the datasets fit together; the ``Mixture`` it returns serves their frames
+through the in-memory fast path. A sample is what ``LeRobotDataset`` returns for that
+frame, with ``episode_index`` made global (each dataset's episodes follow those of the
+datasets before it) and a ``dataset_index``. The mixture also stands in for lerobot's
+dataset metadata (``features``, ``fps``, ``stats``), so ``make_policy(cfg, ds_meta=mixture)``
+works.
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ import torch
 from tqdm import tqdm
 
 from sir.data import dagger
-from sir.data.compat import env_spec_differences, plan_features
+from sir.data.compat import FeaturePlan, env_spec_differences, plan_features
 from sir.data.episodes import parse_episode_spec, select_episodes
 from sir.data.fast import FrameStore, is_visual
-from sir.data.resolve import ResolvedDataset, parse_repo_ids, resolve_dataset, resolve_root
+from sir.data.resolve import ResolvedDataset, parse_repo_ids, resolve_dataset
 from sir.data.sampling import check_share_options, dataset_shares, make_sampler, parse_weights
 from sir.data.stats import IMAGENET_STATS, episode_image_stats, image_stats, numeric_stats
 from sir.data.video import video_backend
 from sir.envs.spec import EnvSpec
 from sir.errors import UserError
 
-__all__ = ["DatasetInfo", "Mixture", "make_mixture", "parse_repo_ids", "resolve_root"]
+__all__ = ["DatasetInfo", "Mixture", "make_mixture"]
 
 
 @dataclass
@@ -42,7 +43,9 @@ class DatasetInfo:
     root: Path
     total_episodes: int
     used_episodes: list[int]
-    frames: int  # training samples: used frames after episode selection and DAgger filtering
+    # Training samples: used frames (after episode selection and DAgger filtering) that may
+    # start a window (see Mixture.skip_episode_ends).
+    frames: int
     env_spec: EnvSpec | None
     revision: str | None = None  # hub commit, when the dataset came from the hub
     total_frames: int = 0
@@ -50,127 +53,90 @@ class DatasetInfo:
     dagger: dict[str, int] | None = None  # DaggerSummary counts, for DAgger datasets
 
 
+@dataclass
+class Sharing:
+    """How samples are shared between datasets and episodes (see ``sir.data.sampling``)."""
+
+    weights: np.ndarray | None = None
+    balance_datasets: bool = False
+    balance_episodes: bool = False
+    seed: int = 0
+
+
 class Mixture(torch.utils.data.Dataset):
-    """Training samples from several datasets; also usable as lerobot's ``ds_meta``."""
+    """Training samples from several datasets; also usable as lerobot's ``ds_meta``.
+
+    ``make_mixture`` builds it; ``used_frames`` holds, per dataset, the frame indices it
+    trains on. Their statistics are computed here, once.
+    """
 
     def __init__(
         self,
-        repo_ids: str | list[str],
-        root: str | Path | None = None,
-        delta_timestamps: dict[str, list[float]] | None = None,
-        *,
-        episodes: str | Path | dict | None = None,
-        weights: str | list[float] | None = None,
-        balance_datasets: bool = False,
-        balance_episodes: bool = False,
-        dagger_filter: bool = True,
-        seed: int = 0,
-        image_transforms: Callable | None = None,
+        repo_ids: list[str],
+        plan: FeaturePlan,
+        fps: int,
+        stores: list[FrameStore],
+        used_frames: list[np.ndarray],
+        infos: list[DatasetInfo],
+        sharing: Sharing,
         use_imagenet_stats: bool = True,
-        verbose: bool = True,
     ):
-        self._verbose = verbose
-        self.repo_ids = parse_repo_ids(repo_ids)
-        # Cheap checks of the arguments come before any dataset is read.
-        weight_array = parse_weights(weights, len(self.repo_ids))
-        check_share_options(weight_array, balance_datasets)
-        selection = parse_episode_spec(episodes, self.repo_ids)
-
-        resolved = [resolve_dataset(r, root) for r in self.repo_ids]
-        metas = [_load_meta(r) for r in resolved]
-        plan = plan_features(self.repo_ids, [m.features for m in metas], [m.fps for m in metas])
-        for line in plan.warnings:
-            self._warn(line)
-        for line in plan.notes:
-            self._say(f"note: {line}")
+        self.repo_ids = repo_ids
         self.features: dict[str, dict] = plan.features
         self.disabled_features: list[str] = plan.disabled
-        self.fps: int = int(metas[0].fps)
-        self.env_specs: list[EnvSpec | None] = [EnvSpec.load(r.root) for r in resolved]
-        for line in env_spec_differences(self.repo_ids, self.env_specs):
-            self._warn(line)
-
-        chosen_episodes = [
-            select_episodes(selection.get(r.repo_id), m.total_episodes, r.repo_id)
-            for r, m in zip(resolved, metas, strict=True)
-        ]
-        self.stores: list[FrameStore] = []
-        self._frames: list[np.ndarray] = []  # per dataset, the frame index of each sample
-        self.infos: list[DatasetInfo] = []
-        episode_offset = 0
-        bar = tqdm(list(zip(resolved, metas, strict=True)), desc="Loading datasets", unit="dataset", disable=None)
-        for index, (res, meta) in enumerate(bar):
-            is_dagger = dagger.is_dagger_dataset(meta.features)
-            store = FrameStore(
-                res.repo_id, res.root, meta, self.features.keys(),
-                extra_columns=dagger.LABEL_FEATURES if is_dagger else (),
-                dataset_index=index, episode_offset=episode_offset, video_backend=video_backend(),
-                image_transforms=image_transforms,
-            )
-            frames, summary = self._training_frames(
-                res.repo_id, store, chosen_episodes[index], is_dagger and dagger_filter, is_dagger
-            )
-            used = np.unique(store.frame_episode[frames])
-            self.stores.append(store)
-            self._frames.append(frames)
-            self.infos.append(DatasetInfo(
-                repo_id=res.repo_id, root=res.root, total_episodes=int(meta.total_episodes),
-                used_episodes=used.tolist(), frames=len(frames), env_spec=self.env_specs[index],
-                revision=res.revision, total_frames=int(meta.total_frames), fps=int(meta.fps),
-                dagger=summary.to_dict() if summary is not None else None,
-            ))
-            episode_offset += int(meta.total_episodes)
-        bar.close()
-
-        sizes = [len(f) for f in self._frames]
-        self._num_frames = sum(sizes)
-        self._starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
+        self.fps = fps
+        self.stores = stores
+        self.infos = infos
+        self.env_specs: list[EnvSpec | None] = [i.env_spec for i in infos]
+        self._used = used_frames
+        self._sharing = sharing
         self.stats: dict[str, dict[str, np.ndarray]] = self._compute_stats(use_imagenet_stats)
+        self.skip_episode_ends()
+
+    # -- which frames are samples, and how they are drawn ---------------------------------
+    def skip_episode_ends(self, first: int = 0, last: int = 0) -> None:
+        """Start no sample in the first ``first`` or the last ``last`` frames of an episode.
+
+        lerobot's trainer does this for a policy whose config sets ``drop_n_first_frames`` or
+        ``drop_n_last_frames`` (Diffusion does): a window starting there holds mostly
+        padding. The frames still appear inside earlier windows and in the statistics.
+        Each call starts again from all used frames.
+        """
+        if first < 0 or last < 0:
+            raise ValueError(f"episode ends to skip must be non-negative, not first={first}, last={last}")
+        self._frames: list[np.ndarray] = []  # per dataset, the frame index of each sample
+        for store, used, info in zip(self.stores, self._used, self.infos, strict=True):
+            episodes = store.frame_episode[used]
+            keep = used[(used >= store.ep_from[episodes] + first) & (used < store.ep_to[episodes] - last)]
+            if len(keep) == 0:
+                raise UserError(
+                    f"Dataset '{info.repo_id}' has no frame left to train on: the policy starts no sample in "
+                    f"the first {first} and last {last} frames of an episode, and its used episodes are "
+                    f"no longer than {first + last} frames; record longer episodes or shorten the policy's horizon."
+                )
+            self._frames.append(keep)
+            info.frames = len(keep)
+        sizes = [len(f) for f in self._frames]
+        self._starts: list[int] = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
+        runs = [self._episode_runs(d) for d in range(len(sizes))]
+        s = self._sharing
         self.requested_shares: np.ndarray = dataset_shares(
-            sizes, [len(i.used_episodes) for i in self.infos], weight_array, balance_datasets, balance_episodes
+            sizes, [len(r) for r, _ in runs], s.weights, s.balance_datasets, s.balance_episodes
         )
         self.sampler = make_sampler(
-            self._starts, sizes, [self._episode_runs(d) for d in range(len(sizes))], self.requested_shares,
-            balance_episodes, uniform=weight_array is None and not balance_datasets, seed=seed,
+            self._starts, sizes, runs, self.requested_shares, s.balance_episodes,
+            uniform=s.weights is None and not s.balance_datasets, seed=s.seed,
         )
-        self.delta_timestamps: dict[str, list[float]] | None = None
-        self.delta_indices: dict[str, list[int]] | None = None
-        self.set_delta_timestamps(delta_timestamps)
-
-    # -- construction helpers -------------------------------------------------------------
-    def _say(self, message: str) -> None:
-        if self._verbose:
-            print(message)
-
-    def _warn(self, message: str) -> None:
-        if self._verbose:
-            print(f"warning: {message}", file=sys.stderr)
-
-    def _training_frames(
-        self, repo_id: str, store: FrameStore, chosen: np.ndarray, filtering: bool, is_dagger: bool
-    ) -> tuple[np.ndarray, dagger.DaggerSummary | None]:
-        candidates = np.isin(store.frame_episode, chosen)
-        if not filtering:
-            frames = np.flatnonzero(candidates)
-            why = "DAgger filter off" if is_dagger else "not a DAgger dataset"
-            self._say(f"{repo_id}: {why}, using all {len(chosen)} episodes ({len(frames)} frames)")
-            return frames, None
-        source = dagger.check_labels(repo_id, dagger.SOURCE, store.extra[dagger.SOURCE])
-        success = dagger.check_labels(repo_id, dagger.SUCCESS, store.extra[dagger.SUCCESS])
-        keep, summary = dagger.successful_human_frames(store.frame_episode, source, success, candidates)
-        if summary.kept_frames == 0:
-            raise dagger.no_corrections_error(repo_id, summary)
-        self._say(dagger.filter_message(repo_id, summary))
-        return np.flatnonzero(keep), summary
 
     def _episode_runs(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, sizes) of each used episode's run of sample indices in dataset ``d``."""
+        """(starts, sizes) of each episode's run of sample indices in dataset ``d``."""
         episodes = self.stores[d].frame_episode[self._frames[d]]
         breaks = np.flatnonzero(np.diff(episodes)) + 1
         starts = np.concatenate([[0], breaks])
         sizes = np.diff(np.concatenate([starts, [len(episodes)]]))
         return starts + self._starts[d], sizes
 
+    # -- statistics ---------------------------------------------------------------------
     def _compute_stats(self, use_imagenet_stats: bool) -> dict[str, dict[str, np.ndarray]]:
         stats: dict[str, dict[str, np.ndarray]] = {}
         for key, feature in self.features.items():
@@ -184,13 +150,13 @@ class Mixture(torch.utils.data.Dataset):
                     stats[key].update({k: np.asarray(v, dtype=np.float64) for k, v in IMAGENET_STATS.items()})
             else:
                 stats[key] = numeric_stats(
-                    [s.columns[key].numpy()[f] for s, f in zip(self.stores, self._frames, strict=True)]
+                    [s.columns[key].numpy()[f] for s, f in zip(self.stores, self._used, strict=True)]
                 )
         return stats
 
     def _image_sources(self, d: int, key: str) -> tuple[list[dict[str, np.ndarray]], list[int]]:
         store = self.stores[d]
-        used = np.bincount(store.frame_episode[self._frames[d]], minlength=len(store.ep_from))
+        used = np.bincount(store.frame_episode[self._used[d]], minlength=len(store.ep_from))
         per_episode = episode_image_stats(store.root, key)
         if per_episode is not None and all(ep in per_episode for ep in np.flatnonzero(used)):
             episodes = np.flatnonzero(used).tolist()
@@ -200,12 +166,8 @@ class Mixture(torch.utils.data.Dataset):
 
     # -- lerobot metadata interface ---------------------------------------------------------
     @property
-    def camera_keys(self) -> list[str]:
-        return [k for k, f in self.features.items() if is_visual(f)]
-
-    @property
     def num_frames(self) -> int:
-        return self._num_frames
+        return sum(len(f) for f in self._frames)
 
     @property
     def num_episodes(self) -> int:
@@ -219,17 +181,15 @@ class Mixture(torch.utils.data.Dataset):
         """Windows of neighbouring frames per feature, in seconds (lerobot's convention)."""
         from lerobot.datasets.utils import check_delta_timestamps, get_delta_indices
 
+        delta_indices = None
         if delta_timestamps:
             unknown = [k for k in delta_timestamps if k not in self.features]
             if unknown:
                 raise ValueError(f"delta_timestamps names {unknown}, which the mixture does not serve")
             check_delta_timestamps(delta_timestamps, self.fps, self.stores[0].tolerance_s)
-            self.delta_indices = get_delta_indices(delta_timestamps, self.fps)
-        else:
-            self.delta_indices = None
-        self.delta_timestamps = delta_timestamps or None
+            delta_indices = get_delta_indices(delta_timestamps, self.fps)
         for store in self.stores:
-            store.set_delta_indices(self.delta_indices)
+            store.set_delta_indices(delta_indices)
 
     # -- torch Dataset ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -242,11 +202,6 @@ class Mixture(torch.utils.data.Dataset):
             raise IndexError(f"index {idx} out of range for a mixture of {len(self)} samples")
         d = bisect.bisect_right(self._starts, idx) - 1
         return self.stores[d].get(int(self._frames[d][idx - self._starts[d]]))
-
-    def locate(self, idx: int) -> tuple[int, int]:
-        """(dataset index, frame index in that dataset) of sample ``idx``."""
-        d = bisect.bisect_right(self._starts, idx) - 1
-        return d, int(self._frames[d][idx - self._starts[d]])
 
     def dataset_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """The dataset index of each sample index, without loading the samples."""
@@ -268,18 +223,6 @@ class Mixture(torch.utils.data.Dataset):
         return f"Mixture({parts}; fps={self.fps})"
 
 
-def _load_meta(res: ResolvedDataset):
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-
-    try:
-        return LeRobotDatasetMetadata(res.repo_id, root=res.root)
-    except Exception as err:  # a folder that is not a readable LeRobot v3 dataset
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"Dataset '{res.repo_id}' at {res.root} could not be read as a LeRobot v3 dataset ({reason})."
-        ) from err
-
-
 def make_mixture(
     repo_ids: str | list[str],
     root: str | Path | None = None,
@@ -295,9 +238,98 @@ def make_mixture(
     verbose: bool = True,
 ) -> Mixture:
     """The training mixture of ``repo_ids`` (see ``docs/datasets.md``)."""
-    return Mixture(
-        repo_ids, root, delta_timestamps, episodes=episodes, weights=weights,
-        balance_datasets=balance_datasets, balance_episodes=balance_episodes,
-        dagger_filter=dagger_filter, seed=seed, image_transforms=image_transforms,
-        use_imagenet_stats=use_imagenet_stats, verbose=verbose,
+    say = print if verbose else _quiet
+
+    def warn(message: str) -> None:
+        if verbose:
+            print(f"warning: {message}", file=sys.stderr)
+
+    ids = parse_repo_ids(repo_ids)
+    # Cheap checks of the arguments come before any dataset is read.
+    weight_array = parse_weights(weights, len(ids))
+    check_share_options(weight_array, balance_datasets)
+    selection = parse_episode_spec(episodes, ids)
+
+    resolved = [resolve_dataset(r, root) for r in ids]
+    metas = [_load_meta(r) for r in resolved]
+    plan = plan_features(ids, [m.features for m in metas], [m.fps for m in metas])
+    for line in plan.warnings:
+        warn(line)
+    for line in plan.notes:
+        say(f"note: {line}")
+    env_specs = [EnvSpec.load(r.root) for r in resolved]
+    for line in env_spec_differences(ids, env_specs):
+        warn(line)
+    chosen_episodes = [
+        select_episodes(selection.get(r.repo_id), m.total_episodes, r.repo_id)
+        for r, m in zip(resolved, metas, strict=True)
+    ]
+
+    stores: list[FrameStore] = []
+    used_frames: list[np.ndarray] = []
+    infos: list[DatasetInfo] = []
+    episode_offset = 0
+    bar = tqdm(list(zip(resolved, metas, strict=True)), desc="Loading datasets", unit="dataset", disable=None)
+    for index, (res, meta) in enumerate(bar):
+        is_dagger = dagger.is_dagger_dataset(meta.features)
+        store = FrameStore(
+            res.repo_id, res.root, meta, plan.features.keys(),
+            extra_columns=dagger.LABEL_FEATURES if is_dagger else (),
+            dataset_index=index, episode_offset=episode_offset, video_backend=video_backend(),
+            image_transforms=image_transforms,
+        )
+        frames, summary = _training_frames(
+            res.repo_id, store, chosen_episodes[index], is_dagger and dagger_filter, is_dagger, say
+        )
+        stores.append(store)
+        used_frames.append(frames)
+        infos.append(DatasetInfo(
+            repo_id=res.repo_id, root=res.root, total_episodes=int(meta.total_episodes),
+            used_episodes=np.unique(store.frame_episode[frames]).tolist(), frames=len(frames),
+            env_spec=env_specs[index], revision=res.revision, total_frames=int(meta.total_frames),
+            fps=int(meta.fps), dagger=summary.to_dict() if summary is not None else None,
+        ))
+        episode_offset += int(meta.total_episodes)
+    bar.close()
+
+    mixture = Mixture(
+        ids, plan, int(metas[0].fps), stores, used_frames, infos,
+        Sharing(weight_array, balance_datasets, balance_episodes, seed), use_imagenet_stats,
     )
+    mixture.set_delta_timestamps(delta_timestamps)
+    return mixture
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _load_meta(res: ResolvedDataset):
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    try:
+        return LeRobotDatasetMetadata(res.repo_id, root=res.root)
+    except Exception as err:  # a folder that is not a readable LeRobot v3 dataset
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"Dataset '{res.repo_id}' at {res.root} could not be read as a LeRobot v3 dataset ({reason})."
+        ) from err
+
+
+def _training_frames(
+    repo_id: str, store: FrameStore, chosen: np.ndarray, filtering: bool, is_dagger: bool,
+    say: Callable[[str], None],
+) -> tuple[np.ndarray, dagger.DaggerSummary | None]:
+    candidates = np.isin(store.frame_episode, chosen)
+    if not filtering:
+        frames = np.flatnonzero(candidates)
+        why = "DAgger filter off" if is_dagger else "not a DAgger dataset"
+        say(f"{repo_id}: {why}, using all {len(chosen)} episodes ({len(frames)} frames)")
+        return frames, None
+    source = dagger.check_labels(repo_id, dagger.SOURCE, store.extra[dagger.SOURCE])
+    success = dagger.check_labels(repo_id, dagger.SUCCESS, store.extra[dagger.SUCCESS])
+    keep, summary = dagger.successful_human_frames(store.frame_episode, source, success, candidates)
+    if summary.kept_frames == 0:
+        raise dagger.no_corrections_error(repo_id, summary)
+    say(dagger.filter_message(repo_id, summary))
+    return np.flatnonzero(keep), summary

@@ -106,10 +106,6 @@ def _download(repo_id: str, path: Path) -> ResolvedDataset:
     return ResolvedDataset(repo_id, path, _cached_revision(path) or dataset.revision)
 
 
-def resolve_datasets(repo_ids: str | list[str], root: str | Path | None = None) -> list[ResolvedDataset]:
-    return [resolve_dataset(r, root) for r in parse_repo_ids(repo_ids)]
-
-
 def resolve_root(repo_id: str, root: str | Path | None = None) -> Path:
     """The local folder of ``repo_id`` (see ``resolve_dataset``)."""
     return resolve_dataset(repo_id, root).root

@@ -79,19 +79,14 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
         self.probs = probs / probs.sum()
         self.num_samples = int(num_samples)
         self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        bucket = rng.choice(len(self.probs), size=n, p=self.probs)
-        return self.starts[bucket] + (rng.random(n) * self.sizes[bucket]).astype(np.int64)
+        self._passes = 0
 
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        yield from self.draw(self.num_samples, rng).tolist()
+        rng = np.random.default_rng([self.seed, self._passes])
+        self._passes += 1
+        bucket = rng.choice(len(self.probs), size=self.num_samples, p=self.probs)
+        offsets = (rng.random(self.num_samples) * self.sizes[bucket]).astype(np.int64)
+        yield from (self.starts[bucket] + offsets).tolist()
 
     def __len__(self) -> int:
         return self.num_samples
@@ -123,14 +118,28 @@ def make_sampler(
     return MixtureSampler(starts, sizes, probs, total, seed)
 
 
-def make_dataloader(mixture, batch_size: int, num_workers: int = 0, drop_last: bool = True, **kwargs) -> torch.utils.data.DataLoader:
-    """The loader the trainer uses: the mixture's sampler, or a shuffle when it has none."""
+def make_dataloader(
+    mixture,
+    batch_size: int,
+    *,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    drop_last: bool | None = None,
+) -> torch.utils.data.DataLoader:
+    """The trainer's loader: the mixture's sampler, or a shuffle when it has none.
+
+    ``drop_last`` defaults to dropping a short last batch only when the mixture holds at
+    least one full batch (else a pass would yield nothing); ``pin_memory`` is for CUDA.
+    """
     return torch.utils.data.DataLoader(
         mixture,
         batch_size=batch_size,
         sampler=mixture.sampler,
         shuffle=mixture.sampler is None,
-        drop_last=drop_last,
+        drop_last=len(mixture) >= batch_size if drop_last is None else drop_last,
         num_workers=num_workers,
-        **kwargs,
+        pin_memory=pin_memory,
+        # A pass is one mixture's worth of samples, often a few hundred steps: keep the
+        # workers rather than start new processes for each pass.
+        persistent_workers=num_workers > 0,
     )

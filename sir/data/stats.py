@@ -4,15 +4,16 @@ The result has lerobot's layout (``meta/stats.json``: per feature ``min``, ``max
 ``mean``, ``std``, ``count`` and the quantiles ``q01`` … ``q99`` that the QUANTILES
 normalization modes read), so it goes straight to ``make_pre_post_processors``.
 
-Numeric features: each dataset's used frames give a count, mean, variance, min and max,
-pooled across datasets (count-weighted means, pooled variances, global extremes).
-Quantiles cannot be pooled exactly, and the frames are in memory anyway, so they are taken
-over the used frames of all datasets together.
+Numeric features: each dataset's used frames give a count, mean, standard deviation, min
+and max, pooled by lerobot's ``aggregate_feature_stats`` (count-weighted means, pooled
+variances, global extremes). It would average the datasets' quantiles too, which is not
+the quantile of their union; the frames are in memory, so quantiles are taken over the
+used frames of all datasets together instead.
 
 Image and video features cannot be recomputed without decoding every frame. lerobot keeps
-per-episode image statistics in ``meta/episodes``; those of the used episodes are pooled,
-each weighted by the frames the mixture uses from it (the dataset-wide ``stats.json`` is the
-fallback for datasets without per-episode statistics).
+per-episode image statistics in ``meta/episodes``; those of the used episodes are pooled
+the same way, each weighted by the frames the mixture uses from it (the dataset-wide
+``stats.json`` is the fallback for datasets without per-episode statistics).
 """
 
 from __future__ import annotations
@@ -43,17 +44,6 @@ class Moments:
     min: np.ndarray
     max: np.ndarray
 
-    @classmethod
-    def of(cls, values: np.ndarray) -> Moments:
-        rows = as_rows(values)
-        return cls(len(values), rows.mean(0), rows.var(0), rows.min(0), rows.max(0))
-
-
-def as_rows(values: np.ndarray) -> np.ndarray:
-    """Frames as float64 rows over the feature's last axis, the way lerobot reduces them."""
-    values = np.asarray(values, dtype=np.float64)
-    return values.reshape(-1, 1) if values.ndim == 1 else values.reshape(-1, values.shape[-1])
-
 
 def pool(parts: list[Moments], weights: list[float] | None = None) -> Moments:
     """Moments of the union of the parts (weighted by ``weights``, default their counts)."""
@@ -72,25 +62,24 @@ def pool(parts: list[Moments], weights: list[float] | None = None) -> Moments:
     )
 
 
+def as_rows(values: np.ndarray) -> np.ndarray:
+    """Frames as float64 rows over the feature's last axis, the way lerobot reduces them."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.reshape(-1, 1) if values.ndim == 1 else values.reshape(-1, values.shape[-1])
+
+
 def numeric_stats(per_dataset: list[np.ndarray]) -> dict[str, np.ndarray]:
     """lerobot-format statistics of one numeric feature over the given frames of each dataset."""
-    parts = [Moments.of(v) for v in per_dataset if len(v)]
-    pooled = pool(parts)
-    stats = _format(pooled)
-    every = np.concatenate([as_rows(v) for v in per_dataset if len(v)])
-    for key, value in zip(QUANTILE_KEYS, np.quantile(every, QUANTILES, axis=0), strict=True):
+    from lerobot.datasets.compute_stats import aggregate_feature_stats
+
+    rows = [as_rows(v) for v in per_dataset if len(v)]
+    stats = aggregate_feature_stats([
+        {"min": r.min(0), "max": r.max(0), "mean": r.mean(0), "std": r.std(0), "count": np.array([len(r)])}
+        for r in rows
+    ])
+    for key, value in zip(QUANTILE_KEYS, np.quantile(np.concatenate(rows), QUANTILES, axis=0), strict=True):
         stats[key] = value
     return stats
-
-
-def _format(m: Moments) -> dict[str, np.ndarray]:
-    return {
-        "min": m.min,
-        "max": m.max,
-        "mean": m.mean,
-        "std": np.sqrt(np.maximum(m.var, 0.0)),
-        "count": np.array([m.count], dtype=np.int64),
-    }
 
 
 def episode_image_stats(root: Path, key: str) -> dict[int, dict[str, np.ndarray]] | None:
@@ -112,16 +101,11 @@ def image_stats(sources: list[tuple[list[dict[str, np.ndarray]], list[int]]]) ->
     """Pool image statistics: ``sources`` holds (stats, frames used) pairs per dataset.
 
     Each entry of stats is one episode's (or a whole dataset's) lerobot image statistics
-    of shape (3, 1, 1); it weighs as much as the frames the mixture uses from it.
+    of shape (3, 1, 1); it weighs as much as the frames the mixture uses from it, not as
+    the images lerobot sampled to compute it (its own ``count``).
     """
-    entries = [(s, n) for stats, used in sources for s, n in zip(stats, used, strict=True) if n > 0]
-    weights = [float(n) for _, n in entries]
-    parts = [
-        Moments(n, s["mean"], s["std"] ** 2, s["min"], s["max"]) for s, n in entries
-    ]
-    out = _format(pool(parts, weights))
-    total = sum(weights)
-    for key in QUANTILE_KEYS:
-        if all(key in s for s, _ in entries):
-            out[key] = sum(w * s[key] for (s, _), w in zip(entries, weights, strict=True)) / total
-    return out
+    from lerobot.datasets.compute_stats import aggregate_feature_stats
+
+    return aggregate_feature_stats([
+        {**s, "count": np.array([n])} for stats, used in sources for s, n in zip(stats, used, strict=True) if n > 0
+    ])

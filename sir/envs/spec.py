@@ -63,11 +63,6 @@ class EnvSpec:
         if not self.task:
             self.task = TASK_DESCRIPTIONS.get(self.env_name, self.env_name)
 
-    # -- features ---------------------------------------------------------------------
-    @property
-    def image_features(self) -> list[str]:
-        return [IMAGE_FEATURE_PREFIX + cam for cam in self.cameras]
-
     @property
     def robot_type(self) -> str:
         return "_".join(r.lower() for r in self.robots)

@@ -118,7 +118,7 @@ def main() -> None:
 
     from sir.data.collect import main as collect
     from sir.eval.rollout import evaluate_policy
-    from sir.training.train_policy import quiet_libraries
+    from sir.runtime import quiet_libraries
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp:

@@ -88,7 +88,7 @@ def test_record_evaluation_appends_history_and_redraws_plot(tmp_path):
 @pytest.mark.slow
 def test_evaluate_cli_runs_a_checkpoint_in_workers(eval_tiny_act, tmp_path, capsys):
     from sir.eval.evaluate import main
-    from sir.training.checkpoint import save_checkpoint
+    from sir.policies.checkpoint import save_checkpoint
 
     policy, pre, post, spec = eval_tiny_act
     save_checkpoint(tmp_path / "best_model", policy, pre, post, spec, {"step": 7})

@@ -8,7 +8,7 @@ import torch
 
 from sir.envs.factory import action_dim, make_env, observation_to_features, reset_env
 from sir.eval.rollout import to_policy_batch
-from sir.training.checkpoint import load_checkpoint
+from sir.policies.checkpoint import load_checkpoint
 from sir.training.train_policy import main as train
 
 

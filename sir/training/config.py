@@ -1,20 +1,106 @@
-"""The trainer's command line: flags, ``--config`` files, and the checks that refuse
-impossible combinations before any work starts."""
+"""``TrainConfig``: every trainer setting, with its default and help, in one dataclass.
+
+The command line, ``--config`` YAML/JSON files and a run's saved ``train_config.json`` all
+map to it here: a field is the long flag of the same name (``training_steps`` is
+``--training-steps``), and a config file naming anything else is refused by name.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sir.data.args import add_mixture_arguments
+from sir.config import add_arguments, from_mapping, from_namespace, option, validate
+from sir.data.args import DataConfig
 from sir.errors import UserError
 
 CONFIG_FILENAME = "train_config.json"
-# Flags that describe how a run was launched rather than what it trains: a config file
+PRESETS = ("tiny", "cpu", "default")
+# Settings that describe how a run was launched rather than what it trains: a config file
 # never sets them, so `--config <run>/train_config.json` starts a fresh, equal run.
-_NOT_FROM_CONFIG = {"config", "resume", "list_policies", "overwrite"}
+LAUNCH_ONLY = {"resume", "overwrite"}
+
+POLICY, ENV, TRAIN, LORA, EVAL, SYSTEM, LOG = (
+    "policy", "env (datasets without an EnvSpec)", "training", "LoRA (peft)", "evaluation", "system", "logging")
+
+
+@dataclass
+class TrainConfig(DataConfig):
+    """One training run (the dataset settings come from ``DataConfig``)."""
+
+    # policy
+    policy: str | None = option(None, "policy type (see --list-policies); default act, or the type of --policy-path",
+                                group=POLICY)
+    preset: str = option("default", "model size: tiny (tests), cpu (trains on 2 cores in minutes), default "
+                         "(lerobot's sizes)", group=POLICY, choices=PRESETS)
+    action_chunk_size: int | None = option(None, "action chunk / horizon (default: the policy's)", group=POLICY, minimum=1)
+    n_obs_steps: int | None = option(None, "observation steps (default: the policy's)", group=POLICY, minimum=1)
+    n_action_steps: int | None = option(None, "actions executed per chunk (default: the policy's)", group=POLICY, minimum=1)
+    policy_path: str | None = option(None, "fine-tune from a saved sir or lerobot model folder (weights, config, "
+                                     "processors)", group=POLICY)
+    pretrained_path: str | None = option(None, "local folder of a pretrained backbone model (pi0, smolvla, ...) "
+                                         "instead of the hub", group=POLICY)
+    # env
+    env: str | None = option(None, "Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)",
+                             group=ENV)
+    robot: str | None = option(None, "robot, only for datasets recorded without an EnvSpec (default: Panda)", group=ENV)
+    # training
+    batch_size: int = option(16, group=TRAIN, minimum=1)
+    lr: float | None = option(None, "learning rate (default: the policy preset's)", group=TRAIN, positive=True)
+    training_steps: int = option(10000, "optimizer steps", group=TRAIN, minimum=1)
+    grad_accum_steps: int = option(1, "micro-batches per optimizer step; the effective batch is batch-size x this",
+                                   group=TRAIN, minimum=1)
+    grad_clip_norm: float | None = option(None, "gradient clipping (default: the policy's optimizer preset)",
+                                          group=TRAIN, positive=True)
+    log_freq: int = option(50, "log the loss every N steps", group=TRAIN, minimum=1)
+    amp: bool = option(False, "mixed precision (bf16/fp16) on CUDA", group=TRAIN)
+    resume: str | None = option(None, "continue a run from one of its checkpoint_<step> folders", group=TRAIN)
+    sequential: bool = option(False, "train one stage per dataset in --repo-ids order, each from the previous "
+                              "stage's final model", group=TRAIN)
+    steps_per_stage: int | None = option(None, "training steps of each --sequential stage", group=TRAIN, minimum=1)
+    # LoRA
+    lora_rank: int | None = option(None, "train LoRA adapters of this rank instead of all weights", group=LORA,
+                                   minimum=1)
+    lora_alpha: int | None = option(None, "LoRA alpha (default: 2 x rank)", group=LORA, minimum=1)
+    lora_dropout: float = option(0.0, group=LORA, minimum=0)
+    # evaluation
+    eval_freq: int = option(1000, "evaluate every N steps (0: only at the end)", group=EVAL, minimum=0)
+    eval_episodes: int = option(10, group=EVAL, minimum=1)
+    eval_workers: int | None = option(None, "rollout worker processes (default: one per core)", group=EVAL, minimum=1)
+    max_steps: int | None = option(None, "step limit of an evaluation episode (default: the dataset's EnvSpec "
+                                   "horizon, which is 400 for datasets recorded without one)", group=EVAL, minimum=1)
+    eval_seed: int | None = option(None, "seed of evaluation episode 0; episode i uses seed+i", group=EVAL)
+    save_video: bool = option(False, "write eval_step_<N>.mp4 for each evaluation", group=EVAL)
+    video_dir: str | None = option(None, "where videos go (default: <run dir>/videos)", group=EVAL)
+    video_episodes: int = option(4, "episodes tiled into each video", group=EVAL, minimum=1)
+    # system
+    device: str | None = option(None, "cuda, mps or cpu (default: the best available)", group=SYSTEM)
+    num_workers: int = option(0, "dataloader worker processes", group=SYSTEM, minimum=0)
+    checkpoint_dir: str = option("checkpoints", group=SYSTEM)
+    run_name: str | None = option(None, "run folder name (default: <policy>_<datasets>)", group=SYSTEM)
+    save_freq: int = option(5000, "write checkpoint_<step> every N steps", group=SYSTEM, minimum=1)
+    overwrite: bool = option(False, "replace an existing run folder of the same name", group=SYSTEM)
+    # logging
+    use_wandb: bool = option(False, "log to Weights & Biases (WANDB_MODE=offline works)", group=LOG)
+    wandb_project: str = option("sir", group=LOG)
+    wandb_entity: str | None = option(None, group=LOG)
+    wandb_run_name: str | None = option(None, group=LOG)
+
+
+def check(cfg: TrainConfig) -> TrainConfig:
+    """Refuse impossible settings before any work starts, in one sentence each."""
+    validate(cfg)
+    if not cfg.repo_ids:
+        raise UserError("--repo-ids is required (comma-separated dataset names).")
+    if cfg.steps_per_stage is not None and not cfg.sequential:
+        raise UserError("--steps-per-stage only applies with --sequential.")
+    if cfg.sequential and cfg.resume:
+        raise UserError("--resume continues one run; resume a --sequential stage by running it alone.")
+    return cfg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,141 +109,54 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a LeRobot policy by behavioural cloning on one or more LeRobot datasets, "
         "evaluating it in Robosuite every --eval-freq steps and keeping the best model by success rate. "
         "Outputs go to <checkpoint-dir>/<policy>_<datasets>/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--config", default=None,
-                   help="YAML or JSON file of flags (e.g. a run's train_config.json); command-line flags override it")
+                   help="YAML or JSON file of settings (e.g. a run's train_config.json); command-line flags override it")
     p.add_argument("--list-policies", action="store_true", help="print the policies, their needs and presets, and exit")
-
-    g = p.add_argument_group("policy")
-    g.add_argument("--policy", default=None,
-                   help="policy type (see --list-policies); default act, or the type of --policy-path")
-    g.add_argument("--preset", default="default", choices=["tiny", "cpu", "default"],
-                   help="model size: tiny (tests), cpu (trains on 2 cores in minutes), default (lerobot's sizes)")
-    g.add_argument("--action-chunk-size", type=int, default=None, help="action chunk / horizon (default: policy's)")
-    g.add_argument("--n-obs-steps", type=int, default=None, help="observation steps (default: policy's)")
-    g.add_argument("--n-action-steps", type=int, default=None, help="actions executed per chunk (default: policy's)")
-    g.add_argument("--policy-path", default=None,
-                   help="fine-tune from a saved sir or lerobot model folder (weights, config, processors)")
-    g.add_argument("--pretrained-path", default=None,
-                   help="local folder of a pretrained backbone model (pi0, smolvla, ...) instead of the hub")
-
-    # The dataset flags are sir.data's own, shared with `python -m sir.data.verify` so that a
-    # verified command line trains on exactly what was verified.
-    add_mixture_arguments(p, require_repo_ids=False)
-    g = p.add_argument_group("env (datasets without an EnvSpec)")
-    g.add_argument("--env", default=None, help="Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)")
-    g.add_argument("--robot", default=None, help="robot, only for datasets recorded without an EnvSpec (default: Panda)")
-
-    g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: the policy preset's)")
-    g.add_argument("--training-steps", type=int, default=10000, help="optimizer steps")
-    g.add_argument("--grad-accum-steps", type=int, default=1,
-                   help="micro-batches per optimizer step; the effective batch is batch-size x this")
-    g.add_argument("--grad-clip-norm", type=float, default=None, help="gradient clipping (default: the policy's optimizer preset)")
-    g.add_argument("--log-freq", type=int, default=50, help="log the loss every N steps")
-    g.add_argument("--amp", action="store_true", help="mixed precision (bf16/fp16) on CUDA")
-    g.add_argument("--resume", default=None, help="continue a run from one of its checkpoint_<step> folders")
-    g.add_argument("--sequential", action="store_true",
-                   help="train one stage per dataset in --repo-ids order, each from the previous stage's final model")
-    g.add_argument("--steps-per-stage", type=int, default=None, help="training steps of each --sequential stage")
-
-    g = p.add_argument_group("LoRA (peft)")
-    g.add_argument("--lora-rank", type=int, default=None, help="train LoRA adapters of this rank instead of all weights")
-    g.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default: 2 x rank)")
-    g.add_argument("--lora-dropout", type=float, default=0.0)
-
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-freq", type=int, default=1000, help="evaluate every N steps (0: only at the end)")
-    g.add_argument("--eval-episodes", type=int, default=10)
-    g.add_argument("--eval-workers", type=int, default=None, help="rollout worker processes (default: one per core)")
-    g.add_argument("--max-steps", type=int, default=None,
-                   help="step limit of an evaluation episode (default: the dataset's EnvSpec horizon, which is "
-                   "400 for datasets recorded without one)")
-    g.add_argument("--eval-seed", type=int, default=None, help="seed of evaluation episode 0; episode i uses seed+i")
-    g.add_argument("--save-video", action="store_true", help="write eval_step_<N>.mp4 for each evaluation")
-    g.add_argument("--video-dir", default=None, help="where videos go (default: <run dir>/videos)")
-    g.add_argument("--video-episodes", type=int, default=4, help="episodes tiled into each video")
-
-    g = p.add_argument_group("system")
-    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    g.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
-    g.add_argument("--checkpoint-dir", default="checkpoints")
-    g.add_argument("--run-name", default=None, help="run folder name (default: <policy>_<datasets>)")
-    g.add_argument("--save-freq", type=int, default=5000, help="write checkpoint_<step> every N steps")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
-
-    g = p.add_argument_group("logging")
-    g.add_argument("--use-wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
-    g.add_argument("--wandb-project", default="sir")
-    g.add_argument("--wandb-entity", default=None)
-    g.add_argument("--wandb-run-name", default=None)
+    add_arguments(p, TrainConfig)
     return p
 
 
-def load_config_file(path: str | Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings a YAML/JSON file gives, by field name; unknown keys are refused."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--config {path} does not exist.")
-    text = path.read_text()
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        if path.suffix == ".json":
-            data = json.loads(text)
+        if kind == "JSON":
+            data = json.loads(path.read_text())
         else:
             import yaml
 
-            data = yaml.safe_load(text) or {}
+            data = yaml.safe_load(path.read_text()) or {}
     except Exception as err:
-        raise UserError(f"--config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from err
+        raise UserError(f"--config {path} is not valid {kind}: {err}") from err
     if not isinstance(data, dict):
         raise UserError(f"--config {path} must hold a mapping of flag names to values.")
-    known = {a.dest for a in parser._actions}
-    values = {}
-    for key, value in data.items():
-        dest = key.lstrip("-").replace("-", "_")
-        if dest.startswith("_") or dest in _NOT_FROM_CONFIG:
-            continue
-        if dest not in known:
-            raise UserError(f"--config {path} sets '{key}', which is not a train_policy flag (see --help).")
-        if dest == "repo_ids" and isinstance(value, list):
-            value = ",".join(value)
-        values[dest] = value
-    return values
+    return from_mapping(TrainConfig, data, f"--config {path}", ignore=LAUNCH_ONLY | {"config", "list_policies"})
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    """(the run's config, whether --list-policies was asked) from a command line."""
     parser = build_parser()
     args = parser.parse_args(argv)
     config = args.config
     if config is None and args.resume:
-        # A resumed run trains with the flags it started with; the command line may override.
+        # A resumed run trains with the settings it started with; the command line may override.
         config = Path(args.resume).parent / CONFIG_FILENAME
         if not config.is_file():
             raise UserError(f"--resume {args.resume} is not inside a sir run folder (no {config}).")
     if config:
-        parser.set_defaults(**load_config_file(config, parser))
+        parser.set_defaults(**load_config_file(config))
         args = parser.parse_args(argv)
+    cfg = from_namespace(TrainConfig, args)
     if args.list_policies:
-        return args
-    if not args.repo_ids:
-        parser.error("--repo-ids is required (comma-separated dataset names)")
-    for name in ("batch_size", "training_steps", "eval_episodes", "max_steps", "save_freq", "log_freq",
-                 "grad_accum_steps"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.eval_freq < 0:
-        parser.error("--eval-freq must be 0 or more")
-    if args.steps_per_stage is not None and not args.sequential:
-        parser.error("--steps-per-stage only applies with --sequential")
-    if args.sequential and args.resume:
-        parser.error("--resume continues one run; resume a --sequential stage by running it alone")
-    if args.lora_rank is not None and args.lora_rank < 1:
-        parser.error("--lora-rank must be at least 1")
-    return args
+        return cfg, True
+    return check(cfg), False
 
 
-def config_to_save(args: argparse.Namespace, **resolved: Any) -> dict[str, Any]:
-    """The run's flags (loadable again with --config) plus resolved values under '_resolved'."""
-    flags = {k: v for k, v in vars(args).items() if k not in _NOT_FROM_CONFIG}
-    return {**flags, "_resolved": resolved}
+def config_to_save(cfg: TrainConfig, **resolved: Any) -> dict[str, Any]:
+    """The run's settings (loadable again with --config) plus resolved values under '_resolved'."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in LAUNCH_ONLY}
+    return {**settings, "_resolved": resolved}

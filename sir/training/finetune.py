@@ -3,7 +3,6 @@ data's, and LoRA adapters (peft) for large policies."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +109,3 @@ def wrap_with_lora(policy: Any, rank: int, alpha: int | None, dropout: float) ->
         "method_type": "lora", "r": rank, "lora_alpha": alpha or 2 * rank, "lora_dropout": dropout,
         "target_modules": "all-linear",
     })
-
-
-def exportable(policy: Any) -> Any:
-    """A plain lerobot policy to save: LoRA adapters merged into a copy of the weights,
-    so the saved model loads with ``from_pretrained`` and needs no peft."""
-    if not hasattr(policy, "merge_and_unload"):
-        return policy
-    return copy.deepcopy(policy).merge_and_unload()

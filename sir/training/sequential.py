@@ -3,13 +3,14 @@ stage's final model, and a forgetting matrix of every stage on every task seen s
 
 from __future__ import annotations
 
-import argparse
-import copy
-from collections.abc import Callable
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sir import atomic
 from sir.errors import UserError
+from sir.training.config import TrainConfig
+from sir.training.trainer import RunResult, run_name_for, train
 
 FORGETTING_CSV = "forgetting_matrix.csv"
 FORGETTING_PNG = "forgetting_matrix.png"
@@ -19,13 +20,19 @@ def stage_name(k: int, repo_id: str) -> str:
     return f"stage_{k}_{repo_id.replace('/', '_')}"
 
 
-def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace], Path]) -> Path:
+@dataclass
+class SequentialResult:
+    base_dir: Path
+    stages: list[RunResult] = field(default_factory=list)
+    # success_rates[k][j]: success on task j after stage k (None for tasks not yet seen)
+    success_rates: list[list[float | None]] = field(default_factory=list)
+
+
+def run_sequential(args: TrainConfig) -> SequentialResult:
     from sir.data import parse_repo_ids
-    from sir.data.resolve import resolve_root
-    from sir.envs.spec import spec_for_dataset
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_tasks
-    from sir.training.checkpoint import load_checkpoint
-    from sir.training.train_policy import pick_device, run_name_for
+    from sir.policies.checkpoint import load_checkpoint
+    from sir.runtime import pick_device
 
     repo_ids = parse_repo_ids(args.repo_ids)
     if len(repo_ids) < 2:
@@ -38,20 +45,17 @@ def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace
     device = pick_device(args.device)
     previous = args.policy_path
     tasks: list[tuple[str, object]] = []
-    rows: list[list[float | None]] = []
+    result = SequentialResult(base)
+    rows = result.success_rates
     for k, repo_id in enumerate(repo_ids, start=1):
         print(f"\n##### Stage {k}/{len(repo_ids)}: {repo_id}" + (f" (from {previous})" if previous else ""))
-        stage = copy.copy(args)
-        stage.sequential = False
-        stage.repo_ids = repo_id
-        stage.policy_path = str(previous) if previous else None
-        stage.training_steps = steps
-        stage.checkpoint_dir = str(base)
-        stage.run_name = stage_name(k, repo_id)
-        stage.overwrite = True
-        stage_dir = train(stage)
-        previous = stage_dir / "final_model"
-        tasks.append((repo_id, spec_for_dataset(resolve_root(repo_id, args.root), args.env, args.robot)))
+        stage = train(dataclasses.replace(
+            args, sequential=False, steps_per_stage=None, repo_ids=[repo_id],
+            policy_path=str(previous) if previous else None, training_steps=steps, checkpoint_dir=str(base),
+            run_name=stage_name(k, repo_id), overwrite=True))
+        result.stages.append(stage)
+        previous = stage.final_model
+        tasks.append((repo_id, stage.env_spec))
 
         policy, pre, post, _, _ = load_checkpoint(previous, device=device)
         # One evaluation over every task seen so far: one worker pool, metrics per task.
@@ -65,7 +69,7 @@ def run_sequential(args: argparse.Namespace, train: Callable[[argparse.Namespace
         rows.append(row + [None] * (len(repo_ids) - len(row)))
         write_forgetting_matrix(base, repo_ids, rows)
     print(f"\nForgetting matrix: {base / FORGETTING_CSV}")
-    return base
+    return result
 
 
 def write_forgetting_matrix(base: Path, repo_ids: list[str], rows: list[list[float | None]]) -> None:

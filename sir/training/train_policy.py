@@ -2,316 +2,34 @@
 
     python -m sir.training.train_policy --repo-ids lift_demos --root data --policy act
 
-Reads top to bottom: arguments, data, policy, loop (train step, eval hook, checkpoints).
-The machinery lives in sir.data, sir.policies, sir.eval and the sir.training modules.
-Runs under ``accelerate launch`` too: every process trains, only the main one evaluates,
-logs and writes checkpoints.
+The command parses its flags (and ``--config`` files) into a ``TrainConfig`` and calls
+``sir.training.train`` (or the sequential stages); everything it does is that function's.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import random
-import shutil
-import time
-import warnings
 from pathlib import Path
-from typing import Any
 
-from sir import atomic
-from sir.errors import UserError, cli_errors
-from sir.training.config import CONFIG_FILENAME, config_to_save, parse_args
-
-BANNER = "=" * 60
-
-
-def pick_device(requested: str | None) -> str:
-    """The requested device, refused in one sentence when absent (lerobot's own check
-    asserts); otherwise lerobot's automatic choice (cuda, mps, xpu, cpu)."""
-    import torch
-    from lerobot.utils.utils import auto_select_torch_device
-
-    if requested:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
-        if requested == "mps" and not torch.backends.mps.is_available():
-            raise UserError("--device mps was asked for but MPS is not available; use --device cpu.")
-        return requested
-    return auto_select_torch_device().type
-
-
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def quiet_libraries() -> None:
-    # lerobot warns at import that no GPU is present and that configs switch device; sir
-    # prints the device it uses in the header instead.
-    logging.getLogger().setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*Converting input from bool.*")
-
-
-def cycle(loader):
-    while True:
-        yield from loader
-
-
-def run_name_for(policy: str, repo_ids: list[str]) -> str:
-    return f"{policy}_" + "_".join(r.replace("/", "_") for r in repo_ids)
-
-
-def make_accelerator(device: str, amp: bool) -> Any:
-    from accelerate import Accelerator
-
-    if amp and not device.startswith("cuda"):
-        raise UserError("--amp (mixed precision) needs a CUDA GPU; drop it on this device.")
-    precision = "no"
-    if amp:
-        import torch
-
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    # The scheduler steps once per optimizer step, whatever the number of processes.
-    return Accelerator(cpu=device == "cpu", mixed_precision=precision, step_scheduler_with_optimizer=False)
-
-
-def train(args: argparse.Namespace) -> Path:
-    """One training run; returns its run directory."""
-    quiet_libraries()
-    import torch
-    from lerobot.configs.types import FeatureType
-    from lerobot.datasets.factory import resolve_delta_timestamps
-    from lerobot.datasets.utils import dataset_to_policy_features
-    from lerobot.policies.factory import make_policy, make_pre_post_processors
-    from tqdm import tqdm
-
-    from sir.data import make_mixture, parse_repo_ids
-    from sir.data.args import mixture_kwargs
-    from sir.envs.spec import spec_for_dataset
-    from sir.eval.report import record_evaluation
-    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
-    from sir.policies import build_config
-    from sir.training import finetune
-    from sir.training.checkpoint import load_checkpoint, load_training_state, save_checkpoint
-    from sir.training.step import update
-    from sir.training.tracking import RunLogger
-
-    # ---- setup -----------------------------------------------------------------------
-    repo_ids = parse_repo_ids(args.repo_ids)
-    device = pick_device(args.device)
-    accelerator = make_accelerator(device, args.amp)
-    main_process = accelerator.is_main_process
-    say = print if main_process else (lambda *a, **k: None)
-    seed_everything(args.seed + accelerator.process_index)
-    resume = Path(args.resume) if args.resume else None
-    base_path = resume or (Path(args.policy_path) if args.policy_path else None)
-    base_cfg = finetune.load_base_config(base_path, args.policy) if base_path else None
-    policy_name = base_cfg.type if base_cfg is not None else (args.policy or "act")
-    if resume is not None:
-        run_dir = resume.parent
-    else:
-        run_dir = Path(args.checkpoint_dir) / (args.run_name or run_name_for(policy_name, repo_ids))
-        if main_process and run_dir.exists() and any(run_dir.iterdir()):
-            if not args.overwrite:
-                raise UserError(f"{run_dir} already holds a run; pass --run-name to start another, "
-                                f"--resume {run_dir}/checkpoint_<step> to continue it, or --overwrite to replace it.")
-            shutil.rmtree(run_dir)
-    eval_seed = DEFAULT_EVAL_SEED if args.eval_seed is None else args.eval_seed
-
-    say(BANNER)
-    say(f"Training {policy_name.upper()} Policy with LeRobot (sir)")
-    say(BANNER)
-    say(f"Policy: {policy_name} (preset {args.preset})" + (f", starting from {base_path}" if base_path else ""))
-    say(f"Datasets: {', '.join(repo_ids)}")
-    say(f"Root: {args.root or 'Hugging Face cache'}")
-    say(f"Device: {device}" + (f" x {accelerator.num_processes} processes" if accelerator.num_processes > 1 else ""))
-    effective = args.batch_size * args.grad_accum_steps * accelerator.num_processes
-    say(f"Batch size: {args.batch_size} (effective {effective}: x{args.grad_accum_steps} accumulation"
-        f" x{accelerator.num_processes} processes)")
-
-    # ---- data ------------------------------------------------------------------------
-    say("\nFiltering datasets...")
-    mixture = make_mixture(**{**mixture_kwargs(args), "repo_ids": repo_ids}, verbose=main_process)
-    spec = next((s for s in mixture.env_specs if s is not None), None)
-    if spec is None:
-        spec = spec_for_dataset(mixture.infos[0].root, args.env, args.robot)
-        say(f"No EnvSpec recorded with the data: using the default {spec.env_name} layout for {spec.robots[0]}.")
-    say(f"Environment: {spec.env_name} ({', '.join(spec.robots)}), {mixture.fps} fps")
-
-    features = dataset_to_policy_features(mixture.features)
-    output_features = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
-    input_features = {k: f for k, f in features.items() if k not in output_features}
-    say("\nInput features:")
-    for key, ft in input_features.items():
-        say(f"  {key}: shape={tuple(ft.shape)}")
-    say("Output features:")
-    for key, ft in output_features.items():
-        say(f"  {key}: shape={tuple(ft.shape)}")
-
-    # ---- policy ----------------------------------------------------------------------
-    if base_cfg is None:
-        cfg = build_config(
-            policy_name, args.preset, input_features, output_features, device,
-            chunk_size=args.action_chunk_size, n_obs_steps=args.n_obs_steps,
-            n_action_steps=args.n_action_steps, lr=args.lr, pretrained_path=args.pretrained_path,
-            dataset_features=mixture.features,
-        )
-        stats = mixture.stats
-    else:
-        # Fine-tuning or resuming: the saved model decides the architecture; its stats are
-        # pooled with the new data's so the old task keeps its normalization.
-        cfg = base_cfg
-        finetune.check_features_match(cfg, features, base_path)
-        cfg.device = device
-        cfg.pretrained_path = str(base_path)
-        if args.lr is not None:
-            cfg.optimizer_lr = args.lr
-        stats = None if resume is not None else finetune.merge_stats(finetune.saved_stats(base_path), mixture.stats)
-    mixture.set_delta_timestamps(resolve_delta_timestamps(cfg, mixture))
-    policy = make_policy(cfg, ds_meta=mixture)
-    if resume is not None:
-        _, preprocessor, postprocessor, _, _ = load_checkpoint(resume, device=device)
-    else:
-        preprocessor, postprocessor = make_pre_post_processors(cfg, dataset_stats=stats)
-    if args.lora_rank is not None:
-        policy = finetune.wrap_with_lora(policy, args.lora_rank, args.lora_alpha, args.lora_dropout)
-    optimizer_cfg = cfg.get_optimizer_preset()
-    params = [p for p in policy.parameters() if p.requires_grad]
-    # LoRA: only the adapters train; lerobot's optim params would list frozen base weights too.
-    optimizer = optimizer_cfg.build(params if args.lora_rank is not None else policy.get_optim_params())
-    scheduler_cfg = cfg.get_scheduler_preset()
-    scheduler = scheduler_cfg.build(optimizer, args.training_steps) if scheduler_cfg else None
-    grad_clip = args.grad_clip_norm if args.grad_clip_norm is not None else getattr(optimizer_cfg, "grad_clip_norm", None)
-    start_step, run_state = 0, {}
-    if resume is not None:
-        start_step, run_state = load_training_state(resume, optimizer, scheduler)
-    n_params = sum(p.numel() for p in policy.parameters())
-    n_trainable = sum(p.numel() for p in params)
-    say(f"\n{policy_name.upper()} policy created")
-    say(f"  Parameters: {n_params:,}" + (f" ({n_trainable:,} trainable)" if n_trainable != n_params else ""))
-    for field in ("chunk_size", "horizon", "n_obs_steps", "n_action_steps"):
-        if hasattr(cfg, field):
-            say(f"  {field}: {getattr(cfg, field)}")
-    say(f"  Learning rate: {optimizer.param_groups[0]['lr']:g}")
-
-    say("\nDatasets:")
-    for info in mixture.infos:
-        say(f"  {info.repo_id}: {len(info.used_episodes)} episodes (of {info.total_episodes} total), {info.frames} frames")
-    say(f"  Total frames: {mixture.num_frames}")
-
-    loader = torch.utils.data.DataLoader(
-        mixture, batch_size=args.batch_size, sampler=mixture.sampler, shuffle=mixture.sampler is None,
-        num_workers=args.num_workers, drop_last=len(mixture) >= args.batch_size,
-        pin_memory=device.startswith("cuda"), persistent_workers=args.num_workers > 0,
-    )
-    policy, optimizer, loader = accelerator.prepare(policy, optimizer, loader)
-    model = accelerator.unwrap_model(policy)
-    video_dir = Path(args.video_dir) if args.video_dir else run_dir / "videos"
-    data_info = [
-        {"repo_id": i.repo_id, "root": str(i.root), "episodes": [int(e) for e in i.used_episodes],
-         "total_episodes": i.total_episodes, "frames": i.frames, "revision": getattr(i, "revision", None)}
-        for i in mixture.infos
-    ]
-    logger = None
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        saved = config_to_save(args, device=device, eval_seed=eval_seed, env_spec=spec.to_dict(),
-                               effective_batch_size=effective, datasets=data_info)
-        atomic.write_json(run_dir / CONFIG_FILENAME, saved)
-        logger = RunLogger(run_dir, saved, args.use_wandb, args.wandb_project, args.wandb_entity,
-                           args.wandb_run_name, run_id=run_state.get("wandb_run_id"))
-        say(f"\nCheckpoints will be saved to: {run_dir}")
-
-    best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
-    losses: list[tuple[int, float]] = []  # (step, loss) since the last evaluation, for its plot
-
-    def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
-        info = {"step": step, "policy": policy_name, "preset": args.preset, "metrics": metrics,
-                "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)}
-        state = None
-        if with_state:
-            state = {"step": step, "optimizer": optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                     "scheduler": scheduler,
-                     "run_state": {"best": best, "wandb_run_id": logger.run_id if logger else None}}
-        return save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info, state)
-
-    def evaluate(step: int) -> dict[str, Any]:
-        nonlocal best
-        video = video_dir / f"eval_step_{step}.mp4" if args.save_video else None
-        metrics = evaluate_policy(model, preprocessor, postprocessor, spec, args.eval_episodes, args.max_steps,
-                                  seed=eval_seed, video_path=video, video_episodes=args.video_episodes,
-                                  workers=args.eval_workers)
-        tqdm.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
-        record_evaluation(run_dir, step, metrics, losses)
-        losses.clear()
-        logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
-                          "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
-                   video=metrics.get("video"))
-        summary = {k: v for k, v in metrics.items() if k != "per_episode"}
-        score = (metrics["success_rate"], -metrics["avg_length"])
-        if best is None or score > best:
-            best = score
-            checkpoint("best_model", step, summary)
-            tqdm.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
-        return summary
-
-    # ---- loop ------------------------------------------------------------------------
-    say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
-    say(BANNER)
-    policy.train()
-    batches = cycle(loader)
-    bar = tqdm(range(start_step + 1, args.training_steps + 1), desc="Training", unit="step",
-               dynamic_ncols=True, disable=not main_process, initial=start_step, total=args.training_steps)
-    start = time.perf_counter()
-    last_eval: dict[str, Any] | None = None
-    for step in bar:
-        loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
-                                         args.grad_accum_steps, grad_clip, scheduler)
-        if not main_process:
-            continue
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if step % args.log_freq == 0 or step == start_step + 1:
-            losses.append((step, loss))
-            record = {"train/loss": loss, "train/grad_norm": grad_norm,
-                      "train/lr": optimizer.param_groups[0]["lr"], "train/elapsed_s": time.perf_counter() - start}
-            record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
-            logger.log(step, record)
-        if (args.eval_freq and step % args.eval_freq == 0) or step == args.training_steps:
-            last_eval = evaluate(step)
-        if step % args.save_freq == 0:
-            checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
-    bar.close()
-    accelerator.wait_for_everyone()
-    if main_process:
-        final = checkpoint("final_model", args.training_steps, last_eval)
-        logger.finish()
-        say(BANNER)
-        say(f"Training finished in {time.perf_counter() - start:.0f} s.")
-        if best is not None:
-            say(f"Best success rate: {100 * best[0]:.1f}% -> {run_dir / 'best_model'}")
-        say(f"Final model: {final}")
-    accelerator.end_training()
-    return run_dir
+from sir.errors import cli_errors
+from sir.training.config import parse_config
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> Path | None:
-    args = parse_args(argv)
-    if args.list_policies:
+    """Returns the run directory (the sequential run's base folder with --sequential)."""
+    cfg, list_policies = parse_config(argv)
+    if list_policies:
         from sir.policies import policy_table
 
         print(policy_table())
         return None
-    if args.sequential:
+    if cfg.sequential:
         from sir.training.sequential import run_sequential
 
-        return run_sequential(args, train)
-    return train(args)
+        return run_sequential(cfg).base_dir
+    from sir.training.trainer import train
+
+    return train(cfg).run_dir
 
 
 if __name__ == "__main__":

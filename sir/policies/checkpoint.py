@@ -7,9 +7,11 @@ killed at any moment leaves either the old checkpoint or the new one, never half
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,6 @@ from sir.errors import UserError
 
 INFO_FILENAME = "sir_checkpoint.json"
 ADAPTER_DIR = "adapter"
-TRAINING_STATE_DIR = "training_state"  # lerobot's name, written by its save_training_state
-RUN_STATE_FILENAME = "sir_run_state.json"
 PREPROCESSOR_DIR = "preprocessor"
 POSTPROCESSOR_DIR = "postprocessor"
 
@@ -31,12 +31,10 @@ def save_checkpoint(
     postprocessor: Any,
     spec: EnvSpec,
     info: dict[str, Any],
-    training_state: dict[str, Any] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a model folder; with ``training_state`` (optimizer, scheduler, step, run state)
-    it can also be resumed with ``--resume``."""
-    from sir.training.finetune import exportable
-
+    """Write a model folder. ``write_extra(folder)`` adds more to it before it is swapped
+    in (the trainer's resumable training state)."""
     directory = Path(directory)
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -48,12 +46,8 @@ def save_checkpoint(
     postprocessor.save_pretrained(tmp / POSTPROCESSOR_DIR)
     spec.save(tmp)
     (tmp / INFO_FILENAME).write_text(json.dumps(info, indent=2, default=str) + "\n")
-    if training_state is not None:
-        from lerobot.utils.train_utils import save_training_state
-
-        save_training_state(tmp, training_state["step"], training_state["optimizer"], training_state.get("scheduler"))
-        (tmp / TRAINING_STATE_DIR / RUN_STATE_FILENAME).write_text(
-            json.dumps(training_state.get("run_state", {}), indent=2, default=str) + "\n")
+    if write_extra is not None:
+        write_extra(tmp)
     # Swap in two renames: the old checkpoint stays whole until the new one is complete.
     old = directory.parent / f".{directory.name}.old-{os.getpid()}"
     if directory.exists():
@@ -102,15 +96,9 @@ def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[A
     return policy, preprocessor, postprocessor, spec, info
 
 
-def load_training_state(directory: str | Path, optimizer: Any, scheduler: Any) -> tuple[int, dict[str, Any]]:
-    """Restore optimizer, scheduler and RNG states; return (step, sir's run state)."""
-    from lerobot.utils.train_utils import load_training_state as lerobot_load
-
-    directory = Path(directory)
-    if not (directory / TRAINING_STATE_DIR).is_dir():
-        raise UserError(f"--resume {directory} holds no {TRAINING_STATE_DIR}/; resume from a checkpoint_<step> folder "
-                        "(best_model and final_model keep weights only).")
-    step, _, _ = lerobot_load(directory, optimizer, scheduler)
-    run_state_path = directory / TRAINING_STATE_DIR / RUN_STATE_FILENAME
-    run_state = json.loads(run_state_path.read_text()) if run_state_path.is_file() else {}
-    return step, run_state
+def exportable(policy: Any) -> Any:
+    """A plain lerobot policy to save: LoRA adapters merged into a copy of the weights,
+    so the saved model loads with ``from_pretrained`` and needs no peft."""
+    if not hasattr(policy, "merge_and_unload"):
+        return policy
+    return copy.deepcopy(policy).merge_and_unload()

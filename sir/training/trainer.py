@@ -1,0 +1,296 @@
+"""``train(cfg) -> RunResult``: train a LeRobot policy on LeRobot datasets, evaluating it
+in Robosuite as it trains.
+
+    from sir.training import TrainConfig, train
+    result = train(TrainConfig(repo_ids=["lift_demos"], root="data", policy="act", preset="cpu"))
+
+Reads top to bottom: setup, data, policy, loop (train step, eval hook, checkpoints). The
+machinery lives in sir.data, sir.policies, sir.eval and the sir.training modules. Runs
+under ``accelerate launch`` too: every process trains, only the main one evaluates, logs
+and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sir import atomic
+from sir.envs.spec import EnvSpec
+from sir.errors import UserError
+from sir.runtime import pick_device, quiet_libraries, seed_everything
+from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save
+
+BANNER = "=" * 60
+
+
+@dataclass
+class RunResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    final_model: Path
+    env_spec: EnvSpec
+    best_model: Path | None = None  # None when the run never evaluated
+    best_step: int | None = None
+    best_metrics: dict[str, Any] | None = None  # the best evaluation's summary (success_rate, success_ci95, ...)
+    last_metrics: dict[str, Any] | None = None
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # repo_id, root, episodes used, frames, revision
+
+    @property
+    def frames_per_dataset(self) -> dict[str, int]:
+        return {d["repo_id"]: int(d["frames"]) for d in self.datasets}
+
+
+def run_name_for(policy: str, repo_ids: list[str]) -> str:
+    return f"{policy}_" + "_".join(r.replace("/", "_") for r in repo_ids)
+
+
+def make_accelerator(device: str, amp: bool) -> Any:
+    from accelerate import Accelerator
+
+    if amp and not device.startswith("cuda"):
+        raise UserError("--amp (mixed precision) needs a CUDA GPU; drop it on this device.")
+    precision = "no"
+    if amp:
+        import torch
+
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # The scheduler steps once per optimizer step, whatever the number of processes.
+    return Accelerator(cpu=device == "cpu", mixed_precision=precision, step_scheduler_with_optimizer=False)
+
+
+def train(config: TrainConfig) -> RunResult:
+    """One training run, as ``python -m sir.training.train_policy`` runs it."""
+    config = check(config)
+    quiet_libraries()
+    from lerobot.configs.types import FeatureType
+    from lerobot.datasets.factory import resolve_delta_timestamps
+    from lerobot.datasets.utils import cycle, dataset_to_policy_features
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+    from tqdm import tqdm
+
+    from sir.data import make_dataloader, make_mixture, parse_repo_ids
+    from sir.data.args import mixture_kwargs
+    from sir.envs.spec import spec_for_dataset
+    from sir.eval.report import record_evaluation
+    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
+    from sir.policies import build_config
+    from sir.policies.checkpoint import load_checkpoint, save_checkpoint
+    from sir.training import finetune
+    from sir.training.state import load_training_state, save_training_state
+    from sir.training.step import update
+    from sir.training.tracking import RunLogger
+
+    # ---- setup -----------------------------------------------------------------------
+    repo_ids = parse_repo_ids(config.repo_ids)
+    device = pick_device(config.device)
+    accelerator = make_accelerator(device, config.amp)
+    main_process = accelerator.is_main_process
+    say = print if main_process else (lambda *a, **k: None)
+    seed_everything(config.seed + accelerator.process_index)
+    resume = Path(config.resume) if config.resume else None
+    base_path = resume or (Path(config.policy_path) if config.policy_path else None)
+    base_cfg = finetune.load_base_config(base_path, config.policy) if base_path else None
+    policy_name = base_cfg.type if base_cfg is not None else (config.policy or "act")
+    if resume is not None:
+        run_dir = resume.parent
+    else:
+        run_dir = Path(config.checkpoint_dir) / (config.run_name or run_name_for(policy_name, repo_ids))
+        if main_process and run_dir.exists() and any(run_dir.iterdir()):
+            if not config.overwrite:
+                raise UserError(f"{run_dir} already holds a run; pass --run-name to start another, "
+                                f"--resume {run_dir}/checkpoint_<step> to continue it, or --overwrite to replace it.")
+            shutil.rmtree(run_dir)
+    eval_seed = DEFAULT_EVAL_SEED if config.eval_seed is None else config.eval_seed
+
+    say(BANNER)
+    say(f"Training {policy_name.upper()} Policy with LeRobot (sir)")
+    say(BANNER)
+    say(f"Policy: {policy_name} (preset {config.preset})" + (f", starting from {base_path}" if base_path else ""))
+    say(f"Datasets: {', '.join(repo_ids)}")
+    say(f"Root: {config.root or 'Hugging Face cache'}")
+    say(f"Device: {device}" + (f" x {accelerator.num_processes} processes" if accelerator.num_processes > 1 else ""))
+    effective = config.batch_size * config.grad_accum_steps * accelerator.num_processes
+    say(f"Batch size: {config.batch_size} (effective {effective}: x{config.grad_accum_steps} accumulation"
+        f" x{accelerator.num_processes} processes)")
+
+    # ---- data ------------------------------------------------------------------------
+    say("\nFiltering datasets...")
+    mixture = make_mixture(**{**mixture_kwargs(config), "repo_ids": repo_ids}, verbose=main_process)
+    spec = next((s for s in mixture.env_specs if s is not None), None)
+    if spec is None:
+        spec = spec_for_dataset(mixture.infos[0].root, config.env, config.robot)
+        say(f"No EnvSpec recorded with the data: using the default {spec.env_name} layout for {spec.robots[0]}.")
+    say(f"Environment: {spec.env_name} ({', '.join(spec.robots)}), {mixture.fps} fps")
+
+    features = dataset_to_policy_features(mixture.features)
+    output_features = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
+    input_features = {k: f for k, f in features.items() if k not in output_features}
+    say("\nInput features:")
+    for key, ft in input_features.items():
+        say(f"  {key}: shape={tuple(ft.shape)}")
+    say("Output features:")
+    for key, ft in output_features.items():
+        say(f"  {key}: shape={tuple(ft.shape)}")
+
+    # ---- policy ----------------------------------------------------------------------
+    if base_cfg is None:
+        policy_cfg = build_config(
+            policy_name, config.preset, input_features, output_features, device,
+            chunk_size=config.action_chunk_size, n_obs_steps=config.n_obs_steps,
+            n_action_steps=config.n_action_steps, lr=config.lr, pretrained_path=config.pretrained_path,
+            dataset_features=mixture.features,
+        )
+        stats = mixture.stats
+    else:
+        # Fine-tuning or resuming: the saved model decides the architecture; its stats are
+        # pooled with the new data's so the old task keeps its normalization.
+        policy_cfg = base_cfg
+        finetune.check_features_match(policy_cfg, features, base_path)
+        policy_cfg.device = device
+        policy_cfg.pretrained_path = str(base_path)
+        if config.lr is not None:
+            policy_cfg.optimizer_lr = config.lr
+        stats = None if resume is not None else finetune.merge_stats(finetune.saved_stats(base_path), mixture.stats)
+    mixture.set_delta_timestamps(resolve_delta_timestamps(policy_cfg, mixture))
+    # Diffusion's windows must not start where the action horizon is mostly padding
+    # (lerobot's own sampler reads this setting; sir's mixture samples instead).
+    mixture.skip_episode_ends(last=getattr(policy_cfg, "drop_n_last_frames", 0))
+    policy = make_policy(policy_cfg, ds_meta=mixture)
+    if resume is not None:
+        _, preprocessor, postprocessor, _, _ = load_checkpoint(resume, device=device)
+    else:
+        preprocessor, postprocessor = make_pre_post_processors(policy_cfg, dataset_stats=stats)
+    if config.lora_rank is not None:
+        policy = finetune.wrap_with_lora(policy, config.lora_rank, config.lora_alpha, config.lora_dropout)
+    optimizer_cfg = policy_cfg.get_optimizer_preset()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    # LoRA: only the adapters train; lerobot's optim params would list frozen base weights too.
+    optimizer = optimizer_cfg.build(params if config.lora_rank is not None else policy.get_optim_params())
+    scheduler_cfg = policy_cfg.get_scheduler_preset()
+    scheduler = scheduler_cfg.build(optimizer, config.training_steps) if scheduler_cfg else None
+    grad_clip = config.grad_clip_norm if config.grad_clip_norm is not None else getattr(optimizer_cfg, "grad_clip_norm", None)
+    start_step, run_state = 0, {}
+    if resume is not None:
+        start_step, run_state = load_training_state(resume, optimizer, scheduler)
+    n_params = sum(p.numel() for p in policy.parameters())
+    n_trainable = sum(p.numel() for p in params)
+    say(f"\n{policy_name.upper()} policy created")
+    say(f"  Parameters: {n_params:,}" + (f" ({n_trainable:,} trainable)" if n_trainable != n_params else ""))
+    for name in ("chunk_size", "horizon", "n_obs_steps", "n_action_steps"):
+        if hasattr(policy_cfg, name):
+            say(f"  {name}: {getattr(policy_cfg, name)}")
+    say(f"  Learning rate: {optimizer.param_groups[0]['lr']:g}")
+
+    say("\nDatasets:")
+    for info in mixture.infos:
+        say(f"  {info.repo_id}: {len(info.used_episodes)} episodes (of {info.total_episodes} total), {info.frames} frames")
+    say(f"  Total frames: {mixture.num_frames}")
+
+    loader = make_dataloader(mixture, config.batch_size, num_workers=config.num_workers,
+                             pin_memory=device.startswith("cuda"))
+    policy, optimizer, loader = accelerator.prepare(policy, optimizer, loader)
+    model = accelerator.unwrap_model(policy)
+    video_dir = Path(config.video_dir) if config.video_dir else run_dir / "videos"
+    data_info = [
+        {"repo_id": i.repo_id, "root": str(i.root), "episodes": [int(e) for e in i.used_episodes],
+         "total_episodes": i.total_episodes, "frames": i.frames, "revision": getattr(i, "revision", None)}
+        for i in mixture.infos
+    ]
+    logger = None
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved = config_to_save(config, device=device, eval_seed=eval_seed, env_spec=spec.to_dict(),
+                               effective_batch_size=effective, datasets=data_info)
+        atomic.write_json(run_dir / CONFIG_FILENAME, saved)
+        logger = RunLogger(run_dir, saved, config.use_wandb, config.wandb_project, config.wandb_entity,
+                           config.wandb_run_name, run_id=run_state.get("wandb_run_id"))
+        say(f"\nCheckpoints will be saved to: {run_dir}")
+
+    best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
+    best_eval: tuple[int, dict[str, Any]] | None = None
+    losses: list[tuple[int, float]] = []  # (step, loss) since the last evaluation, for its plot
+
+    def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
+        info = {"step": step, "policy": policy_name, "preset": config.preset, "metrics": metrics,
+                "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)}
+
+        def write_state(folder: Path) -> None:
+            save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
+                                scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None})
+
+        return save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
+                               write_state if with_state else None)
+
+    def evaluate(step: int) -> dict[str, Any]:
+        nonlocal best, best_eval
+        video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
+        metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes, config.max_steps,
+                                  seed=eval_seed, video_path=video, video_episodes=config.video_episodes,
+                                  workers=config.eval_workers)
+        tqdm.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
+        record_evaluation(run_dir, step, metrics, losses)
+        losses.clear()
+        logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
+                          "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
+                   video=metrics.get("video"))
+        summary = {k: v for k, v in metrics.items() if k != "per_episode"}
+        score = (metrics["success_rate"], -metrics["avg_length"])
+        if best is None or score > best:
+            best, best_eval = score, (step, summary)
+            checkpoint("best_model", step, summary)
+            tqdm.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
+        return summary
+
+    # ---- loop ------------------------------------------------------------------------
+    say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
+    say(BANNER)
+    policy.train()
+    batches = cycle(loader)
+    bar = tqdm(range(start_step + 1, config.training_steps + 1), desc="Training", unit="step",
+               dynamic_ncols=True, disable=not main_process, initial=start_step, total=config.training_steps)
+    start = time.perf_counter()
+    last_eval: dict[str, Any] | None = None
+    for step in bar:
+        loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
+                                         config.grad_accum_steps, grad_clip, scheduler)
+        if not main_process:
+            continue
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if step % config.log_freq == 0 or step == start_step + 1:
+            losses.append((step, loss))
+            record = {"train/loss": loss, "train/grad_norm": grad_norm,
+                      "train/lr": optimizer.param_groups[0]["lr"], "train/elapsed_s": time.perf_counter() - start}
+            record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
+            logger.log(step, record)
+        if (config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps:
+            last_eval = evaluate(step)
+        if step % config.save_freq == 0:
+            checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
+    bar.close()
+    accelerator.wait_for_everyone()
+    if main_process:
+        final = checkpoint("final_model", config.training_steps, last_eval)
+        logger.finish()
+        say(BANNER)
+        say(f"Training finished in {time.perf_counter() - start:.0f} s.")
+        if best is not None:
+            say(f"Best success rate: {100 * best[0]:.1f}% -> {run_dir / 'best_model'}")
+        say(f"Final model: {final}")
+    accelerator.end_training()
+    if best_eval is None and best is not None:
+        # Resumed after its best evaluation: the best model's own record says when and how well.
+        import json
+
+        saved = json.loads((run_dir / "best_model" / "sir_checkpoint.json").read_text())
+        best_eval = (saved["step"], saved["metrics"])
+    return RunResult(
+        run_dir=run_dir, final_model=run_dir / "final_model", env_spec=spec,
+        best_model=run_dir / "best_model" if best is not None else None,
+        best_step=best_eval[0] if best_eval else None, best_metrics=best_eval[1] if best_eval else None,
+        last_metrics=last_eval, datasets=data_info,
+    )

@@ -1,0 +1,84 @@
+"""TrainConfig: the command line, config files and the saved train_config.json map to one
+dataclass; the library function under the CLI returns what the run produced."""
+
+import dataclasses
+import json
+
+import pytest
+
+from sir.config import overrides_from_flags
+from sir.errors import UserError
+from sir.training import RunResult, TrainConfig, train
+from sir.training.config import build_parser, config_to_save, load_config_file, parse_config
+
+
+def test_every_flag_is_a_field_and_every_field_a_flag():
+    dests = {a.dest for a in build_parser()._actions} - {"help", "config", "list_policies"}
+    assert dests == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_the_command_line_parses_into_the_dataclass():
+    cfg, listing = parse_config(["--repo-ids", "a, b", "--batch-size", "8", "--lr", "1e-3", "--save-video"])
+    assert not listing
+    assert cfg == TrainConfig(repo_ids=["a", "b"], batch_size=8, lr=1e-3, save_video=True)
+
+
+def test_help_names_each_default_once():
+    text = build_parser().format_help()
+    assert "(default: 0) (default: 0)" not in text
+    assert "(default: 16)" in text  # --batch-size
+
+
+def test_a_config_file_may_not_set_an_unknown_setting(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("repo_ids: [a]\nbatch_sise: 8\n")
+    with pytest.raises(UserError, match="batch_sise"):
+        load_config_file(path)
+
+
+def test_a_config_file_value_of_the_wrong_type_is_refused_by_name(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"repo_ids": "a", "training_steps": "many"}))
+    with pytest.raises(UserError, match="training_steps"):
+        load_config_file(path)
+
+
+def test_saved_settings_load_back_into_an_equal_config(tmp_path):
+    cfg = TrainConfig(repo_ids=["a", "b"], policy="act", preset="cpu", lr=2e-4, eval_freq=0, overwrite=True)
+    saved = config_to_save(cfg, device="cpu")
+    path = tmp_path / "train_config.json"
+    path.write_text(json.dumps(saved))
+    # Launch-only settings (--overwrite, --resume) are not carried over to a new run.
+    assert TrainConfig(**load_config_file(path)) == dataclasses.replace(cfg, overwrite=False)
+
+
+@pytest.mark.parametrize("bad, flag", [
+    ({"lr": 0.0}, "--lr"), ({"lr": float("nan")}, "--lr"), ({"batch_size": 0}, "--batch-size"),
+    ({"num_workers": -1}, "--num-workers"), ({"eval_freq": -5}, "--eval-freq"),
+])
+def test_impossible_values_are_refused_in_one_sentence_naming_the_flag(bad, flag):
+    with pytest.raises(UserError, match=flag):
+        train(TrainConfig(repo_ids=["a"], **bad))
+
+
+def test_extra_flags_pass_through_as_settings_only():
+    assert overrides_from_flags(TrainConfig, "--lr 1e-3 --episodes a=0:2", "--train-args") == {
+        "lr": 1e-3, "episodes": "a=0:2"}
+    with pytest.raises(UserError, match="--no-such-flag"):
+        overrides_from_flags(TrainConfig, "--no-such-flag 3", "--train-args")
+
+
+@pytest.mark.slow
+def test_train_from_python_returns_the_run(lift_demos, tmp_path):
+    root, repo_id = lift_demos
+    result = train(TrainConfig(repo_ids=[repo_id], root=str(root), policy="act", preset="tiny", batch_size=8,
+                               training_steps=4, eval_freq=2, eval_episodes=1, max_steps=5,
+                               checkpoint_dir=str(tmp_path)))
+    assert isinstance(result, RunResult)
+    assert result.run_dir == tmp_path / f"act_{repo_id}"
+    assert result.final_model == result.run_dir / "final_model" and result.final_model.is_dir()
+    saved = json.loads((result.best_model / "sir_checkpoint.json").read_text())
+    assert (result.best_step, result.best_metrics["success_rate"]) == (saved["step"], saved["metrics"]["success_rate"])
+    assert result.best_step in (2, 4)
+    assert result.frames_per_dataset == {repo_id: saved["datasets"][0]["frames"]}
+    assert result.env_spec.env_name == "Lift"

@@ -3,6 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from sir.data.collect import CollectConfig, parse_config
+from sir.data.collect import collect as record_demos
 from sir.data.collect import main as collect
 from sir.data.video import video_backend
 from sir.envs.spec import EnvSpec
@@ -85,3 +87,29 @@ def test_layout_flags_choose_the_recorded_observation_keys(tmp_path):
     assert meta.features["observation.environment_state"]["shape"] == (3,)
     spec = EnvSpec.load(tmp_path / "lean")
     assert spec.state_keys == ["robot0_eef_pos", "robot0_gripper_qpos"] and spec.env_state_keys == ["cube_pos"]
+
+
+def test_collect_returns_what_it_wrote(lift_demos, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    result = record_demos(CollectConfig(repo_id="two", root=str(tmp_path), episodes=2, seed=3))
+    meta = LeRobotDatasetMetadata("two", root=tmp_path / "two")
+    assert result.path == tmp_path / "two"
+    assert (result.episodes, result.frames) == (meta.total_episodes, meta.total_frames)
+    assert result.episode_lengths == list(meta.episodes["length"]) and len(result.episode_lengths) == 2
+    assert result.successes == 2 and result.tried >= 2
+    # An existing dataset is reported as it is on disk.
+    root, repo_id = lift_demos
+    again = record_demos(CollectConfig(repo_id=repo_id, root=str(root), skip_existing=True))
+    meta = LeRobotDatasetMetadata(repo_id, root=root / repo_id)
+    assert again.path == root / repo_id and again.episodes == meta.total_episodes == 6
+    assert again.episode_lengths == list(meta.episodes["length"]) and again.frames == meta.total_frames
+
+
+def test_the_command_line_fills_the_same_config_as_python():
+    assert parse_config(["--repo-id", "x"]) == CollectConfig(repo_id="x")
+    cfg = parse_config(["--repo-id", "x", "--cameras", "agentview, robot0_eye_in_hand", "--state-keys", "a,b"])
+    assert cfg.cameras == ["agentview", "robot0_eye_in_hand"] and cfg.state_keys == ["a", "b"]
+    with pytest.raises(SystemExit) as exc:
+        collect(["--repo-id", "x", "--episodes", "0"])
+    assert exc.value.code == 2

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from sir.dagger.record import RecordConfig, parse_config, record_corrections
 from sir.dagger.record import main as record
 from sir.training.train_policy import main as train
 
@@ -18,11 +19,17 @@ def weak_policy(lift_demos, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dagger_dataset(weak_policy, tmp_path_factory):
+def recorded(weak_policy, tmp_path_factory):
     root = tmp_path_factory.mktemp("dagger")
-    path = record(["--checkpoint", str(weak_policy), "--episodes", "3", "--root", str(root),
-                   "--repo-id", "lift_dagger", "--patience", "10", "--max-steps", "150"])
-    return root, "lift_dagger", path
+    result = record_corrections(RecordConfig(checkpoint=str(weak_policy), episodes=3, root=str(root),
+                                             repo_id="lift_dagger", patience=10, max_steps=150))
+    return root, "lift_dagger", result
+
+
+@pytest.fixture(scope="module")
+def dagger_dataset(recorded):
+    root, repo_id, result = recorded
+    return root, repo_id, result.path
 
 
 def read_frames(path):
@@ -49,6 +56,26 @@ def test_takeover_frames_are_labelled_human_and_success_is_per_episode(dagger_da
         assert (success == int(ep["success"])).all()
         assert len(f) == ep["frames"]
     assert frames["source"].map(lambda v: np.asarray(v).dtype == np.int64).all()
+
+
+@pytest.mark.slow
+def test_record_corrections_returns_what_it_wrote(recorded):
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    root, repo_id, result = recorded
+    meta = LeRobotDatasetMetadata(repo_id, root=root / repo_id)
+    assert result.path == root / repo_id
+    assert (result.episodes, result.frames) == (meta.total_episodes, meta.total_frames)
+    assert result.episode_lengths == list(meta.episodes["length"])
+    info = json.loads((result.path / "meta" / "sir_info.json").read_text())
+    assert (result.tried, result.interventions) == (3, info["interventions"])
+    assert (result.policy_successes, result.corrected_successes) == (info["policy_successes"], info["corrected_successes"])
+    assert result.per_episode == info["episodes"]
+
+
+def test_the_record_command_line_fills_the_same_config_as_python():
+    cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--deviation", "0.5"])
+    assert cfg == RecordConfig(checkpoint="ck", repo_id="x", deviation=0.5)
 
 
 @pytest.mark.slow
@@ -82,17 +109,20 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     import csv
     import shutil
 
-    from sir.dagger.loop import main as loop
+    from sir.dagger.loop import LoopConfig, run_rounds
 
     root, repo_id = lift_demos
     data = tmp_path / "data"
     shutil.copytree(root / repo_id, data / repo_id)
-    base = loop(["--env", "Lift", "--demos", str(data / repo_id), "--rounds", "1", "--episodes-per-round", "2",
-                 "--preset", "tiny", "--training-steps", "5", "--batch-size", "8", "--eval-freq", "0",
-                 "--eval-episodes", "1", "--max-steps", "80", "--checkpoint-dir", str(tmp_path / "ck"),
-                 "--train-args", "--log-freq 1", "--record-args", "--deviation 0.5 --deviation-steps 3"])
+    result = run_rounds(LoopConfig(
+        env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2, preset="tiny", training_steps=5,
+        batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80, checkpoint_dir=str(tmp_path / "ck"),
+        train_args="--log-freq 1", record_args="--deviation 0.5 --deviation-steps 3"))
+    base = result.base_dir
     with (base / "dagger_rounds.csv").open() as f:
         rows = list(csv.DictReader(f))
+    # The table on disk is the one the function returned.
+    assert rows == [{k: "" if v is None else str(v) for k, v in r.items()} for r in result.rows]
     assert [r["round"] for r in rows] == ["0", "1"]
     assert rows[0]["datasets"] == repo_id
     info = json.loads((data / f"dagger_{repo_id}_r1" / "meta" / "sir_info.json").read_text())
@@ -108,7 +138,8 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
 def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path):
     import csv
 
-    from sir.dagger.experiment import episode_frames
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
     from sir.dagger.experiment import main as experiment
 
     out = experiment(["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "1",
@@ -122,7 +153,8 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     dagger_frames = int(rows[1]["expert_frames"])
     bc_frames = int(rows[2]["expert_frames"])
     # The BC arm gets the fewest whole demos reaching the DAgger arm's label budget.
-    pool_frames = sum(episode_frames(tmp_path / "data" / "lift_pool_s0"))
+    pool = tmp_path / "data" / "lift_pool_s0"
+    pool_frames = LeRobotDatasetMetadata("lift_pool_s0", root=pool).total_frames
     assert bc_frames >= dagger_frames or bc_frames == pool_frames
     assert (out / "bc_vs_dagger.png").stat().st_size > 0
     with (out / "bc_vs_dagger_summary.csv").open() as f:

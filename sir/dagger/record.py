@@ -10,19 +10,16 @@ episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sir.config import add_arguments, from_namespace, option, validate
+from sir.data.dagger import LABEL_FEATURE_SPECS, label_episode
+from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
 from sir.errors import cli_errors
-
-LABEL_FEATURES = {
-    "source": {"dtype": "int64", "shape": (1,), "names": None},
-    "success": {"dtype": "int64", "shape": (1,), "names": None},
-}
 
 
 @dataclass
@@ -95,143 +92,123 @@ class ScriptedCorrector:
         return np.asarray(self.expert.act(obs), dtype=np.float32)
 
 
-def run_dagger_episode(
-    env: Any, spec: Any, policy: Any, preprocessor: Any, postprocessor: Any, corrector: Any,
-    seed: int, max_steps: int,
-) -> dict[str, Any]:
-    """One episode: the policy acts until the corrector takes over, the corrector finishes."""
-    import torch
+class CorrectedPolicy:
+    """The actor of a DAgger episode: the policy acts until the corrector takes over, then
+    the corrector finishes; frames are labelled by who acted and by the outcome."""
 
-    from sir.envs.factory import check_success, observation_to_features, reset_env
-    from sir.eval.rollout import to_policy_batch
+    name = "policy"
 
-    obs = reset_env(env, seed)
-    policy.reset()
-    corrector.reset(env)
-    frames: list[dict[str, np.ndarray]] = []
-    takeover: int | None = None
-    success, reward = False, 0.0
-    for t in range(max_steps):
-        features = observation_to_features(obs, spec)
-        if takeover is None:
+    def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, corrector: Any, task: str):
+        self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
+        self.corrector = corrector
+        self.task = task
+
+    def reset(self, env: Any) -> None:
+        self.env = env
+        self.policy.reset()
+        self.corrector.reset(env)
+        self.step = 0
+        self.takeover_step: int | None = None
+
+    def act(self, obs: dict[str, np.ndarray], features: dict[str, np.ndarray], reward: float) -> np.ndarray:
+        import torch
+
+        from sir.eval.batch import to_policy_batch
+
+        if self.takeover_step is None:
             with torch.no_grad():
-                batch = preprocessor(to_policy_batch(features, spec.task))
-                action = postprocessor(policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
-            if not np.all(np.isfinite(action)) or corrector.should_take_over(obs, action, reward):
-                takeover = t
-                corrector.take_over(env)
-        if takeover is not None:
-            action = corrector.act(obs)
-        obs, reward, done, _ = env.step(action)
-        success = check_success(env)
-        frames.append({
-            **features,
-            "action": action,
-            "next.reward": np.array([reward], dtype=np.float32),
-            "next.success": np.array([success], dtype=bool),
-            "source": np.array([0 if takeover is None else 1], dtype=np.int64),
-        })
-        if success or done:
-            break
-    for frame in frames:
-        frame["success"] = np.array([int(success)], dtype=np.int64)
-    return {"frames": frames, "success": success, "takeover_step": takeover,
-            "reason": getattr(corrector, "reason", None) if takeover is not None else None}
+                batch = self.preprocessor(to_policy_batch(features, self.task))
+                action = self.postprocessor(self.policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
+            if not np.all(np.isfinite(action)) or self.corrector.should_take_over(obs, action, reward):
+                self.takeover_step = self.step
+                self.corrector.take_over(self.env)
+        self.step += 1
+        return action if self.takeover_step is None else self.corrector.act(obs)
+
+    def finish(self, episode: Episode) -> None:
+        episode.takeover_step = self.takeover_step
+        if self.takeover_step is not None:
+            episode.reason = getattr(self.corrector, "reason", None)
+        label_episode(episode.frames, self.takeover_step, episode.success)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+@dataclass
+class RecordConfig:
+    checkpoint: str = option(None, "the policy's model folder (e.g. .../best_model)", required=True)
+    episodes: int = option(20, "episodes to run", minimum=1)
+    root: str = option("data", "folder that holds datasets")
+    repo_id: str = option(None, "dataset name; written to <root>/<repo-id>", required=True)
+    corrector: str = option("expert", "who corrects: the task's scripted expert (a device corrector needs a screen)",
+                            choices=["expert"])
+    auto_save_on_success: bool = option(False, "also save episodes the policy finished alone (all frames source 0)")
+    max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)")
+    seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
+    patience: int = option(TakeoverRule.patience, "takeover after this many steps without progress")
+    deviation: float = option(TakeoverRule.deviation,
+                              "takeover when the policy's arm command differs from the expert's by more than this ...")
+    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row")
+    device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
+
+
+def record_corrections(cfg: RecordConfig) -> RecordingResult:
+    """Run ``cfg.episodes`` DAgger episodes and write the corrected ones (and, with
+    ``auto_save_on_success``, the policy's own successes) to ``cfg.root/cfg.repo_id``."""
+    from sir.envs.factory import make_env
+    from sir.experts import make_expert
+    from sir.policies.checkpoint import load_checkpoint
+    from sir.runtime import pick_device, quiet_libraries
+
+    validate(cfg)
+    quiet_libraries()
+    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device))
+    policy.eval()
+    rule = TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps)
+    corrector = ScriptedCorrector(make_expert(spec.env_name, seed=cfg.seed), rule)
+    env = make_env(spec)
+    provenance: dict[str, Any] = {
+        "recorded_by": "sir.dagger.record", "checkpoint": str(Path(cfg.checkpoint).resolve()),
+        "checkpoint_step": info.get("step"), "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
+        "corrector": corrector.name, "takeover_rule": asdict(rule), "first_seed": cfg.seed,
+        "auto_save_on_success": cfg.auto_save_on_success, "episodes": [],
+    }
+    writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS)
+    result = record_episodes(
+        writer, env, spec, CorrectedPolicy(policy, pre, post, corrector, spec.task), cfg.seed, cfg.episodes,
+        cfg.max_steps or spec.horizon, until_written=False,
+        keep=lambda ep: ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success),
+        desc=f"DAgger {spec.env_name}",
+        status=lambda r: {"interventions": r.interventions, "policy_ok": r.policy_successes,
+                          "corrected_ok": r.corrected_successes},
+        info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
+                        "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
+                        "saved": r.episodes},
+    )
+    summary = (f"{result.tried} episodes: policy alone succeeded {result.policy_successes}, "
+               f"corrector took over {result.interventions} times and succeeded {result.corrected_successes}")
+    if result.path is None:
+        print(f"{summary}; nothing to save (no correction" +
+              ("" if cfg.auto_save_on_success else ", and --auto-save-on-success is off") + ").")
+    else:
+        print(f"{summary}. Wrote {result.episodes} episodes ({result.frames} frames) to {result.path}")
+    return result
+
+
+def parse_config(argv: list[str] | None = None) -> RecordConfig:
     p = argparse.ArgumentParser(
         prog="python -m sir.dagger.record",
         description="Run a trained policy in its Robosuite env with a corrector watching; when the corrector "
         "takes over, it finishes the task. Writes a LeRobot DAgger dataset with per-frame source (0 policy, "
         "1 corrector) and success labels.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="the policy's model folder (e.g. .../best_model)")
-    p.add_argument("--episodes", type=int, default=20, help="episodes to run")
-    p.add_argument("--root", default="data", help="folder that holds datasets")
-    p.add_argument("--repo-id", required=True, help="dataset name; written to <root>/<repo-id>")
-    p.add_argument("--corrector", default="expert", choices=["expert"],
-                   help="who corrects: the task's scripted expert (a device corrector needs a screen)")
-    p.add_argument("--auto-save-on-success", action="store_true",
-                   help="also save episodes the policy finished alone (all frames source 0)")
-    p.add_argument("--max-steps", type=int, default=None, help="step limit (default: the EnvSpec's horizon)")
-    p.add_argument("--seed", type=int, default=50_000, help="seed of episode 0; episode i uses seed+i")
-    p.add_argument("--patience", type=int, default=TakeoverRule.patience, help="takeover after this many steps without progress")
-    p.add_argument("--deviation", type=float, default=TakeoverRule.deviation,
-                   help="takeover when the policy's arm command differs from the expert's by more than this ...")
-    p.add_argument("--deviation-steps", type=int, default=TakeoverRule.deviation_steps, help="... for this many steps in a row")
-    p.add_argument("--device", default=None)
-    args = p.parse_args(argv)
-    if args.episodes < 1:
-        p.error("--episodes must be at least 1")
-    return args
+    add_arguments(p, RecordConfig)
+    cfg = from_namespace(RecordConfig, p.parse_args(argv))
+    validate(cfg)
+    return cfg
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> Path | None:
-    args = parse_args(argv)
-    from tqdm import tqdm
-
-    from sir.data.writer import DatasetWriter, dataset_features
-    from sir.envs.factory import action_dim, make_env, observation_to_features, reset_env
-    from sir.experts import make_expert
-    from sir.training.checkpoint import load_checkpoint
-    from sir.training.train_policy import pick_device, quiet_libraries
-
-    quiet_libraries()
-    policy, pre, post, spec, info = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    policy.eval()
-    rule = TakeoverRule(patience=args.patience, deviation=args.deviation, deviation_steps=args.deviation_steps)
-    corrector = ScriptedCorrector(make_expert(spec.env_name, seed=args.seed), rule)
-    env = make_env(spec)
-    max_steps = args.max_steps or spec.horizon
-    example = observation_to_features(reset_env(env, args.seed), spec)
-    features = dataset_features(spec, example, action_dim(env), extra=LABEL_FEATURES)
-    provenance: dict[str, Any] = {
-        "recorded_by": "sir.dagger.record", "checkpoint": str(Path(args.checkpoint).resolve()),
-        "checkpoint_step": info.get("step"), "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
-        "corrector": corrector.name, "takeover_rule": asdict(rule), "first_seed": args.seed,
-        "auto_save_on_success": args.auto_save_on_success, "episodes": [],
-    }
-    writer = DatasetWriter(args.root, args.repo_id, spec, features, info=provenance)
-    counts = {"interventions": 0, "policy_successes": 0, "corrected_successes": 0, "saved": 0}
-    bar = tqdm(range(args.episodes), desc=f"DAgger {spec.env_name}", unit="ep")
-    try:
-        for i in bar:
-            ep = run_dagger_episode(env, spec, policy, pre, post, corrector, args.seed + i, max_steps)
-            corrected = ep["takeover_step"] is not None
-            counts["interventions"] += corrected
-            counts["corrected_successes"] += corrected and ep["success"]
-            counts["policy_successes"] += (not corrected) and ep["success"]
-            save = corrected or (ep["success"] and args.auto_save_on_success)
-            if save:
-                writer.add_episode(ep["frames"])
-                counts["saved"] += 1
-            provenance["episodes"].append({
-                "seed": args.seed + i, "success": bool(ep["success"]), "takeover_step": ep["takeover_step"],
-                "reason": ep["reason"], "frames": len(ep["frames"]), "saved": bool(save),
-            })
-            bar.set_postfix(interventions=counts["interventions"], policy_ok=counts["policy_successes"],
-                            corrected_ok=counts["corrected_successes"])
-    except KeyboardInterrupt:
-        print(f"\nInterrupted: keeping the {counts['saved']} episodes recorded so far.", file=sys.stderr)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        bar.close()
-        env.close()
-    writer.info.update(provenance, **counts)
-    path = writer.finalize()
-    summary = (f"{len(provenance['episodes'])} episodes: policy alone succeeded {counts['policy_successes']}, "
-               f"corrector took over {counts['interventions']} times and succeeded {counts['corrected_successes']}")
-    if path is None:
-        print(f"{summary}; nothing to save (no correction" +
-              ("" if args.auto_save_on_success else ", and --auto-save-on-success is off") + ").")
-        return None
-    print(f"{summary}. Wrote {writer.num_episodes} episodes ({writer.num_frames} frames) to {path}")
-    return path
+    return record_corrections(parse_config(argv)).path
 
 
 if __name__ == "__main__":

@@ -19,7 +19,18 @@ from sir.errors import UserError
 SOURCE = "source"
 SUCCESS = "success"
 LABEL_FEATURES = (SOURCE, SUCCESS)
+# int64 rather than bool, so lerobot's aggregation can merge corrections with other datasets.
+LABEL_FEATURE_SPECS = {name: {"dtype": "int64", "shape": (1,), "names": None} for name in LABEL_FEATURES}
 POLICY, HUMAN = 0, 1
+
+
+def label_episode(frames: list[dict[str, np.ndarray]], takeover_step: int | None, success: bool) -> None:
+    """Add the labels to an episode's frames: ``source`` POLICY before ``takeover_step`` and
+    HUMAN from it on (all POLICY without a takeover), ``success`` the outcome on every frame."""
+    first_human = len(frames) if takeover_step is None else takeover_step
+    for t, frame in enumerate(frames):
+        frame[SOURCE] = np.array([POLICY if t < first_human else HUMAN], dtype=np.int64)
+        frame[SUCCESS] = np.array([int(success)], dtype=np.int64)
 
 
 def is_dagger_dataset(features: dict[str, dict]) -> bool:

@@ -1,0 +1,189 @@
+"""The one episode runner and recording loop behind every sir recorder.
+
+An episode is a plain loop in the style of robomimic's ``run_rollout``: each step asks an
+*actor* for the action (a scripted expert, or a policy that a corrector may take over from)
+and keeps the observation features, the action, and the reward and success that followed.
+``record_episodes`` writes episodes to a dataset with a progress bar: Ctrl-C keeps the
+finished episodes, any other error leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from sir.data.writer import DatasetWriter, dataset_features
+from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
+from sir.envs.spec import EnvSpec
+from sir.errors import UserError
+
+Frame = dict[str, np.ndarray]
+
+
+@dataclass
+class Episode:
+    seed: int
+    frames: list[Frame]
+    success: bool
+    takeover_step: int | None = None  # the step a corrector took over at, if one did
+    reason: str | None = None  # why it took over
+
+
+class Actor(Protocol):
+    """Chooses each step's action. ``reward`` is the previous step's (0 at the start);
+    ``finish`` may label the episode's frames once its outcome is known."""
+
+    name: str
+
+    def reset(self, env: Any) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray: ...
+
+    def finish(self, episode: Episode) -> None: ...
+
+
+class ExpertActor:
+    """A scripted expert as an actor: it plans from the raw observation alone."""
+
+    name = "expert"
+
+    def __init__(self, expert: Any):
+        self.expert = expert
+
+    def reset(self, env: Any) -> None:
+        self.expert.reset(env)
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray:
+        return np.asarray(self.expert.act(obs), dtype=np.float32)
+
+    def finish(self, episode: Episode) -> None:
+        pass
+
+
+def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int) -> Episode:
+    """One episode from the initial state of ``seed``, ending at the first success.
+
+    Each frame holds the observation features at step t, the action taken, and the reward
+    and success that followed.
+    """
+    obs = reset_env(env, seed)
+    actor.reset(env)
+    frames: list[Frame] = []
+    success, reward = False, 0.0
+    for _ in range(max_steps):
+        features = observation_to_features(obs, spec)
+        action = actor.act(obs, features, reward)
+        obs, reward, done, _ = env.step(action)
+        success = check_success(env)
+        frames.append({
+            **features,
+            "action": action,
+            "next.reward": np.array([reward], dtype=np.float32),
+            "next.success": np.array([success], dtype=bool),
+        })
+        if success or done:
+            break
+    episode = Episode(seed, frames, success)
+    actor.finish(episode)
+    return episode
+
+
+def open_writer(
+    env: Any, spec: EnvSpec, root: str | Path, repo_id: str, seed: int, info: dict[str, Any],
+    labels: dict[str, dict] | None = None,
+) -> DatasetWriter:
+    """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features."""
+    example = observation_to_features(reset_env(env, seed), spec)
+    return DatasetWriter(root, repo_id, spec, dataset_features(spec, example, action_dim(env), extra=labels), info=info)
+
+
+@dataclass
+class RecordingResult:
+    """What a recording wrote (``path`` is None when no episode was kept) and how it went."""
+
+    path: Path | None = None
+    episodes: int = 0  # episodes written
+    frames: int = 0  # frames written
+    episode_lengths: list[int] = field(default_factory=list)  # frames of each written episode, in order
+    tried: int = 0
+    successes: int = 0
+    interventions: int = 0  # episodes a corrector took over
+    policy_successes: int = 0  # successes without a takeover
+    corrected_successes: int = 0  # successes after a takeover
+    per_episode: list[dict[str, Any]] = field(default_factory=list)  # one entry per episode run
+
+    def count(self, episode: Episode, saved: bool) -> None:
+        corrected = episode.takeover_step is not None
+        self.tried += 1
+        self.successes += episode.success
+        self.interventions += corrected
+        self.policy_successes += episode.success and not corrected
+        self.corrected_successes += episode.success and corrected
+        if saved:
+            self.episodes += 1
+            self.frames += len(episode.frames)
+            self.episode_lengths.append(len(episode.frames))
+        self.per_episode.append({"seed": episode.seed, "success": bool(episode.success), "takeover_step": episode.takeover_step,
+                         "reason": episode.reason, "frames": len(episode.frames), "saved": bool(saved)})
+
+
+def record_episodes(
+    writer: DatasetWriter,
+    env: Any,
+    spec: EnvSpec,
+    actor: Actor,
+    first_seed: int,
+    episodes: int,
+    max_steps: int,
+    *,
+    until_written: bool,
+    keep: Callable[[Episode], bool],
+    desc: str,
+    status: Callable[[RecordingResult], dict[str, Any]],
+    info: Callable[[RecordingResult], dict[str, Any]] | None = None,
+) -> RecordingResult:
+    """Run episodes (episode i from seed ``first_seed + i``), write those ``keep`` accepts,
+    then finalize the dataset. Closes ``env``.
+
+    ``until_written``: run until ``episodes`` are written (the bar counts written episodes),
+    giving up after 3 x ``episodes`` without a success; otherwise run ``episodes`` (the bar
+    counts episodes run). ``status`` gives the bar's counters; ``info``, what to add to the
+    dataset's sir_info.json.
+    """
+    from tqdm import tqdm
+
+    result = RecordingResult()
+    bar = tqdm(total=episodes, desc=desc, unit="ep")
+    seeds = itertools.count(first_seed) if until_written else range(first_seed, first_seed + episodes)
+    try:
+        for seed in seeds:
+            episode = run_episode(env, spec, actor, seed, max_steps)
+            saved = keep(episode)
+            if saved:
+                writer.add_episode(episode.frames)
+            result.count(episode, saved)
+            if saved or not until_written:
+                bar.update(1)
+            bar.set_postfix(status(result))
+            if until_written and result.episodes >= episodes:
+                break
+            if until_written and result.tried >= 3 * episodes and not result.successes:
+                raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: keeping the {result.episodes} episodes recorded so far.", file=sys.stderr)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+        env.close()
+    if info is not None:
+        writer.info.update(info(result))
+    result.path = writer.finalize()
+    return result

@@ -255,3 +255,26 @@ def test_evaluation_episodes_default_to_the_recorded_horizon(lift_demos, tmp_pat
     # Two training steps cannot lift the cube, so the episode runs to its limit.
     assert info["metrics"]["success_rate"] == 0.0
     assert info["metrics"]["avg_length"] == horizon
+
+
+def test_merged_stats_equal_the_stats_of_both_datasets_together():
+    from sir.training.finetune import merge_stats
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (40, 3)), rng.normal(2, 3, (120, 3))
+
+    def stats(x):
+        return {"observation.state": {"mean": x.mean(0), "std": x.std(0), "min": x.min(0), "max": x.max(0),
+                                      "count": np.array([len(x)])}}
+
+    merged = merge_stats(stats(a), stats(b))["observation.state"]
+    both = np.concatenate([a, b])
+    np.testing.assert_allclose(merged["mean"], both.mean(0))
+    np.testing.assert_allclose(merged["std"], both.std(0))
+    np.testing.assert_array_equal(merged["min"], both.min(0))
+    np.testing.assert_array_equal(merged["max"], both.max(0))
+    assert int(merged["count"][0]) == 160
+    # A checkpoint saved without counts weighs both sides equally.
+    old = stats(a)
+    del old["observation.state"]["count"]
+    np.testing.assert_allclose(merge_stats(old, stats(b))["observation.state"]["mean"], (a.mean(0) + b.mean(0)) / 2)

@@ -18,7 +18,6 @@ the same way, each weighted by the frames the mixture uses from it (the dataset-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,34 +31,6 @@ IMAGENET_STATS = {
 }
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 QUANTILE_KEYS = tuple(f"q{int(round(q * 100)):02d}" for q in QUANTILES)
-
-
-@dataclass
-class Moments:
-    """Count, mean, (population) variance, min and max of some frames, per dimension."""
-
-    count: int
-    mean: np.ndarray
-    var: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-
-
-def pool(parts: list[Moments], weights: list[float] | None = None) -> Moments:
-    """Moments of the union of the parts (weighted by ``weights``, default their counts)."""
-    w = np.asarray(weights if weights is not None else [p.count for p in parts], dtype=np.float64)
-    w = w.reshape(-1, *([1] * parts[0].mean.ndim))
-    means = np.stack([p.mean for p in parts])
-    total = w.sum(0)
-    mean = (w * means).sum(0) / total
-    var = (w * (np.stack([p.var for p in parts]) + (means - mean) ** 2)).sum(0) / total
-    return Moments(
-        count=sum(p.count for p in parts),
-        mean=mean,
-        var=var,
-        min=np.min(np.stack([p.min for p in parts]), 0),
-        max=np.max(np.stack([p.max for p in parts]), 0),
-    )
 
 
 def as_rows(values: np.ndarray) -> np.ndarray:

@@ -55,47 +55,37 @@ def saved_stats(policy_path: str | Path) -> dict[str, dict[str, np.ndarray]] | N
 
 def merge_stats(old: dict[str, dict[str, np.ndarray]] | None,
                 new: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
-    """Stats of the old training data and the new pooled, so fine-tuning does not
-    re-normalize the old task away.
+    """Stats of the old training data and the new pooled by lerobot's
+    ``aggregate_feature_stats``, so fine-tuning does not re-normalize the old task away.
 
     Means and variances pool exactly (count-weighted; equal weights when a side has no
     count), min/max are global. Quantiles cannot be pooled from summaries, so they are the
     count-weighted average of both sides: an approximation, and only QUANTILE-mode
     normalizers read them.
     """
-    from sir.data.stats import Moments, pool
+    from lerobot.datasets.compute_stats import aggregate_feature_stats
 
     if not old:
         return new
     merged: dict[str, dict[str, np.ndarray]] = {}
     for key, cur in new.items():
         prev = old.get(key)
-        if prev is None or not {"mean", "std"} <= set(prev) or not {"mean", "std"} <= set(cur):
+        if (prev is None or not {"mean", "std"} <= set(prev) or not {"mean", "std"} <= set(cur)
+                or np.size(prev["mean"]) != np.size(cur["mean"])):
             merged[key] = cur
             continue
-        if np.size(prev["mean"]) != np.size(cur["mean"]):
-            merged[key] = cur
-            continue
-        # lerobot's normalizer keeps shape-(1,) stats as scalars; bring them back to the data's shape.
-        prev = {s: np.asarray(v).reshape(np.shape(cur[s])) if s in cur and np.size(v) == np.size(cur[s]) else v
-                for s, v in prev.items()}
-        n_old = int(np.asarray(prev.get("count", [1])).ravel()[0])
-        n_new = int(np.asarray(cur.get("count", [1])).ravel()[0])
-        if "count" not in prev or "count" not in cur:
-            n_old = n_new = 1
-        parts = [
-            Moments(n_old, np.asarray(prev["mean"], float), np.asarray(prev["std"], float) ** 2,
-                    np.asarray(prev.get("min", prev["mean"]), float), np.asarray(prev.get("max", prev["mean"]), float)),
-            Moments(n_new, np.asarray(cur["mean"], float), np.asarray(cur["std"], float) ** 2,
-                    np.asarray(cur.get("min", cur["mean"]), float), np.asarray(cur.get("max", cur["mean"]), float)),
-        ]
-        m = pool(parts)
-        out = dict(cur)
-        out.update(mean=m.mean, std=np.sqrt(m.var), min=m.min, max=m.max,
-                   count=np.array([int(np.asarray(prev.get("count", [0])).ravel()[0]) + int(np.asarray(cur.get("count", [0])).ravel()[0])]))
-        w = n_old / (n_old + n_new)
-        for q in [k for k in cur if k.startswith("q") and k in prev]:
-            out[q] = w * np.asarray(prev[q], float) + (1 - w) * np.asarray(cur[q], float)
+        counted = "count" in prev and "count" in cur
+        sides = []
+        for side in (prev, cur):
+            # lerobot's normalizer keeps shape-(1,) stats as scalars; bring them back to the data's shape.
+            s = {k: np.asarray(v, float).reshape(np.shape(cur[k])) for k, v in side.items()
+                 if k in cur and k != "count" and np.size(v) == np.size(cur[k])}
+            s.setdefault("min", s["mean"])
+            s.setdefault("max", s["mean"])
+            s["count"] = np.asarray(side["count"]).ravel()[:1] if counted else np.ones(1)
+            sides.append(s)
+        out = {**cur, **aggregate_feature_stats(sides)}
+        out["count"] = np.array([sum(int(np.asarray(side.get("count", [0])).ravel()[0]) for side in (prev, cur))])
         merged[key] = out
     return merged
 

@@ -12,11 +12,13 @@ and spread per arm over seeds) and ``bc_vs_dagger.png`` (success rate against ex
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sir import atomic
+from sir.config import add_arguments, from_namespace, option, overrides_from_flags, validate
 from sir.errors import cli_errors
 
 RESULTS_CSV = "bc_vs_dagger.csv"
@@ -24,39 +26,26 @@ RESULTS_PNG = "bc_vs_dagger.png"
 SUMMARY_CSV = "bc_vs_dagger_summary.csv"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.dagger.experiment",
-        description="Compare BC on more demos with BC on fewer demos plus DAgger corrections, at an equal number "
-        "of expert-labelled frames, over several seeds.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--env", required=True)
-    p.add_argument("--small-demos", type=int, default=10, help="demos the DAgger arm starts from")
-    p.add_argument("--pool-demos", type=int, default=60, help="demos recorded per seed for the BC arm to draw from")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--episodes-per-round", type=int, default=10)
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated experiment seeds")
-    p.add_argument("--policy", default="act")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--training-steps", type=int, default=600)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-freq", type=int, default=200)
-    p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="step limit of every rollout, evaluations and corrections alike (default: the EnvSpec's horizon)")
-    p.add_argument("--root", default="data/bc_vs_dagger", help="where the experiment's datasets go")
-    p.add_argument("--out", default="checkpoints/bc_vs_dagger", help="where runs and results go")
-    p.add_argument("--train-args", default="", help="extra train_policy flags, quoted")
-    p.add_argument("--record-args", default="", help="extra sir.dagger.record flags (the takeover rule), quoted")
-    return p.parse_args(argv)
-
-
-def episode_frames(dataset: Path) -> list[int]:
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-
-    meta = LeRobotDatasetMetadata(dataset.name, root=dataset)
-    return [int(n) for n in meta.episodes["length"]]
+@dataclass
+class ExperimentConfig:
+    env: str = option(None, "Robosuite env with a scripted expert", required=True)
+    small_demos: int = option(10, "demos the DAgger arm starts from", minimum=1)
+    pool_demos: int = option(60, "demos recorded per seed for the BC arm to draw from", minimum=1)
+    rounds: int = option(2, minimum=0)
+    episodes_per_round: int = option(10, minimum=1)
+    seeds: list[int] = option([0, 1, 2], "experiment seeds, comma-separated")
+    policy: str = option("act")
+    preset: str = option("cpu", choices=["tiny", "cpu", "default"])
+    training_steps: int = option(600, minimum=1)
+    batch_size: int = option(32, minimum=1)
+    eval_freq: int = option(200, minimum=0)
+    eval_episodes: int = option(20, minimum=1)
+    max_steps: int | None = option(None, "step limit of every rollout, evaluations and corrections alike "
+                                   "(default: the EnvSpec's horizon)", minimum=1)
+    root: str = option("data/bc_vs_dagger", "where the experiment's datasets go")
+    out: str = option("checkpoints/bc_vs_dagger", "where runs and results go")
+    train_args: str = option("", "extra train_policy flags, quoted")
+    record_args: str = option("", "extra sir.dagger.record flags (the takeover rule), quoted")
 
 
 def episodes_for_budget(lengths: list[int], budget: int) -> int:
@@ -69,54 +58,64 @@ def episodes_for_budget(lengths: list[int], budget: int) -> int:
     return len(lengths)
 
 
-@cli_errors
-def main(argv: list[str] | None = None) -> Path:
-    import shlex
+def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
+    """Both arms for every seed; returns the per-arm summary over seeds."""
+    from sir.dagger.loop import LoopConfig, run_rounds
+    from sir.data.collect import CollectConfig, collect
+    from sir.training import TrainConfig, train
 
-    args = parse_args(argv)
-    from sir.dagger.loop import main as dagger_loop
-    from sir.dagger.loop import used_frames
-    from sir.data.collect import main as collect
-    from sir.training.train_policy import main as train
-
-    root, out = Path(args.root), Path(args.out)
+    validate(cfg)
+    train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
+    root, out = Path(cfg.root), Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        pool_id = f"{args.env.lower()}_pool_s{seed}"
-        collect(["--env", args.env, "--episodes", str(args.pool_demos), "--root", str(root), "--repo-id", pool_id,
-                 "--seed", str(10_000 * seed), "--skip-existing",
-                 *(["--max-steps", str(args.max_steps)] if args.max_steps else [])])
-        lengths = episode_frames(root / pool_id)
-        common = ["--policy", args.policy, "--preset", args.preset, "--training-steps", str(args.training_steps),
-                  "--batch-size", str(args.batch_size), "--eval-freq", str(args.eval_freq),
-                  "--eval-episodes", str(args.eval_episodes),
-                  *(["--max-steps", str(args.max_steps)] if args.max_steps else [])]
-
-        base = dagger_loop([
-            "--env", args.env, "--demos", str(root / pool_id), "--rounds", str(args.rounds),
-            "--episodes-per-round", str(args.episodes_per_round), "--checkpoint-dir", str(out),
-            "--run-name", f"dagger_s{seed}", "--seed", str(seed), "--overwrite", *common,
-            "--record-args", args.record_args,
-            "--train-args", f"--episodes {pool_id}=0:{args.small_demos} {args.train_args}",
-        ])
-        with (base / "dagger_rounds.csv").open() as f:
-            for r in csv.DictReader(f):
-                rows.append({"seed": seed, "arm": f"dagger_round_{r['round']}" if r["round"] != "0" else "bc_small",
-                             "expert_frames": int(r["expert_labelled_frames"]), "success_rate": float(r["success_rate"])})
-        budget = rows[-1]["expert_frames"]
-        n_bc = episodes_for_budget(lengths, budget)
-        run = train(["--repo-ids", pool_id, "--root", str(root), "--episodes", f"{pool_id}=0:{n_bc}",
-                     "--checkpoint-dir", str(out), "--run-name", f"bc_s{seed}", "--seed", str(seed), "--overwrite",
-                     *common, *shlex.split(args.train_args)])
-        frames, metrics = used_frames(run)
-        rows.append({"seed": seed, "arm": "bc_equal_budget", "expert_frames": sum(frames.values()),
-                     "success_rate": float(metrics["success_rate"])})
+    summary: list[dict[str, Any]] = []
+    for seed in cfg.seeds:
+        pool_id = f"{cfg.env.lower()}_pool_s{seed}"
+        pool = collect(CollectConfig(env=cfg.env, episodes=cfg.pool_demos, root=str(root), repo_id=pool_id,
+                                     seed=10_000 * seed, skip_existing=True,
+                                     **({"max_steps": cfg.max_steps} if cfg.max_steps else {})))
+        common = {"policy": cfg.policy, "preset": cfg.preset, "training_steps": cfg.training_steps,
+                  "batch_size": cfg.batch_size, "eval_freq": cfg.eval_freq, "eval_episodes": cfg.eval_episodes,
+                  "max_steps": cfg.max_steps}
+        rounds = run_rounds(LoopConfig(
+            env=cfg.env, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}", rounds=cfg.rounds,
+            episodes_per_round=cfg.episodes_per_round, checkpoint_dir=str(out), run_name=f"dagger_s{seed}",
+            seed=seed, overwrite=True, train_args=cfg.train_args, record_args=cfg.record_args, **common))
+        for r in rounds.rows:
+            rows.append({"seed": seed, "arm": f"dagger_round_{r['round']}" if r["round"] else "bc_small",
+                         "expert_frames": int(r["expert_labelled_frames"]), "success_rate": float(r["success_rate"])})
+        n_bc = episodes_for_budget(pool.episode_lengths, rows[-1]["expert_frames"])
+        bc = train(dataclasses.replace(
+            TrainConfig(repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_bc}", checkpoint_dir=str(out),
+                        run_name=f"bc_s{seed}", seed=seed, overwrite=True, **common),
+            **train_extra))
+        rows.append({"seed": seed, "arm": "bc_equal_budget", "expert_frames": sum(bc.frames_per_dataset.values()),
+                     "success_rate": float(bc.best_metrics["success_rate"])})
         summary = write_results(out, rows)
-    atomic.write_json(out / "bc_vs_dagger_args.json", vars(args))
+    atomic.write_json(out / "bc_vs_dagger_args.json", dataclasses.asdict(cfg))
     print_summary(summary)
     print(f"\nResults: {out / RESULTS_CSV}, {out / SUMMARY_CSV}, {out / RESULTS_PNG}")
-    return out
+    return summary
+
+
+def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
+    p = argparse.ArgumentParser(
+        prog="python -m sir.dagger.experiment",
+        description="Compare BC on more demos with BC on fewer demos plus DAgger corrections, at an equal number "
+        "of expert-labelled frames, over several seeds.",
+    )
+    add_arguments(p, ExperimentConfig)
+    cfg = from_namespace(ExperimentConfig, p.parse_args(argv))
+    validate(cfg)
+    return cfg
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> Path:
+    cfg = parse_config(argv)
+    run_experiment(cfg)
+    return Path(cfg.out)
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,137 +3,146 @@ the demos plus every round's corrections, and report success per round.
 
     python -m sir.dagger.loop --env Lift --demos data/lift_demos --rounds 3 \
         --episodes-per-round 20 --policy act --preset cpu
+
+``run_rounds(LoopConfig) -> LoopResult`` is the library function; the command parses into
+the config and calls it. Training and recording run through ``sir.training.train`` and
+``sir.dagger.record.record_corrections``, whose results give the table's numbers.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sir import atomic
+from sir.config import add_arguments, from_namespace, option, overrides_from_flags, validate
 from sir.errors import UserError, cli_errors
 
 ROUNDS_CSV = "dagger_rounds.csv"
+# Correction seeds sit far from demo seeds (0...) and evaluation seeds (100000...).
+CORRECTION_SEED = 50_000
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.dagger.loop",
-        description="Run DAgger rounds with a scripted corrector: round 0 trains on the demos; each later round "
-        "records corrections with the previous round's best model and retrains on demos + all corrections. "
-        f"Writes {ROUNDS_CSV} (success rate per round) in the run folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--env", required=True, help="Robosuite env of the demos (checked against their EnvSpec)")
-    p.add_argument("--demos", required=True, help="folder of the demo dataset, e.g. data/lift_demos")
-    p.add_argument("--rounds", type=int, default=3, help="correction rounds after round 0")
-    p.add_argument("--episodes-per-round", type=int, default=20, help="policy episodes watched per round")
-    p.add_argument("--policy", default="act")
-    p.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "default"])
-    p.add_argument("--training-steps", type=int, default=600, help="training steps of every round")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-freq", type=int, default=200)
-    p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the EnvSpec's horizon)")
-    p.add_argument("--warm-start", action="store_true",
-                   help="fine-tune each round from the previous best model instead of training from scratch")
-    p.add_argument("--checkpoint-dir", default="checkpoints")
-    p.add_argument("--run-name", default=None, help="default: dagger_<demos name>")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run and its round datasets")
-    p.add_argument("--train-args", default="", help="extra train_policy flags, quoted, e.g. \"--lr 1e-3\"")
-    p.add_argument("--record-args", default="",
-                   help="extra sir.dagger.record flags, quoted, e.g. \"--patience 30 --deviation 100\" for the takeover rule")
-    args = p.parse_args(argv)
-    if args.rounds < 0 or args.episodes_per_round < 1:
-        p.error("--rounds must be 0 or more and --episodes-per-round at least 1")
-    return args
+@dataclass
+class LoopConfig:
+    env: str = option(None, "Robosuite env of the demos (checked against their EnvSpec)", required=True)
+    demos: str = option(None, "folder of the demo dataset, e.g. data/lift_demos", required=True)
+    demo_episodes: str | None = option(None, "episodes of the demos to train on, e.g. 0:10 (default: all)")
+    rounds: int = option(3, "correction rounds after round 0", minimum=0)
+    episodes_per_round: int = option(20, "policy episodes watched per round", minimum=1)
+    policy: str = option("act", "policy type")
+    preset: str = option("cpu", "model size", choices=["tiny", "cpu", "default"])
+    training_steps: int = option(600, "training steps of every round", minimum=1)
+    batch_size: int = option(32, minimum=1)
+    eval_freq: int = option(200, minimum=0)
+    eval_episodes: int = option(20, minimum=1)
+    max_steps: int | None = option(None, "episode step limit (default: the EnvSpec's horizon)", minimum=1)
+    warm_start: bool = option(False, "fine-tune each round from the previous best model instead of training from scratch")
+    checkpoint_dir: str = option("checkpoints")
+    run_name: str | None = option(None, "default: dagger_<demos name>")
+    seed: int = option(0)
+    overwrite: bool = option(False, "replace an existing run and its round datasets")
+    train_args: str = option("", 'extra train_policy flags, quoted, e.g. "--lr 1e-3"')
+    record_args: str = option("", 'extra sir.dagger.record flags, quoted, e.g. "--patience 30 --deviation 100" '
+                              "for the takeover rule")
 
 
-def used_frames(run_dir: Path) -> tuple[dict[str, int], dict[str, Any]]:
-    """Frames each dataset contributed to a round's training, and the best model's metrics."""
-    info = json.loads((run_dir / "best_model" / "sir_checkpoint.json").read_text())
-    return {d["repo_id"]: int(d["frames"]) for d in info["datasets"]}, info.get("metrics") or {}
+@dataclass
+class LoopResult:
+    base_dir: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per round, as in dagger_rounds.csv
 
 
-@cli_errors
-def main(argv: list[str] | None = None) -> Path:
-    import shlex
-    import shutil
-
-    args = parse_args(argv)
-    from sir.dagger.record import main as record
+def run_rounds(cfg: LoopConfig) -> LoopResult:
+    from sir.dagger.record import RecordConfig, record_corrections
     from sir.envs.spec import EnvSpec
-    from sir.training.train_policy import main as train
+    from sir.training import TrainConfig, train
 
-    demos = Path(args.demos)
+    validate(cfg)
+    train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
+    record_extra = overrides_from_flags(RecordConfig, cfg.record_args, "--record-args")
+    demos = Path(cfg.demos)
     spec = EnvSpec.load(demos)
     if spec is None:
         raise UserError(f"{demos} is not a dataset recorded by sir (no meta/sir_env.json); record demos with sir.data.collect.")
-    if spec.env_name != args.env:
-        raise UserError(f"--demos {demos} were recorded in {spec.env_name}, not --env {args.env}.")
+    if spec.env_name != cfg.env:
+        raise UserError(f"--demos {demos} were recorded in {spec.env_name}, not --env {cfg.env}.")
     root, demo_id = demos.parent, demos.name
-    run_name = args.run_name or f"dagger_{demo_id}"
-    base = Path(args.checkpoint_dir) / run_name
-    round_ids = [f"{run_name}_r{k}" for k in range(1, args.rounds + 1)]
+    run_name = cfg.run_name or f"dagger_{demo_id}"
+    base = Path(cfg.checkpoint_dir) / run_name
+    round_ids = [f"{run_name}_r{k}" for k in range(1, cfg.rounds + 1)]
     existing = [root / r for r in round_ids if (root / r).exists()]
-    if (base.exists() or existing) and not args.overwrite:
+    if (base.exists() or existing) and not cfg.overwrite:
         raise UserError(f"{base if base.exists() else existing[0]} already exists; pass --overwrite or another --run-name.")
     for path in existing:
         shutil.rmtree(path)
     base.mkdir(parents=True, exist_ok=True)
 
-    rows: list[dict[str, Any]] = []
+    result = LoopResult(base)
     datasets = [demo_id]
+    max_steps = cfg.max_steps or spec.horizon
     previous_best: Path | None = None
-    for k in range(args.rounds + 1):
+    for k in range(cfg.rounds + 1):
         if k > 0:
             print(f"\n##### Round {k}: corrections with {previous_best}")
-            recorded = record(["--checkpoint", str(previous_best), "--episodes", str(args.episodes_per_round),
-                               "--root", str(root), "--repo-id", round_ids[k - 1],
-                               "--seed", str(50_000 + 1_000 * k + args.seed),
-                               *(["--max-steps", str(args.max_steps)] if args.max_steps else []),
-                               *shlex.split(args.record_args)])
-            corrections = 0
-            if recorded is not None:
-                corrections = json.loads((recorded / "meta" / "sir_info.json").read_text())["corrected_successes"]
-            if corrections:
+            recorded = record_corrections(dataclasses.replace(
+                RecordConfig(checkpoint=str(previous_best), repo_id=round_ids[k - 1], root=str(root),
+                             episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + cfg.seed,
+                             max_steps=cfg.max_steps),
+                **record_extra))
+            if recorded.path is not None and recorded.corrected_successes:
                 datasets.append(round_ids[k - 1])
             else:
                 print(f"Round {k} produced no successful correction; retraining on the same data.")
         print(f"\n##### Round {k}: training on {', '.join(datasets)}")
-        train_argv = [
-            "--repo-ids", ",".join(datasets), "--root", str(root), "--policy", args.policy,
-            "--preset", args.preset, "--training-steps", str(args.training_steps), "--batch-size", str(args.batch_size),
-            "--eval-freq", str(args.eval_freq), "--eval-episodes", str(args.eval_episodes),
-            "--max-steps", str(args.max_steps or spec.horizon), "--checkpoint-dir", str(base),
-            "--run-name", f"round_{k}", "--seed", str(args.seed), "--overwrite", *shlex.split(args.train_args),
-        ]
-        if args.warm_start and previous_best is not None:
-            train_argv += ["--policy-path", str(previous_best)]
-        run_dir = train(train_argv)
-        previous_best = run_dir / "best_model"
-        frames, metrics = used_frames(run_dir)
-        rows.append({
+        run = train(dataclasses.replace(
+            TrainConfig(repo_ids=list(datasets), root=str(root), policy=cfg.policy, preset=cfg.preset,
+                        training_steps=cfg.training_steps, batch_size=cfg.batch_size, eval_freq=cfg.eval_freq,
+                        eval_episodes=cfg.eval_episodes, max_steps=max_steps, checkpoint_dir=str(base),
+                        run_name=f"round_{k}", seed=cfg.seed, overwrite=True,
+                        episodes=f"{demo_id}={cfg.demo_episodes}" if cfg.demo_episodes else None,
+                        policy_path=str(previous_best) if cfg.warm_start and previous_best is not None else None),
+            **train_extra))
+        previous_best = run.best_model
+        frames = run.frames_per_dataset
+        metrics = run.best_metrics or {}
+        ci = metrics.get("success_ci95") or [None, None]
+        result.rows.append({
             "round": k, "datasets": "+".join(datasets), "demo_frames": frames.get(demo_id, 0),
             "correction_frames": sum(v for r, v in frames.items() if r != demo_id),
             "expert_labelled_frames": sum(frames.values()),
-            "success_rate": metrics.get("success_rate"), "ci95_low": (metrics.get("success_ci95") or [None])[0],
-            "ci95_high": (metrics.get("success_ci95") or [None, None])[1], "best_model": str(previous_best),
+            "success_rate": metrics.get("success_rate"), "ci95_low": ci[0], "ci95_high": ci[1],
+            "best_model": str(previous_best),
         })
-        write_rounds(base, rows)
+        atomic.write_csv(base / ROUNDS_CSV, result.rows)
     print(f"\n{'round':>5}  {'expert frames':>13}  {'success':>8}")
-    for r in rows:
+    for r in result.rows:
         rate = "-" if r["success_rate"] is None else f"{100 * r['success_rate']:.1f}%"
         print(f"{r['round']:>5}  {r['expert_labelled_frames']:>13}  {rate:>8}")
     print(f"\nTable: {base / ROUNDS_CSV}")
-    return base
+    return result
 
 
-def write_rounds(base: Path, rows: list[dict[str, Any]]) -> None:
-    atomic.write_csv(base / ROUNDS_CSV, rows)
+def parse_config(argv: list[str] | None = None) -> LoopConfig:
+    p = argparse.ArgumentParser(
+        prog="python -m sir.dagger.loop",
+        description="Run DAgger rounds with a scripted corrector: round 0 trains on the demos; each later round "
+        "records corrections with the previous round's best model and retrains on demos + all corrections. "
+        f"Writes {ROUNDS_CSV} (success rate per round) in the run folder.",
+    )
+    add_arguments(p, LoopConfig)
+    cfg = from_namespace(LoopConfig, p.parse_args(argv))
+    validate(cfg)
+    return cfg
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> Path:
+    return run_rounds(parse_config(argv)).base_dir
 
 
 if __name__ == "__main__":

@@ -229,3 +229,12 @@ def overrides_from_flags(cls: type, text: str | list[str], source: str) -> dict[
     if unknown:
         raise UserError(f"{source} has {' '.join(unknown)!r}, which this command does not take (see its --help).")
     return vars(ns)
+
+
+def parse(cls: type[C], argv: list[str] | None, prog: str, description: str) -> C:
+    """A command's whole parse: its flags from ``cls``, read into a checked config."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser, cls)
+    cfg = from_namespace(cls, parser.parse_args(argv))
+    validate(cfg)
+    return cfg

@@ -11,14 +11,13 @@ and spread per arm over seeds) and ``bc_vs_dagger.png`` (success rate against ex
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import add_arguments, from_namespace, option, overrides_from_flags, validate
+from sir.config import option, overrides_from_flags, parse, validate
 from sir.errors import cli_errors
 
 RESULTS_CSV = "bc_vs_dagger.csv"
@@ -100,15 +99,9 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.dagger.experiment",
-        description="Compare BC on more demos with BC on fewer demos plus DAgger corrections, at an equal number "
-        "of expert-labelled frames, over several seeds.",
-    )
-    add_arguments(p, ExperimentConfig)
-    cfg = from_namespace(ExperimentConfig, p.parse_args(argv))
-    validate(cfg)
-    return cfg
+    return parse(ExperimentConfig, argv, "python -m sir.dagger.experiment",
+                 "Compare BC on more demos with BC on fewer demos plus DAgger corrections, at an equal number "
+                 "of expert-labelled frames, over several seeds.")
 
 
 @cli_errors

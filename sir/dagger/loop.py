@@ -11,7 +11,6 @@ the config and calls it. Training and recording run through ``sir.training.train
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import add_arguments, from_namespace, option, overrides_from_flags, validate
+from sir.config import option, overrides_from_flags, parse, validate
 from sir.errors import UserError, cli_errors
 
 ROUNDS_CSV = "dagger_rounds.csv"
@@ -128,16 +127,10 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
 
 
 def parse_config(argv: list[str] | None = None) -> LoopConfig:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.dagger.loop",
-        description="Run DAgger rounds with a scripted corrector: round 0 trains on the demos; each later round "
-        "records corrections with the previous round's best model and retrains on demos + all corrections. "
-        f"Writes {ROUNDS_CSV} (success rate per round) in the run folder.",
-    )
-    add_arguments(p, LoopConfig)
-    cfg = from_namespace(LoopConfig, p.parse_args(argv))
-    validate(cfg)
-    return cfg
+    return parse(LoopConfig, argv, "python -m sir.dagger.loop",
+                 "Run DAgger rounds with a scripted corrector: round 0 trains on the demos; each later round "
+                 "records corrections with the previous round's best model and retrains on demos + all corrections. "
+                 f"Writes {ROUNDS_CSV} (success rate per round) in the run folder.")
 
 
 @cli_errors

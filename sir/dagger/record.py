@@ -9,14 +9,13 @@ episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sir.config import add_arguments, from_namespace, option, validate
+from sir.config import option, parse, validate
 from sir.data.dagger import LABEL_FEATURE_SPECS, label_episode
 from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
 from sir.errors import cli_errors
@@ -194,16 +193,10 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
 
 
 def parse_config(argv: list[str] | None = None) -> RecordConfig:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.dagger.record",
-        description="Run a trained policy in its Robosuite env with a corrector watching; when the corrector "
-        "takes over, it finishes the task. Writes a LeRobot DAgger dataset with per-frame source (0 policy, "
-        "1 corrector) and success labels.",
-    )
-    add_arguments(p, RecordConfig)
-    cfg = from_namespace(RecordConfig, p.parse_args(argv))
-    validate(cfg)
-    return cfg
+    return parse(RecordConfig, argv, "python -m sir.dagger.record",
+                 "Run a trained policy in its Robosuite env with a corrector watching; when the corrector "
+                 "takes over, it finishes the task. Writes a LeRobot DAgger dataset with per-frame source (0 policy, "
+                 "1 corrector) and success labels.")
 
 
 @cli_errors

@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sir.config import add_arguments, from_namespace, option, validate
+from sir.config import option, parse, validate
 from sir.data import recording
 from sir.data.recording import ExpertActor, RecordingResult
 from sir.envs.factory import make_env
@@ -94,15 +93,9 @@ def collect(cfg: CollectConfig) -> RecordingResult:
 
 
 def parse_config(argv: list[str] | None = None) -> CollectConfig:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.data.collect",
-        description="Record scripted-expert demonstrations in a Robosuite env as a LeRobotDataset v3 "
-        "(with the EnvSpec in meta/sir_env.json).",
-    )
-    add_arguments(p, CollectConfig)
-    cfg = from_namespace(CollectConfig, p.parse_args(argv))
-    validate(cfg)
-    return cfg
+    return parse(CollectConfig, argv, "python -m sir.data.collect",
+                 "Record scripted-expert demonstrations in a Robosuite env as a LeRobotDataset v3 "
+                 "(with the EnvSpec in meta/sir_env.json).")
 
 
 @cli_errors

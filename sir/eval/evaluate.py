@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import add_arguments, from_namespace, option, validate
+from sir.config import option, parse, validate
 from sir.errors import cli_errors
 from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
 
@@ -57,16 +56,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def parse_config(argv: list[str] | None = None) -> EvalConfig:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.eval.evaluate",
-        description="Roll a sir checkpoint out in the Robosuite env described by its EnvSpec and print "
-        "success rate (with a 95% Wilson interval), average reward and length. Writes eval_results.json "
-        "beside the checkpoint.",
-    )
-    add_arguments(p, EvalConfig)
-    cfg = from_namespace(EvalConfig, p.parse_args(argv))
-    validate(cfg)
-    return cfg
+    return parse(EvalConfig, argv, "python -m sir.eval.evaluate",
+                 "Roll a sir checkpoint out in the Robosuite env described by its EnvSpec and print "
+                 "success rate (with a 95% Wilson interval), average reward and length. Writes eval_results.json "
+                 "beside the checkpoint.")
 
 
 @cli_errors

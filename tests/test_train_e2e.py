@@ -94,3 +94,32 @@ def test_impossible_flags_are_refused(lift_demos, tmp_path, capsys):
                "--n-action-steps", "8", "--checkpoint-dir", str(tmp_path)])
     assert exc.value.code == 2
     assert "--n-action-steps 8" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_batch_job_logs_plain_lines_to_stdout_and_no_progress_redraws(lift_demos, tmp_path):
+    root, repo_id = lift_demos
+    proc = subprocess.run(
+        [sys.executable, "-m", "sir.training.train_policy", "--repo-ids", repo_id, "--root", str(root),
+         "--policy", "act", "--preset", "tiny", "--batch-size", "8", "--training-steps", "6", "--log-freq", "2",
+         "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "5", "--checkpoint-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    steps = [line.split(" | ")[0] for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert steps == ["step 1/6", "step 2/6", "step 4/6", "step 6/6"]
+    assert all(" | loss " in line and " steps/s | ETA " in line for line in proc.stdout.splitlines() if line.startswith("step "))
+    assert "Evaluation Results (step 6)" in proc.stdout
+    assert "\r" not in proc.stderr and "Training:" not in proc.stderr
+
+
+def test_in_a_terminal_progress_is_a_bar_not_lines(capsys):
+    from sir.training.tracking import TrainingProgress
+
+    progress = TrainingProgress(0, 4, interactive=True)
+    for step in range(1, 5):
+        progress.step(step, loss=1.0 / step, lr=1e-4, grad_norm=0.5, log=True)
+    progress.close()
+    out, err = capsys.readouterr()
+    assert "step " not in out
+    assert "Training" in err and "4/4" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,54 @@ class RunLogger:
     def finish(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+
+
+class TrainingProgress:
+    """Progress of the training loop: a tqdm bar in a terminal; in a batch job (stdout not
+    a terminal) no redraws, but one plain line per logging step on stdout instead, so a log
+    file holds the loss and nothing else grows without end."""
+
+    def __init__(self, start_step: int, total: int, enabled: bool = True, interactive: bool | None = None):
+        import sys
+
+        from tqdm import tqdm
+
+        self.interactive = sys.stdout.isatty() if interactive is None else interactive
+        self.enabled, self.start_step, self.total = enabled, start_step, total
+        self.started = time.perf_counter()
+        self.bar = None
+        if enabled and self.interactive:
+            self.bar = tqdm(desc="Training", unit="step", dynamic_ncols=True, initial=start_step, total=total)
+
+    def step(self, step: int, loss: float, lr: float, grad_norm: float, log: bool) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+        elif self.enabled and log:
+            print(self.line(step, loss, lr, grad_norm), flush=True)
+
+    def line(self, step: int, loss: float, lr: float, grad_norm: float) -> str:
+        elapsed = time.perf_counter() - self.started
+        rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else 0.0
+        return (f"step {step}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.3f} | "
+                f"{rate:.2f} steps/s | ETA {_duration(eta)}")
+
+    def write(self, text: str) -> None:
+        """A message between progress updates (the bar redraws below it)."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

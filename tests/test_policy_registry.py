@@ -110,6 +110,13 @@ def test_diffusion_counts_past_observation_steps_against_its_horizon():
     assert cfg.n_action_steps == 7
 
 
+def test_diffusion_skips_the_end_frames_its_horizon_would_pad():
+    # horizon - n_action_steps - n_obs_steps + 1: the tiny preset's 8 - 4 - 2 + 1.
+    assert build_config("diffusion", "tiny", STATE, ACTION, "cpu").drop_n_last_frames == 3
+    cfg = build_config("diffusion", "tiny", STATE, ACTION, "cpu", chunk_size=16, n_action_steps=8, n_obs_steps=1)
+    assert cfg.drop_n_last_frames == 8
+
+
 def test_default_vqbet_crop_must_fit_the_images():
     small = {"observation.images.agentview": PolicyFeature(FeatureType.VISUAL, (3, 32, 32))}
     with pytest.raises(UserError, match="crops images to 84x84 but observation.images.agentview is 32x32"):

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 # torchvision's ImageNet ResNet-18, which ACT's default preset starts its backbone from.
-RESNET18_IMAGENET = "ResNet18_Weights.IMAGENET1K_V1"
 RESNET18_IMAGENET_FILE = "resnet18-f37072fd.pth"
 
 

@@ -18,7 +18,7 @@ class Status:
 def policy_status(entry: PolicyEntry) -> Status:
     """Whether ``entry`` can be built here now, and if not, the first thing missing."""
     if entry.unsupported:
-        return Status(False, "not trainable from datasets (online RL only in lerobot)")
+        return Status(False, entry.unsupported.note)
     missing = availability.missing_packages(entry.packages)
     if missing:
         return Status(False, f"missing package(s) {', '.join(missing)}")

@@ -1,0 +1,152 @@
+"""A policy name, a preset and the generic flags → the lerobot config to build it from.
+
+Policies are built by lerobot's own factories (``make_policy_config``, ``make_policy``,
+``make_pre_post_processors``); this module decides the config values from the registry's
+entry and runs the checks of ``sir.policies.checks``, each once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+from sir.errors import UserError
+from sir.policies import checks
+from sir.policies.registry import PolicyEntry, get_entry
+
+
+def build_config(
+    name: str,
+    preset: str,
+    input_features: dict[str, Any],
+    output_features: dict[str, Any],
+    device: str,
+    chunk_size: int | None = None,
+    n_obs_steps: int | None = None,
+    n_action_steps: int | None = None,
+    lr: float | None = None,
+    *,
+    pretrained_path: str | Path | None = None,
+    dataset_features: dict[str, dict] | None = None,
+) -> Any:
+    """The lerobot config for ``name`` with the preset and the generic flags applied.
+
+    ``pretrained_path`` (a local folder or a cached hub id) starts the policy from saved
+    weights: lerobot's ``make_policy`` loads them because ``cfg.pretrained_path`` is set.
+    ``dataset_features`` (the datasets' raw features) lets needs that the policy features
+    do not show, such as ``next.reward``, be checked before anything is built.
+    Every need the data or this machine does not meet ends in a ``UserError`` sentence.
+    """
+    entry = get_entry(name)
+    checks.check_preset_name(preset)
+    checks.check_trainable(entry)
+    inputs = {
+        k: ft for k, ft in input_features.items() if entry.uses_env_state or k != "observation.environment_state"
+    }
+    checks.check_data_needs(entry, inputs, dataset_features)
+    checks.check_preset(entry, preset)
+    source = checks.weights_source(entry, preset, pretrained_path)
+    values = _flag_values(entry, preset, chunk_size, n_obs_steps, n_action_steps, lr)
+    if source is not None:
+        cfg = _pretrained_config(entry, source, device, values)
+    else:
+        from lerobot.policies.factory import make_policy_config
+
+        try:
+            cfg = make_policy_config(name, device=device, **values)
+        except (ValueError, NotImplementedError) as err:
+            # lerobot's configs validate themselves in __post_init__; their message names the field.
+            raise UserError(f"Policy '{name}' rejects these settings: {err}") from err
+    cfg.input_features = inputs
+    cfg.output_features = dict(output_features)
+    checks.normalize_env_state(cfg)
+    checks.check_config(entry, cfg)
+    checks.check_downloads(entry, cfg, preset)
+    return cfg
+
+
+def _flag_values(
+    entry: PolicyEntry, preset: str, chunk_size: int | None, n_obs_steps: int | None,
+    n_action_steps: int | None, lr: float | None,
+) -> dict[str, Any]:
+    """Preset values with the generic flags mapped onto the policy's own fields."""
+    name = entry.name
+    chunk_field, n_action_field = entry.chunk_field, entry.n_action_steps_field
+    values: dict[str, Any] = dict(entry.presets[preset])
+    defaults = _defaults(name)
+    if chunk_size is not None:
+        if chunk_field is None:
+            raise UserError(f"Policy '{name}' predicts no action chunk; drop --action-chunk-size.")
+        values[chunk_field] = chunk_size
+        # Without --n-action-steps, the executed steps follow a smaller chunk down (ACT's
+        # default executes its whole 100-step chunk); an explicit flag is checked below.
+        if n_action_field and n_action_steps is None:
+            default_n_action = values.get(n_action_field, defaults.get(n_action_field))
+            if default_n_action is not None:
+                values[n_action_field] = min(default_n_action, chunk_size)
+    if n_obs_steps is not None:
+        if entry.single_obs_step and n_obs_steps != 1:
+            raise UserError(f"Policy '{name}' looks at one observation step only; drop --n-obs-steps {n_obs_steps}.")
+        if n_obs_steps < 1:
+            raise UserError("--n-obs-steps must be at least 1.")
+        values["n_obs_steps"] = n_obs_steps
+    if n_action_steps is not None:
+        if n_action_field is None:
+            raise UserError(
+                f"Policy '{name}' executes its whole predicted chunk; drop --n-action-steps"
+                + (" and set the chunk with --action-chunk-size." if chunk_field else ".")
+            )
+        if n_action_steps < 1:
+            raise UserError("--n-action-steps must be at least 1.")
+        values[n_action_field] = n_action_steps
+    if lr is not None:
+        for f in entry.lr_fields:
+            values[f] = lr
+
+    merged = {**defaults, **values}
+    chunk = merged.get(chunk_field) if chunk_field else None
+    n_action = merged.get(n_action_field) if n_action_field else None
+    n_obs = merged.get("n_obs_steps", 1)
+    if n_action is not None and n_action > 1:
+        values.update(entry.multi_step_values)
+    if chunk is not None and n_action is not None:
+        usable = chunk - n_obs + 1 if entry.chunk_covers_obs_steps else chunk
+        if n_action > usable:
+            extra = f" minus {n_obs - 1} past observation steps" if usable != chunk else ""
+            raise UserError(
+                f"--n-action-steps {n_action} is larger than the action chunk ({chunk}{extra}) of policy '{name}'; "
+                "lower it or raise --action-chunk-size."
+            )
+        if entry.drop_last_frames_field:
+            # lerobot's own default (Diffusion's 7) is this difference at its default sizes.
+            values[entry.drop_last_frames_field] = usable - n_action
+    return values
+
+
+def _pretrained_config(entry: PolicyEntry, source: Path | str, device: str, values: dict[str, Any]) -> Any:
+    """The config saved with pretrained weights, with the flag values applied on top."""
+    from lerobot.configs.policies import PreTrainedConfig
+
+    try:
+        cfg = PreTrainedConfig.from_pretrained(str(source))
+    except Exception as err:  # draccus parse errors, unknown policy types
+        raise UserError(f"Could not read the policy config at {source}: {err}") from err
+    if cfg.type != entry.name:
+        raise UserError(f"--pretrained-path {source} holds a '{cfg.type}' policy, not '{entry.name}'; "
+                        f"pass --policy {cfg.type} or another checkpoint.")
+    try:
+        cfg = dataclasses.replace(cfg, device=device, **values)
+    except (ValueError, NotImplementedError) as err:
+        raise UserError(f"Policy '{entry.name}' rejects these settings: {err}") from err
+    cfg.pretrained_path = source
+    return cfg
+
+
+@functools.cache
+def _defaults(name: str) -> dict[str, Any]:
+    from lerobot.policies.factory import make_policy_config
+
+    fields = dataclasses.fields(type(make_policy_config(name, device="cpu")))
+    return {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}

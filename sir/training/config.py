@@ -48,6 +48,11 @@ class TrainConfig(DataConfig):
     env: str | None = option(None, "Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)",
                              group=ENV)
     robot: str | None = option(None, "robot, only for datasets recorded without an EnvSpec (default: Panda)", group=ENV)
+    state_keys: list[str] | None = option(None, "robosuite observation keys concatenated into observation.state, only "
+                                          "for datasets recorded without an EnvSpec (default: the env's layout)",
+                                          group=ENV)
+    env_state_keys: list[str] | None = option(None, "observation keys concatenated into "
+                                              "observation.environment_state, likewise", group=ENV)
     # training
     batch_size: int = option(16, group=TRAIN, minimum=1)
     lr: float | None = option(None, "learning rate (default: the policy preset's)", group=TRAIN, positive=True)
@@ -69,6 +74,8 @@ class TrainConfig(DataConfig):
     lora_dropout: float = option(0.0, group=LORA, minimum=0)
     # evaluation
     eval_freq: int = option(1000, "evaluate every N steps (0: only at the end)", group=EVAL, minimum=0)
+    no_eval: bool = option(False, "train without Robosuite evaluation (no best_model), e.g. on data from a robot "
+                           "or layout sir cannot simulate", group=EVAL)
     eval_episodes: int = option(10, group=EVAL, minimum=1)
     eval_workers: int | None = option(None, "rollout worker processes (default: one per core)", group=EVAL, minimum=1)
     max_steps: int | None = option(None, "step limit of an evaluation episode (default: the dataset's EnvSpec "

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian libraries MuJoCo needs for headless (EGL) rendering, when they are
-# missing and we are root. Otherwise says what is missing and carries on.
+# Installs the Debian packages sir needs, when they are missing and we are root: the
+# libraries MuJoCo needs for headless (EGL) rendering, and the virtual X server and key
+# typist (xvfb, xdotool) that the teleoperation tests drive robosuite's keyboard with.
+# Otherwise says what is missing and carries on.
 set -u
-pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri)
+pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri xvfb xdotool)
 command -v dpkg-query >/dev/null 2>&1 || exit 0
 missing=()
 for p in "${pkgs[@]}"; do
@@ -10,9 +12,9 @@ for p in "${pkgs[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing headless rendering libraries: ${missing[*]}"
+  echo "Installing system packages: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 else
-  echo "warning: headless rendering needs ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+  echo "warning: headless rendering and the teleoperation tests need ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
 fi
 exit 0

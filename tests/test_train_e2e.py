@@ -31,7 +31,7 @@ def test_tiny_run_writes_best_periodic_and_final_checkpoints(tiny_run):
     for name in names:
         ckpt = tiny_run / name
         for f in ("config.json", "model.safetensors", "sir_env.json", "sir_checkpoint.json",
-                  "preprocessor/policy_preprocessor.json", "postprocessor/policy_postprocessor.json"):
+                  "policy_preprocessor.json", "policy_postprocessor.json"):
             assert (ckpt / f).is_file(), f"{name} lacks {f}"
     info = json.loads((tiny_run / "final_model" / "sir_checkpoint.json").read_text())
     assert info["step"] == 30

@@ -1,13 +1,19 @@
-"""Checkpoints: lerobot's ``save_pretrained`` for the policy and both processor pipelines,
-plus the EnvSpec and a small JSON of step, metrics and data provenance.
+"""Checkpoints in lerobot's own layout, so lerobot's loaders read them as they are: the
+policy's ``save_pretrained`` (config.json, model.safetensors) and both processor pipelines'
+(policy_preprocessor.json, policy_postprocessor.json and their state files) in one folder,
+beside sir's EnvSpec (sir_env.json) and a small JSON of step, metrics and data provenance
+(sir_checkpoint.json). Folders written before this layout, with the pipelines in
+preprocessor/ and postprocessor/ subfolders, still load.
 
-Every checkpoint is written to a temporary folder and renamed into place, so a run
-killed at any moment leaves either the old checkpoint or the new one, never half of one.
+Every checkpoint is built in a temporary folder and swapped into place atomically, so at
+every instant the named folder holds either the old checkpoint or the new one, whole.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -15,13 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.envs.spec import EnvSpec
 from sir.errors import UserError
 
 INFO_FILENAME = "sir_checkpoint.json"
 ADAPTER_DIR = "adapter"
-PREPROCESSOR_DIR = "preprocessor"
-POSTPROCESSOR_DIR = "postprocessor"
+PREPROCESSOR_CONFIG = "policy_preprocessor.json"  # lerobot's names for the pipelines' configs
+POSTPROCESSOR_CONFIG = "policy_postprocessor.json"
+LEGACY_PREPROCESSOR_DIR = "preprocessor"  # sir's layout before lerobot's
+LEGACY_POSTPROCESSOR_DIR = "postprocessor"
 
 
 def save_checkpoint(
@@ -36,31 +45,79 @@ def save_checkpoint(
     """Write a model folder. ``write_extra(folder)`` adds more to it before it is swapped
     in (the trainer's resumable training state)."""
     directory = Path(directory)
-    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    tmp = atomic.temporary_path(directory)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     exportable(policy).save_pretrained(tmp)
     if hasattr(policy, "peft_config"):
         policy.save_pretrained(tmp / ADAPTER_DIR)
-    preprocessor.save_pretrained(tmp / PREPROCESSOR_DIR)
-    postprocessor.save_pretrained(tmp / POSTPROCESSOR_DIR)
+    preprocessor.save_pretrained(tmp, config_filename=PREPROCESSOR_CONFIG)
+    postprocessor.save_pretrained(tmp, config_filename=POSTPROCESSOR_CONFIG)
     spec.save(tmp)
     (tmp / INFO_FILENAME).write_text(json.dumps(info, indent=2, default=str) + "\n")
     if write_extra is not None:
         write_extra(tmp)
-    # Swap in two renames: the old checkpoint stays whole until the new one is complete.
-    old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-    if directory.exists():
-        directory.rename(old)
-    tmp.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
+    make_readable(tmp)
+    swap_into_place(tmp, directory)
     return directory
 
 
+def make_readable(folder: Path) -> None:
+    """Give every file the mode an ordinary file gets (0644 under the usual umask):
+    safetensors writes model.safetensors 0600, unreadable to the group that shares a run."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o666 & ~umask)
+
+
+def swap_into_place(tmp: Path, directory: Path) -> None:
+    """Move the complete folder ``tmp`` to ``directory``. An existing folder is exchanged
+    with it in one step (Linux's renameat2), so a kill at any instant leaves ``directory``
+    old or new, never missing; the old one, now at ``tmp``, is then removed (or, after a
+    kill, by the next run as a leftover)."""
+    if not directory.exists():
+        tmp.rename(directory)
+        return
+    if exchange(tmp, directory):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    # No atomic exchange here (another OS, or a filesystem without RENAME_EXCHANGE): two
+    # renames, the old checkpoint set aside whole until the new one is in. A kill between
+    # them leaves no folder at ``directory``, only the old one at its .old- name.
+    old = atomic.temporary_path(directory, "old")
+    directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False where the system
+    cannot (no such call in the C library, or refused by the kernel or filesystem)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[Any, Any, Any, EnvSpec, dict]:
-    """(policy, preprocessor, postprocessor, EnvSpec, info) from a sir checkpoint."""
+    """(policy, preprocessor, postprocessor, EnvSpec, info) from a sir checkpoint, the
+    processors loaded by lerobot's own ``make_pre_post_processors``."""
     from lerobot.configs.policies import PreTrainedConfig
-    from lerobot.policies.factory import get_policy_class
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     from lerobot.processor import PolicyProcessorPipeline
     from lerobot.processor.converters import (
         batch_to_transition,
@@ -80,17 +137,23 @@ def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[A
     if device is not None:
         cfg.device = device
     policy = get_policy_class(cfg.type).from_pretrained(directory, config=cfg)
-    # The processors sit in preprocessor/ and postprocessor/ (the layout sir's checkpoints
-    # promise), so each is loaded from its folder; make_pre_post_processors reads one folder.
     overrides = {"device_processor": {"device": cfg.device}}
-    preprocessor = PolicyProcessorPipeline.from_pretrained(
-        directory / PREPROCESSOR_DIR, config_filename="policy_preprocessor.json", overrides=overrides,
-        to_transition=batch_to_transition, to_output=transition_to_batch,
-    )
-    postprocessor = PolicyProcessorPipeline.from_pretrained(
-        directory / POSTPROCESSOR_DIR, config_filename="policy_postprocessor.json",
-        to_transition=policy_action_to_transition, to_output=transition_to_policy_action,
-    )
+    if (directory / PREPROCESSOR_CONFIG).is_file():
+        preprocessor, postprocessor = make_pre_post_processors(
+            cfg, pretrained_path=str(directory), preprocessor_overrides=overrides)
+    elif (directory / LEGACY_PREPROCESSOR_DIR / PREPROCESSOR_CONFIG).is_file():
+        # make_pre_post_processors reads both pipelines from one folder; these sit in two.
+        preprocessor = PolicyProcessorPipeline.from_pretrained(
+            directory / LEGACY_PREPROCESSOR_DIR, config_filename=PREPROCESSOR_CONFIG, overrides=overrides,
+            to_transition=batch_to_transition, to_output=transition_to_batch,
+        )
+        postprocessor = PolicyProcessorPipeline.from_pretrained(
+            directory / LEGACY_POSTPROCESSOR_DIR, config_filename=POSTPROCESSOR_CONFIG,
+            to_transition=policy_action_to_transition, to_output=transition_to_policy_action,
+        )
+    else:
+        raise UserError(f"{directory} holds no {PREPROCESSOR_CONFIG} (its normalization and processors); "
+                        "it is incomplete: point --checkpoint at a whole model folder.")
     info_path = directory / INFO_FILENAME
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     return policy, preprocessor, postprocessor, spec, info

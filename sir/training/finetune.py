@@ -37,14 +37,17 @@ def check_features_match(cfg: Any, features: dict[str, Any], policy_path: str | 
 
 
 def saved_stats(policy_path: str | Path) -> dict[str, dict[str, np.ndarray]] | None:
-    """The normalization stats inside a saved preprocessor (sir's or lerobot's layout)."""
+    """The normalization stats inside a saved preprocessor: in the model folder (lerobot's
+    layout, sir's since) or in its preprocessor/ subfolder (sir's earlier layout)."""
     from lerobot.processor import PolicyProcessorPipeline
 
+    from sir.policies.checkpoint import LEGACY_PREPROCESSOR_DIR, PREPROCESSOR_CONFIG
+
     path = Path(policy_path)
-    folder = path / "preprocessor" if (path / "preprocessor").is_dir() else path
-    if not (folder / "policy_preprocessor.json").is_file():
+    folder = path / LEGACY_PREPROCESSOR_DIR if (path / LEGACY_PREPROCESSOR_DIR).is_dir() else path
+    if not (folder / PREPROCESSOR_CONFIG).is_file():
         return None
-    pipeline = PolicyProcessorPipeline.from_pretrained(folder, config_filename="policy_preprocessor.json")
+    pipeline = PolicyProcessorPipeline.from_pretrained(folder, config_filename=PREPROCESSOR_CONFIG)
     for step in pipeline.steps:
         stats = getattr(step, "stats", None)
         if stats:

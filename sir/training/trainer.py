@@ -96,10 +96,12 @@ def train(config: TrainConfig) -> RunResult:
     base_path = resume or (Path(config.policy_path) if config.policy_path else None)
     base_cfg = finetune.load_base_config(base_path, config.policy) if base_path else None
     policy_name = base_cfg.type if base_cfg is not None else (config.policy or "act")
-    if resume is not None:
-        run_dir = resume.parent
-    else:
-        run_dir = Path(config.checkpoint_dir) / (config.run_name or run_name_for(policy_name, repo_ids))
+    run_dir = resume.parent if resume is not None else (
+        Path(config.checkpoint_dir) / (config.run_name or run_name_for(policy_name, repo_ids)))
+    # What a killed run was writing (.<name>.tmp-PID, .old-PID) is not a run: removed first,
+    # so a run killed before its first file can be restarted without --overwrite.
+    leftovers = atomic.remove_leftovers(run_dir) if main_process else None
+    if resume is None:
         if main_process and run_dir.exists() and any(run_dir.iterdir()):
             if not config.overwrite:
                 raise UserError(f"{run_dir} already holds a run; pass --run-name to start another, "
@@ -110,6 +112,8 @@ def train(config: TrainConfig) -> RunResult:
     say(BANNER)
     say(f"Training {policy_name.upper()} Policy with LeRobot (sir)")
     say(BANNER)
+    if leftovers:
+        say(leftovers)
     say(f"Policy: {policy_name} (preset {config.preset})" + (f", starting from {base_path}" if base_path else ""))
     say(f"Datasets: {', '.join(repo_ids)}")
     say(f"Root: {config.root or 'Hugging Face cache'}")

@@ -272,3 +272,13 @@ def test_a_training_run_killed_at_20_random_instants_keeps_every_model_folder_lo
                 load_checkpoint(folder, device="cpu")
                 loads += 1
     print(f"\n{kills} kills survived, {mid_save} of them during a save; {loads} model folders loaded after kills")
+
+
+def test_a_new_recording_removes_the_datasets_killed_recordings_were_building(tmp_path, capsys):
+    from sir.data.synthetic import make_synthetic_dataset
+
+    gone = dead_pid()
+    (tmp_path / f".demos.tmp-{gone}" / "data").mkdir(parents=True)
+    make_synthetic_dataset(tmp_path, "more_demos", [5], seed=0)
+    assert f"Removed 1 temporary folder left by a stopped run in {tmp_path}: .demos.tmp-{gone}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["more_demos"]

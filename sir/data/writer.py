@@ -8,13 +8,13 @@ dataset is never touched and an interrupted recording leaves a loadable dataset.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sir import atomic
 from sir.envs.spec import IMAGE_FEATURE_PREFIX, EnvSpec
 from sir.errors import UserError
 
@@ -70,7 +70,12 @@ class DatasetWriter:
                 f"A dataset already exists at {self.target}; choose another --repo-id or remove it first."
             )
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.parent / f".{self.target.name}.tmp-{os.getpid()}"
+        # Datasets that killed recordings were building here (their parquet files never
+        # closed) can never be finished: removed, as a new recording starts beside them.
+        removed = atomic.remove_leftovers(self.target.parent)
+        if removed:
+            print(removed)
+        self.tmp = atomic.temporary_path(self.target)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.spec = spec
         self.info = dict(info or {})

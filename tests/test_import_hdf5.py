@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sir.data.import_hdf5 import ImportConfig, import_hdf5, main
+from sir.data.import_hdf5 import ImportConfig, controller_env_kwargs, import_hdf5, main
 from sir.data.video import video_backend
 from sir.envs.spec import EnvSpec
 
@@ -198,3 +198,12 @@ def test_bad_files_are_refused_in_one_sentence(tmp_path, capsys, make_file, mess
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_basic_osc_pose_controller_with_other_gains_is_kept_in_the_spec(tmp_path):
+    from robosuite.controllers import load_composite_controller_config
+
+    config = load_composite_controller_config(robot="Panda")
+    assert controller_env_kwargs(tmp_path, config, ["Panda"]) == {}
+    config["body_parts"]["right"]["kp"] = 300
+    assert controller_env_kwargs(tmp_path, config, ["Panda"]) == {"controller_configs": config}

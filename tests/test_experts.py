@@ -1,7 +1,8 @@
-"""The scripted PickPlaceCan, NutAssemblySquare and Stack experts (Lift: test_lift_expert.py).
+"""The scripted experts.
 
 Episodes run as ``sir.data.collect`` runs them: one expert with the recording noise
 (--noise 0.1 --target-jitter 0.01), seeds 0, 1, ..., and its 200-step default limit.
+benchmarks/expert_success.py measures them over more seeds.
 """
 
 import numpy as np
@@ -10,8 +11,11 @@ import pytest
 from sir.data.collect import run_expert_episode
 from sir.envs.factory import make_env
 from sir.envs.spec import default_spec
+from sir.errors import UserError
 from sir.experts import EXPERTS, ExpertNoise, make_expert
 from sir.experts.base import gripper_down, quat_to_mat, rotate_towards, wrap_angle, yaw_of
+from sir.experts.grasping import GRIPPER_CLOSED, GRIPPER_OPEN, GraspingExpert
+from sir.experts.lift import LiftExpert
 from sir.experts.pick_place_can import PickPlaceCanExpert
 from sir.experts.square import FINAL_POSES, WRIST_LIMIT, SquareExpert
 from sir.experts.stack import StackExpert
@@ -20,12 +24,12 @@ RECORDING_NOISE = ExpertNoise(action_std=0.1, target_jitter=0.01)
 MAX_STEPS = 200
 
 
-def successes(env_name: str, seeds: range) -> int:
-    spec = default_spec(env_name, horizon=MAX_STEPS)
+def successes(env_name: str, seeds: range, max_steps: int = MAX_STEPS) -> int:
+    spec = default_spec(env_name, horizon=max_steps)
     env = make_env(spec)
     expert = make_expert(env_name, RECORDING_NOISE, seed=0)
     try:
-        return sum(run_expert_episode(env, spec, expert, seed, MAX_STEPS)[1] for seed in seeds)
+        return sum(run_expert_episode(env, spec, expert, seed, max_steps)[1] for seed in seeds)
     finally:
         env.close()
 
@@ -33,6 +37,7 @@ def successes(env_name: str, seeds: range) -> int:
 @pytest.mark.parametrize(
     "env_name, cls",
     [
+        ("Lift", LiftExpert),
         ("PickPlaceCan", PickPlaceCanExpert),
         ("NutAssemblySquare", SquareExpert),
         ("Stack", StackExpert),
@@ -41,6 +46,11 @@ def successes(env_name: str, seeds: range) -> int:
 def test_each_task_has_its_expert_registered(env_name, cls):
     assert EXPERTS[env_name] is cls
     assert isinstance(make_expert(env_name, RECORDING_NOISE, seed=0), cls)
+
+
+def test_unknown_expert_is_a_user_error():
+    with pytest.raises(UserError, match="no scripted expert"):
+        make_expert("NoSuchTask")
 
 
 def test_gripper_down_headings_round_trip_through_yaw_and_need_no_rotation():
@@ -59,10 +69,63 @@ def test_rotation_command_turns_about_world_z_towards_the_target_heading():
     np.testing.assert_allclose(command, [0.0, 0.0, 0.4], atol=1e-6)  # robosuite converts through float32 quaternions
 
 
+class BoxExpert(GraspingExpert):
+    """The shared phases on a made-up object, driven by hand-built observations."""
+
+    def object_position(self, obs):
+        return obs["box_pos"]
+
+    def carry_height(self, s):
+        return 1.0
+
+    def place_point(self, s):
+        return np.array([0.2, 0.0, 0.85])
+
+
+def box_obs(gap: float) -> dict[str, np.ndarray]:
+    return {
+        "robot0_eef_pos": np.array([0.0, 0.0, 0.82]),
+        "robot0_eef_quat": np.array([1.0, 0.0, 0.0, 0.0]),  # gripper down, heading 0
+        "robot0_gripper_qpos": np.array([gap / 2, -gap / 2]),
+        "box_pos": np.array([0.0, 0.0, 0.82]),
+    }
+
+
+def test_fingers_that_stop_on_nothing_open_rise_and_approach_again():
+    expert = BoxExpert()
+    expert.reset(env=None)
+    expert.phase = "close"
+    closing = [expert.act(box_obs(gap=0.0)) for _ in range(expert.min_close_steps)]
+    assert all(a[-1] == GRIPPER_CLOSED for a in closing)
+    assert expert.phase == "regrasp"
+    opening = [expert.act(box_obs(gap=0.0)) for _ in range(expert.open_steps - 1)]
+    assert all(a[-1] == GRIPPER_OPEN and a[2] > 0 for a in opening)
+    assert expert.phase == "hover"
+
+
+def test_a_grasp_that_slips_while_carried_starts_over_at_once():
+    expert = BoxExpert()
+    expert.reset(env=None)
+    expert.phase = "carry"
+    action = expert.act(box_obs(gap=0.0))
+    assert expert.phase == "regrasp"
+    assert action[-1] == GRIPPER_OPEN and action[2] > 0
+
+
+def test_fingers_stopped_round_the_object_lift_it():
+    expert = BoxExpert()
+    expert.reset(env=None)
+    expert.phase = "close"
+    for _ in range(expert.min_close_steps):
+        action = expert.act(box_obs(gap=0.04))
+    assert expert.phase == "lift"
+    assert action[-1] == GRIPPER_CLOSED and action[2] > 0
+
+
 @pytest.mark.parametrize("nut_yaw", np.linspace(-np.pi, np.pi, 13))
 def test_square_plan_ends_in_an_allowed_pose_within_the_wrist_range(nut_yaw):
     wrist = 0.8  # the Panda's last joint at robosuite's home pose
-    grasp_turn, carry_turn = SquareExpert()._plan_turns(nut_yaw, 0.0, wrist)
+    grasp_turn, carry_turn = SquareExpert().plan_turns(nut_yaw, 0.0, wrist)
     # The fingers close across the handle, so the gripper's heading matches the nut's (mod pi).
     assert wrap_angle(grasp_turn - nut_yaw, np.pi) == pytest.approx(0.0, abs=1e-9)
     final_nut_yaw, final_eef_yaw = nut_yaw + carry_turn, grasp_turn + carry_turn
@@ -73,6 +136,10 @@ def test_square_plan_ends_in_an_allowed_pose_within_the_wrist_range(nut_yaw):
     )
     assert abs(wrist - grasp_turn) <= WRIST_LIMIT
     assert abs(wrist - grasp_turn - carry_turn) <= WRIST_LIMIT
+
+
+def test_lift_expert_succeeds_on_at_least_9_of_10_seeds_within_150_steps():
+    assert successes("Lift", range(10), max_steps=150) >= 9
 
 
 @pytest.mark.parametrize("env_name", ["PickPlaceCan", "NutAssemblySquare", "Stack"])

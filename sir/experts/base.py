@@ -11,8 +11,6 @@ import numpy as np
 class Expert(Protocol):
     """Drives one episode: ``reset(env)`` at its start, then ``act(obs)`` every step."""
 
-    done: bool
-
     def reset(self, env: Any) -> None: ...
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
@@ -78,6 +76,17 @@ def rotate_towards(
 
     rotvec = transform_utils.quat2axisangle(transform_utils.mat2quat(target @ current.T))
     return np.clip(gain * rotvec / ROTATION_PER_UNIT, -max_step, max_step)
+
+
+class YawTracker:
+    """An angle followed through its wraps, so turns of more than half a revolution add up."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+
+    def update(self, angle: float) -> float:
+        self.value = angle if self.value is None else self.value + wrap_angle(angle - self.value)
+        return self.value
 
 
 def finger_gap(obs: dict[str, np.ndarray]) -> float:

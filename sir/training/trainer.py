@@ -71,11 +71,10 @@ def train(config: TrainConfig) -> RunResult:
     from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.utils import cycle, dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
-    from tqdm import tqdm
 
     from sir.data import make_dataloader, make_mixture, parse_repo_ids
     from sir.data.args import mixture_kwargs
-    from sir.envs.spec import spec_for_dataset
+    from sir.envs.layout import check_data_fits_env, spec_from_features
     from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
     from sir.policies import build_config
@@ -83,7 +82,7 @@ def train(config: TrainConfig) -> RunResult:
     from sir.training import finetune
     from sir.training.state import load_training_state, save_training_state
     from sir.training.step import update
-    from sir.training.tracking import RunLogger
+    from sir.training.tracking import RunLogger, TrainingProgress
 
     # ---- setup -----------------------------------------------------------------------
     repo_ids = parse_repo_ids(config.repo_ids)
@@ -126,10 +125,20 @@ def train(config: TrainConfig) -> RunResult:
     say("\nFiltering datasets...")
     mixture = make_mixture(**{**mixture_kwargs(config), "repo_ids": repo_ids}, verbose=main_process)
     spec = next((s for s in mixture.env_specs if s is not None), None)
-    if spec is None:
-        spec = spec_for_dataset(mixture.infos[0].root, config.env, config.robot)
-        say(f"No EnvSpec recorded with the data: using the default {spec.env_name} layout for {spec.robots[0]}.")
+    recorded = spec is not None
+    if recorded:
+        for flag, asked, has in (("--env", config.env, spec.env_name), ("--robot", config.robot, spec.robots[0])):
+            if asked is not None and asked != has:
+                raise UserError(f"The data records {has} in its EnvSpec but {flag} {asked} was given; drop {flag} "
+                                "(it only fills in for datasets recorded without an EnvSpec).")
+    else:
+        spec = spec_from_features(mixture.features, config.env, config.robot, config.state_keys, config.env_state_keys)
+        say(f"No EnvSpec recorded with the data: using the default {spec.env_name} layout for {spec.robots[0]}"
+            + (f" with cameras {', '.join(spec.cameras)}." if spec.cameras else "."))
     say(f"Environment: {spec.env_name} ({', '.join(spec.robots)}), {mixture.fps} fps")
+    if not config.no_eval and main_process:
+        # Before any training: the evaluation must be able to feed the model what the data holds.
+        check_data_fits_env(spec, mixture.features, recorded)
 
     features = dataset_to_policy_features(mixture.features)
     output_features = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
@@ -233,10 +242,16 @@ def train(config: TrainConfig) -> RunResult:
     def evaluate(step: int) -> dict[str, Any]:
         nonlocal best, best_eval
         video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
-        metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes, config.max_steps,
-                                  seed=eval_seed, video_path=video, video_episodes=config.video_episodes,
-                                  workers=config.eval_workers)
-        tqdm.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
+        try:
+            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes,
+                                      config.max_steps, seed=eval_seed, video_path=video,
+                                      video_episodes=config.video_episodes, workers=config.eval_workers)
+        except BaseException:
+            # Hours of training are not lost to a failing evaluation: keep them resumable first.
+            saved = checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
+            progress.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")
+            raise
+        progress.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
         record_evaluation(run_dir, step, metrics, losses)
         losses.clear()
         logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
@@ -247,7 +262,7 @@ def train(config: TrainConfig) -> RunResult:
         if best is None or score > best:
             best, best_eval = score, (step, summary)
             checkpoint("best_model", step, summary)
-            tqdm.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
+            progress.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
         return summary
 
     # ---- loop ------------------------------------------------------------------------
@@ -255,27 +270,28 @@ def train(config: TrainConfig) -> RunResult:
     say(BANNER)
     policy.train()
     batches = cycle(loader)
-    bar = tqdm(range(start_step + 1, config.training_steps + 1), desc="Training", unit="step",
-               dynamic_ncols=True, disable=not main_process, initial=start_step, total=config.training_steps)
+    progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
     start = time.perf_counter()
     last_eval: dict[str, Any] | None = None
-    for step in bar:
+    for step in range(start_step + 1, config.training_steps + 1):
         loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
                                          config.grad_accum_steps, grad_clip, scheduler)
         if not main_process:
             continue
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if step % config.log_freq == 0 or step == start_step + 1:
+        log_now = step % config.log_freq == 0 or step == start_step + 1
+        lr = optimizer.param_groups[0]["lr"]
+        progress.step(step, loss, lr, grad_norm, log_now)
+        if log_now:
             losses.append((step, loss))
             record = {"train/loss": loss, "train/grad_norm": grad_norm,
-                      "train/lr": optimizer.param_groups[0]["lr"], "train/elapsed_s": time.perf_counter() - start}
+                      "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
             record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
             logger.log(step, record)
-        if (config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps:
+        if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps):
             last_eval = evaluate(step)
         if step % config.save_freq == 0:
             checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
-    bar.close()
+    progress.close()
     accelerator.wait_for_everyone()
     if main_process:
         final = checkpoint("final_model", config.training_steps, last_eval)

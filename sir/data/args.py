@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sir.config import add_arguments, option
+from sir.data.dagger import DEFAULT_MODE, MODES
 
 GROUP = "datasets"
 
@@ -24,8 +25,13 @@ class DataConfig:
         None, "share of samples from each dataset, e.g. 1,2 (normalized; one per --repo-ids entry)", group=GROUP)
     balance_datasets: bool = option(False, "draw the same share from every dataset", group=GROUP)
     balance_episodes: bool = option(False, "make every episode equally likely", group=GROUP)
+    dagger_mode: str = option(
+        DEFAULT_MODE, "which frames of DAgger datasets to train on and how often: successful-corrections (the human "
+        "frames of successful episodes), hg-dagger (every human frame), iwr (every frame, interventions half of "
+        "the samples), sirius (interventions half, no policy frames just before a takeover, no failed episodes), "
+        "all (every frame, uniformly); see docs/dagger.md", group=GROUP, choices=MODES)
     no_dagger_filter: bool = option(
-        False, "train on every frame of DAgger datasets, not only their successful human corrections", group=GROUP)
+        False, "train on every frame of DAgger datasets: the same as --dagger-mode all", group=GROUP)
     seed: int = option(0, "seed of the weighted sampler and of training", group=GROUP)
 
 
@@ -45,5 +51,6 @@ def mixture_kwargs(cfg: DataConfig | argparse.Namespace) -> dict[str, Any]:
         "balance_datasets": cfg.balance_datasets,
         "balance_episodes": cfg.balance_episodes,
         "dagger_filter": not cfg.no_dagger_filter,
+        "dagger_mode": cfg.dagger_mode,
         "seed": cfg.seed,
     }

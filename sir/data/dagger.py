@@ -1,15 +1,17 @@
-"""DAgger labels and the filter that keeps the successful human corrections.
+"""DAgger labels, and which of their frames training samples and how often (``--dagger-mode``).
 
 A DAgger dataset carries two per-frame features: ``source`` (0 = the policy acted,
 1 = a human or expert acted) and ``success`` (0/1, the episode's outcome). An episode
 counts as successful when any of its frames says so, so a recorder that marks only the
-final frame works as well as one that repeats the outcome on every frame. Training keeps
-the human frames of successful episodes; their observation history and action chunks may
-still read the neighbouring (policy) frames of the same episode.
+final frame works as well as one that repeats the outcome on every frame. By default
+training keeps the human frames of successful episodes; the other modes follow published
+ways of learning from interventions (see ``MODES`` and docs/dagger.md). Samples' observation
+history and action chunks may still read the neighbouring frames of the same episode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,6 +24,29 @@ LABEL_FEATURES = (SOURCE, SUCCESS)
 # int64 rather than bool, so lerobot's aggregation can merge corrections with other datasets.
 LABEL_FEATURE_SPECS = {name: {"dtype": "int64", "shape": (1,), "names": None} for name in LABEL_FEATURES}
 POLICY, HUMAN = 0, 1
+
+DEFAULT_MODE = "successful-corrections"
+ALL_FRAMES = "all"  # what --no-dagger-filter has always meant: every frame, uniformly
+MODES = (DEFAULT_MODE, "hg-dagger", "iwr", "sirius", ALL_FRAMES)
+
+# The classes of training samples, Sirius's four (its demo, robot, pre-intervention and
+# intervention action modes). Demos are the frames of datasets without DAgger labels.
+DEMO, ROBOT, PRE_INTERVENTION, INTERVENTION = range(4)
+CLASS_NAMES = ("demo", "policy", "pre-intervention", "intervention")
+
+# Sirius (Liu et al., RSS 2023), its code at github.com/UT-Austin-RPL/sirius:
+# robomimic/exps/sirius/sirius.json relabels the policy steps before each takeover as
+# pre-intervention with preintv_relabeling {"mode": "fixed", "fixed_preintv_length": 15}
+# (0.75 s at robosuite's 20 Hz), stopping early at an earlier human step.
+SIRIUS_PRE_INTERVENTION_STEPS = 15
+# robomimic/utils/dataset.py, WeightedDataset._sirius_reweight: weight_intv = 0.5, the
+# share of the (weighted) samples that interventions get; the pre-intervention share is
+# 0.002 there, "essentially nullifying" in the paper's words, so sir removes them.
+SIRIUS_INTERVENTION_SHARE = 0.5
+# Intervention-weighted regression (Mandlekar et al., RSS 2020) weights interventions so
+# that they and the other samples each make half of the data (the Sirius code's IWRDataset:
+# intervention weight (N - n_int) / n_int, every other sample 1).
+IWR_INTERVENTION_SHARE = 0.5
 
 
 def label_episode(frames: list[dict[str, np.ndarray]], takeover_step: int | None, success: bool) -> None:
@@ -62,23 +87,126 @@ def check_labels(repo_id: str, name: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
+def resolve_mode(mode: str, dagger_filter: bool = True) -> str:
+    """The mode to use: ``dagger_filter=False`` (``--no-dagger-filter``) is the mode "all",
+    and refused beside any mode other than the default or "all"."""
+    if mode not in MODES:
+        raise UserError(f"--dagger-mode must be one of {', '.join(MODES)}, not {mode!r}.")
+    if dagger_filter:
+        return mode
+    if mode not in (DEFAULT_MODE, ALL_FRAMES):
+        raise UserError(f"--no-dagger-filter trains on every frame, as --dagger-mode {ALL_FRAMES} does; "
+                        f"it cannot be combined with --dagger-mode {mode}: give only one.")
+    return ALL_FRAMES
+
+
+def sample_classes(episode_index: np.ndarray, source: np.ndarray,
+                   window: int = SIRIUS_PRE_INTERVENTION_STEPS) -> np.ndarray:
+    """Each frame's class: INTERVENTION where a human acted, PRE_INTERVENTION for the up to
+    ``window`` policy frames just before a takeover (Sirius's relabelling: back to the
+    episode's start or an earlier human frame at most), ROBOT for other policy frames.
+    Frames of an episode are consecutive, as in every LeRobot dataset."""
+    human = source == HUMAN
+    classes = np.where(human, INTERVENTION, ROBOT)
+    index = np.arange(len(source))
+    same_episode = np.r_[False, episode_index[1:] == episode_index[:-1]]
+    same_run = same_episode & (human == np.r_[False, human[:-1]])
+    run_start = np.maximum.accumulate(np.where(same_run, 0, index))  # first frame of each frame's run
+    for start in np.flatnonzero(human & same_episode & ~same_run):  # takeovers
+        classes[max(start - window, run_start[start - 1]):start] = PRE_INTERVENTION
+    return classes
+
+
+def select_frames(
+    mode: str, episode_index: np.ndarray, source: np.ndarray, success: np.ndarray, candidates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, DaggerSummary]:
+    """(mask of the frames ``mode`` trains on among ``candidates``, every frame's class, summary).
+
+    - successful-corrections: the human frames of successful episodes;
+    - hg-dagger: every human frame, whatever the outcome (HG-DAgger aggregates all of the
+      expert's labels);
+    - iwr, all: every frame;
+    - sirius: the frames of successful episodes but their pre-intervention windows (Sirius
+      learns from deployments the human saw through to success; its collection discards the
+      other trials, so a failed episode is dropped whole).
+    """
+    classes = sample_classes(episode_index, source)
+    successful = _successful_episodes(episode_index, success, candidates)[episode_index]
+    human = source == HUMAN
+    if mode == DEFAULT_MODE:
+        keep = candidates & human & successful
+    elif mode == "hg-dagger":
+        keep = candidates & human
+    elif mode == "sirius":
+        keep = candidates & successful & (classes != PRE_INTERVENTION)
+    else:
+        keep = candidates.copy()
+    return keep, classes, _summary(episode_index, human, success, candidates, keep)
+
+
+def frame_weights(mode: str | None, classes: np.ndarray) -> np.ndarray | None:
+    """Sampling weights of samples of ``classes`` within their dataset, or None for uniform.
+
+    iwr and sirius give the interventions their share of the dataset's samples and the
+    other samples the rest, each class uniformly; the dataset's own share is untouched.
+    """
+    share = {"iwr": IWR_INTERVENTION_SHARE, "sirius": SIRIUS_INTERVENTION_SHARE}.get(mode)
+    intervention = classes == INTERVENTION
+    count = int(intervention.sum())
+    if share is None or count in (0, len(classes)):
+        return None
+    return np.where(intervention, share / count, (1 - share) / (len(classes) - count))
+
+
 def successful_human_frames(
     episode_index: np.ndarray, source: np.ndarray, success: np.ndarray, candidates: np.ndarray
 ) -> tuple[np.ndarray, DaggerSummary]:
     """Mask of the frames to train on among ``candidates`` (a mask over all frames)."""
+    keep, _, summary = select_frames(DEFAULT_MODE, episode_index, source, success, candidates)
+    return keep, summary
+
+
+def _successful_episodes(episode_index: np.ndarray, success: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     num_episodes = int(episode_index.max()) + 1 if episode_index.size else 0
-    successful = np.bincount(episode_index[candidates], weights=success[candidates], minlength=num_episodes) > 0
-    human = source == HUMAN
-    keep = candidates & human & successful[episode_index]
-    summary = DaggerSummary(
+    return np.bincount(episode_index[candidates], weights=success[candidates], minlength=num_episodes) > 0
+
+
+def _summary(episode_index: np.ndarray, human: np.ndarray, success: np.ndarray, candidates: np.ndarray,
+             keep: np.ndarray) -> DaggerSummary:
+    return DaggerSummary(
         episodes=int(np.unique(episode_index[candidates]).size),
         policy_frames=int((candidates & ~human).sum()),
         human_frames=int((candidates & human).sum()),
-        successful_episodes=int(successful.sum()),
+        successful_episodes=int(_successful_episodes(episode_index, success, candidates).sum()),
         kept_episodes=int(np.unique(episode_index[keep]).size),
         kept_frames=int(keep.sum()),
     )
-    return keep, summary
+
+
+def training_frames(
+    repo_id: str, frame_episode: np.ndarray, labels: dict[str, np.ndarray] | None, chosen: np.ndarray,
+    mode: str, say: Callable[[str], None],
+) -> tuple[np.ndarray, DaggerSummary | None, np.ndarray | None]:
+    """(the frames a dataset trains on, its DaggerSummary, every frame's class), announced
+    with ``say``. ``labels`` holds the DAgger label columns, None for another dataset."""
+    candidates = np.isin(frame_episode, chosen)
+    if labels is None:
+        frames = np.flatnonzero(candidates)
+        say(f"{repo_id}: not a DAgger dataset, using all {len(chosen)} episodes ({len(frames)} frames)")
+        return frames, None, None
+    source = check_labels(repo_id, SOURCE, labels[SOURCE])
+    success = check_labels(repo_id, SUCCESS, labels[SUCCESS])
+    keep, classes, summary = select_frames(mode, frame_episode, source, success, candidates)
+    if mode == ALL_FRAMES:
+        say(f"{repo_id}: DAgger filter off, using all {len(chosen)} episodes ({summary.kept_frames} frames)")
+        return np.flatnonzero(keep), None, classes
+    if summary.kept_frames == 0:
+        raise no_frames_error(repo_id, mode, summary)
+    if mode == DEFAULT_MODE:
+        say(filter_message(repo_id, summary))
+    else:
+        say(_mode_message(repo_id, mode, summary, classes, keep, candidates))
+    return np.flatnonzero(keep), summary, classes
 
 
 def filter_message(repo_id: str, summary: DaggerSummary) -> str:
@@ -88,9 +216,39 @@ def filter_message(repo_id: str, summary: DaggerSummary) -> str:
     )
 
 
+def _mode_message(repo_id: str, mode: str, summary: DaggerSummary, classes: np.ndarray, keep: np.ndarray,
+                  candidates: np.ndarray) -> str:
+    head = f"{repo_id}: {mode}: {summary.episodes} episodes → {summary.kept_episodes} ({summary.kept_frames} frames)"
+    if mode == "hg-dagger":
+        return f"{head}, every human frame ({summary.successful_episodes} episodes successful)"
+    intervention = int((keep & (classes == INTERVENTION)).sum())
+    share = IWR_INTERVENTION_SHARE if mode == "iwr" else SIRIUS_INTERVENTION_SHARE
+    if frame_weights(mode, classes[keep]) is None:
+        weighting = "one class only, sampled uniformly"
+    else:
+        weighting = (f"{intervention} intervention frames weighted to {share:.0%} of its samples, "
+                     f"{summary.kept_frames - intervention} policy frames to {1 - share:.0%}")
+    if mode == "iwr":
+        return f"{head}, {weighting}"
+    failed = summary.episodes - summary.successful_episodes
+    removed = int((candidates & ~keep).sum())
+    return (f"{head}, {weighting}; removed the up to {SIRIUS_PRE_INTERVENTION_STEPS} policy frames before each "
+            f"takeover and {failed} failed episode{'s' if failed != 1 else ''} ({removed} frames)")
+
+
 def no_corrections_error(repo_id: str, summary: DaggerSummary) -> UserError:
     return UserError(
         f"Dataset '{repo_id}' has no successful human corrections ({summary.episodes} episodes, "
         f"{summary.human_frames} human frames, {summary.successful_episodes} successful episodes); "
         f"record more corrections or train on everything with --no-dagger-filter."
+    )
+
+
+def no_frames_error(repo_id: str, mode: str, summary: DaggerSummary) -> UserError:
+    if mode == DEFAULT_MODE:
+        return no_corrections_error(repo_id, summary)
+    return UserError(
+        f"Dataset '{repo_id}' has no frame left to train on with --dagger-mode {mode} ({summary.episodes} "
+        f"episodes, {summary.human_frames} human frames, {summary.successful_episodes} successful episodes); "
+        f"record more corrections or choose another --dagger-mode."
     )

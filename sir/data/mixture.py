@@ -1,7 +1,7 @@
 """The training data: one or more LeRobot datasets behind one torch Dataset.
 
 ``make_mixture("lift_demos,lift_dagger", root="data")`` resolves each dataset, keeps the
-selected episodes, filters DAgger datasets down to their successful human corrections and
+selected episodes, chooses and weights the frames of DAgger datasets (``dagger_mode``) and
 checks that the datasets fit together; the ``Mixture`` it returns serves their frames
 through the in-memory fast path. A sample is what ``LeRobotDataset`` returns for that
 frame, with ``episode_index`` made global (each dataset's episodes follow those of the
@@ -51,6 +51,7 @@ class DatasetInfo:
     total_frames: int = 0
     fps: int = 0
     dagger: dict[str, int] | None = None  # DaggerSummary counts, for DAgger datasets
+    dagger_mode: str | None = None  # how a DAgger dataset's frames were chosen and weighted
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Mixture(torch.utils.data.Dataset):
         infos: list[DatasetInfo],
         sharing: Sharing,
         use_imagenet_stats: bool = True,
+        frame_classes: list[np.ndarray | None] | None = None,
     ):
         self.repo_ids = repo_ids
         self.features: dict[str, dict] = plan.features
@@ -90,6 +92,8 @@ class Mixture(torch.utils.data.Dataset):
         self.env_specs: list[EnvSpec | None] = [i.env_spec for i in infos]
         self._used = used_frames
         self._sharing = sharing
+        # Per dataset, every frame's dagger class (None: all demos).
+        self._frame_classes = frame_classes or [None] * len(stores)
         self.stats: dict[str, dict[str, np.ndarray]] = self._compute_stats(use_imagenet_stats)
         self.skip_episode_ends()
 
@@ -105,7 +109,8 @@ class Mixture(torch.utils.data.Dataset):
         if first < 0 or last < 0:
             raise ValueError(f"episode ends to skip must be non-negative, not first={first}, last={last}")
         self._frames: list[np.ndarray] = []  # per dataset, the frame index of each sample
-        for store, used, info in zip(self.stores, self._used, self.infos, strict=True):
+        self._classes: list[np.ndarray] = []  # per dataset, the dagger class of each sample
+        for store, used, info, classes in zip(self.stores, self._used, self.infos, self._frame_classes, strict=True):
             episodes = store.frame_episode[used]
             keep = used[(used >= store.ep_from[episodes] + first) & (used < store.ep_to[episodes] - last)]
             if len(keep) == 0:
@@ -115,6 +120,7 @@ class Mixture(torch.utils.data.Dataset):
                     f"no longer than {first + last} frames; record longer episodes or shorten the policy's horizon."
                 )
             self._frames.append(keep)
+            self._classes.append(np.full(len(keep), dagger.DEMO) if classes is None else classes[keep])
             info.frames = len(keep)
         sizes = [len(f) for f in self._frames]
         self._starts: list[int] = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
@@ -123,9 +129,11 @@ class Mixture(torch.utils.data.Dataset):
         self.requested_shares: np.ndarray = dataset_shares(
             sizes, [len(r) for r, _ in runs], s.weights, s.balance_datasets, s.balance_episodes
         )
+        # Weighted after the ends are skipped, so that the mode's class shares hold for the samples.
+        frame_weights = [dagger.frame_weights(i.dagger_mode, c) for i, c in zip(self.infos, self._classes, strict=True)]
         self.sampler = make_sampler(
             self._starts, sizes, runs, self.requested_shares, s.balance_episodes,
-            uniform=s.weights is None and not s.balance_datasets, seed=s.seed,
+            uniform=s.weights is None and not s.balance_datasets, seed=s.seed, frame_weights=frame_weights,
         )
 
     def _episode_runs(self, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +226,16 @@ class Mixture(torch.utils.data.Dataset):
             out[sel] = store.frame_episode[self._frames[d][indices[sel] - self._starts[d]]] + store.episode_offset
         return out
 
+    def class_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """The class (``sir.data.dagger.CLASS_NAMES``) of each sample index."""
+        indices = np.asarray(indices, dtype=np.int64)
+        datasets = self.dataset_of(indices)
+        out = np.empty_like(indices)
+        for d in np.unique(datasets):
+            sel = datasets == d
+            out[sel] = self._classes[d][indices[sel] - self._starts[d]]
+        return out
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{i.repo_id}: {len(i.used_episodes)}/{i.total_episodes} episodes, {i.frames} frames" for i in self.infos)
         return f"Mixture({parts}; fps={self.fps})"
@@ -231,6 +249,7 @@ def make_mixture(
     balance_datasets: bool = False,
     balance_episodes: bool = False,
     dagger_filter: bool = True,
+    dagger_mode: str = dagger.DEFAULT_MODE,
     delta_timestamps: dict[str, list[float]] | None = None,
     seed: int = 0,
     image_transforms: Callable | None = None,
@@ -248,6 +267,7 @@ def make_mixture(
     # Cheap checks of the arguments come before any dataset is read.
     weight_array = parse_weights(weights, len(ids))
     check_share_options(weight_array, balance_datasets)
+    mode = dagger.resolve_mode(dagger_mode, dagger_filter)
     selection = parse_episode_spec(episodes, ids)
 
     resolved = [resolve_dataset(r, root) for r in ids]
@@ -268,6 +288,7 @@ def make_mixture(
     stores: list[FrameStore] = []
     used_frames: list[np.ndarray] = []
     infos: list[DatasetInfo] = []
+    frame_classes: list[np.ndarray | None] = []
     episode_offset = 0
     bar = tqdm(list(zip(resolved, metas, strict=True)), desc="Loading datasets", unit="dataset", disable=None)
     for index, (res, meta) in enumerate(bar):
@@ -278,23 +299,25 @@ def make_mixture(
             dataset_index=index, episode_offset=episode_offset, video_backend=video_backend(),
             image_transforms=image_transforms,
         )
-        frames, summary = _training_frames(
-            res.repo_id, store, chosen_episodes[index], is_dagger and dagger_filter, is_dagger, say
+        frames, summary, classes = dagger.training_frames(
+            res.repo_id, store.frame_episode, store.extra if is_dagger else None, chosen_episodes[index], mode, say
         )
         stores.append(store)
         used_frames.append(frames)
+        frame_classes.append(classes)
         infos.append(DatasetInfo(
             repo_id=res.repo_id, root=res.root, total_episodes=int(meta.total_episodes),
             used_episodes=np.unique(store.frame_episode[frames]).tolist(), frames=len(frames),
             env_spec=env_specs[index], revision=res.revision, total_frames=int(meta.total_frames),
             fps=int(meta.fps), dagger=summary.to_dict() if summary is not None else None,
+            dagger_mode=mode if is_dagger else None,
         ))
         episode_offset += int(meta.total_episodes)
     bar.close()
 
     mixture = Mixture(
         ids, plan, int(metas[0].fps), stores, used_frames, infos,
-        Sharing(weight_array, balance_datasets, balance_episodes, seed), use_imagenet_stats,
+        Sharing(weight_array, balance_datasets, balance_episodes, seed), use_imagenet_stats, frame_classes,
     )
     mixture.set_delta_timestamps(delta_timestamps)
     return mixture
@@ -315,21 +338,3 @@ def _load_meta(res: ResolvedDataset):
             f"Dataset '{res.repo_id}' at {res.root} could not be read as a LeRobot v3 dataset ({reason})."
         ) from err
 
-
-def _training_frames(
-    repo_id: str, store: FrameStore, chosen: np.ndarray, filtering: bool, is_dagger: bool,
-    say: Callable[[str], None],
-) -> tuple[np.ndarray, dagger.DaggerSummary | None]:
-    candidates = np.isin(store.frame_episode, chosen)
-    if not filtering:
-        frames = np.flatnonzero(candidates)
-        why = "DAgger filter off" if is_dagger else "not a DAgger dataset"
-        say(f"{repo_id}: {why}, using all {len(chosen)} episodes ({len(frames)} frames)")
-        return frames, None
-    source = dagger.check_labels(repo_id, dagger.SOURCE, store.extra[dagger.SOURCE])
-    success = dagger.check_labels(repo_id, dagger.SUCCESS, store.extra[dagger.SUCCESS])
-    keep, summary = dagger.successful_human_frames(store.frame_episode, source, success, candidates)
-    if summary.kept_frames == 0:
-        raise dagger.no_corrections_error(repo_id, summary)
-    say(dagger.filter_message(repo_id, summary))
-    return np.flatnonzero(keep), summary

@@ -4,7 +4,9 @@ By default every used frame is equally likely (a plain shuffle). ``weights`` set
 of samples drawn from each dataset (normalized, as in the cotraining guide: ``[1, 2]``
 draws two thirds of the samples from the second dataset); ``balance_datasets`` gives every
 dataset the same share; ``balance_episodes`` makes every trajectory equally likely (within
-each dataset's share when shares are set, over the whole mixture otherwise).
+each dataset's share when shares are set, over the whole mixture otherwise). Frame weights
+(a DAgger dataset's ``--dagger-mode``) then redistribute a dataset's share, or with
+``balance_episodes`` each episode's, among its frames; they never change either share.
 
 The sampler draws with replacement, one pass being as many samples as the mixture has
 frames; each pass draws afresh from a generator seeded by ``(seed, pass)``, so a run is
@@ -91,6 +93,11 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:
         return self.num_samples
 
+    def probabilities(self) -> np.ndarray:
+        """The probability of drawing each sample index (buckets cover them all, in order)."""
+        order = np.argsort(self.starts, kind="stable")
+        return np.repeat(self.probs[order] / self.sizes[order], self.sizes[order])
+
 
 def make_sampler(
     dataset_starts: Sequence[int],
@@ -100,15 +107,23 @@ def make_sampler(
     balance_episodes: bool,
     uniform: bool,
     seed: int,
+    frame_weights: Sequence[np.ndarray | None] = (),
 ) -> MixtureSampler | None:
     """None (shuffle) for uniform sampling over frames, else the sampler for ``shares``.
 
     ``episode_runs`` gives, per dataset, the (starts, sizes) of its episodes' runs of
-    sample indices.
+    sample indices; ``frame_weights``, per dataset, its samples' weights (None: uniform).
     """
+    total = int(sum(dataset_sizes))
+    if any(w is not None for w in frame_weights):
+        probs = np.concatenate([
+            _frame_probabilities(share, np.ones(size) if w is None else np.asarray(w, dtype=np.float64),
+                                 runs[1] if balance_episodes else None)
+            for share, size, w, runs in zip(shares, dataset_sizes, frame_weights, episode_runs, strict=True)
+        ])
+        return MixtureSampler(np.arange(total), np.ones(total, dtype=np.int64), probs, total, seed)
     if uniform and not balance_episodes:
         return None
-    total = int(sum(dataset_sizes))
     if balance_episodes:
         starts = np.concatenate([s for s, _ in episode_runs])
         sizes = np.concatenate([n for _, n in episode_runs])
@@ -116,6 +131,15 @@ def make_sampler(
     else:
         starts, sizes, probs = np.asarray(dataset_starts), np.asarray(dataset_sizes), shares
     return MixtureSampler(starts, sizes, probs, total, seed)
+
+
+def _frame_probabilities(share: float, weights: np.ndarray, episode_sizes: np.ndarray | None) -> np.ndarray:
+    """Each sample's probability: ``share`` spread by ``weights`` over the dataset, or with
+    ``episode_sizes`` spread equally over its episodes, then by ``weights`` within each."""
+    if episode_sizes is None:
+        return share * weights / weights.sum()
+    episode = np.repeat(np.arange(len(episode_sizes)), episode_sizes)
+    return share / len(episode_sizes) * weights / np.bincount(episode, weights=weights)[episode]
 
 
 def make_dataloader(

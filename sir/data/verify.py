@@ -5,8 +5,9 @@
 
 Builds the mixture exactly as training would, then prints a table per dataset (episodes
 and frames total and used, fps, DAgger label counts), the features kept and dropped, the
-aggregated normalization statistics, and the realized share of each dataset among samples
-drawn through the training sampler, next to the requested share. Any incompatibility
+aggregated normalization statistics, and the realized share of each dataset and of each
+class of sample (demo, policy, pre-intervention, intervention; see ``--dagger-mode``) among
+samples drawn through the training sampler, next to the intended share. Any incompatibility
 (missing dataset, fps or feature mismatch, bad weights, no successful corrections, an empty
 episode selection) ends with one sentence and exit code 2.
 """
@@ -61,16 +62,31 @@ def draw(mix, num_samples: int, seed: int) -> np.ndarray:
     return np.asarray(drawn, dtype=np.int64)
 
 
+def class_rows(mix, drawn: np.ndarray) -> list[list[str]]:
+    """Per class of sample: how many the mixture has, its intended and realized share."""
+    from sir.data.dagger import CLASS_NAMES
+
+    every = mix.class_of(np.arange(len(mix)))
+    probs = np.full(len(mix), 1 / len(mix)) if mix.sampler is None else mix.sampler.probabilities()
+    counts = np.bincount(every, minlength=len(CLASS_NAMES))
+    intended = np.bincount(every, weights=probs, minlength=len(CLASS_NAMES))
+    realized = np.bincount(mix.class_of(drawn), minlength=len(CLASS_NAMES)) / len(drawn)
+    return [[name, str(n), f"{100 * q:.1f}%", f"{100 * p:.1f}%", f"{100 * (p - q):+.1f}"]
+            for name, n, q, p in zip(CLASS_NAMES, counts, intended, realized, strict=True)]
+
+
 def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
     print(f"\nDatasets ({len(mix.repo_ids)}, {mix.fps} fps):")
     rows = []
     for i, info in enumerate(mix.infos):
-        if info.dagger is None:
+        if info.dagger_mode is None:
             labels = "not a DAgger dataset"
+        elif info.dagger is None:
+            labels = f"every frame ({info.dagger_mode})"
         else:
             d = info.dagger
             labels = (f"policy {d['policy_frames']} / human {d['human_frames']} frames, "
-                      f"{d['successful_episodes']}/{d['episodes']} episodes successful")
+                      f"{d['successful_episodes']}/{d['episodes']} episodes successful; {info.dagger_mode}")
         rows.append([str(i), info.repo_id, f"{len(info.used_episodes)}/{info.total_episodes}",
                      f"{info.frames}/{info.total_frames}", str(info.fps), labels, info.revision or "local"])
     print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels", "revision"]))
@@ -103,6 +119,8 @@ def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
     per_episode = np.unique(mix.episode_of(drawn), return_counts=True)[1]
     print(f"  episodes drawn: {len(per_episode)} of the {mix.num_episodes} used, "
           f"{per_episode.min()} to {per_episode.max()} samples each")
+    print("\nClasses of samples (intended: their probability under the sampler; see --dagger-mode):")
+    print(_table(class_rows(mix, drawn), ["class", "samples", "intended", "realized", "difference (points)"]))
 
     from sir.data.sampling import make_dataloader
 

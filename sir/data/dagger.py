@@ -226,7 +226,7 @@ def _mode_message(repo_id: str, mode: str, summary: DaggerSummary, classes: np.n
     if frame_weights(mode, classes[keep]) is None:
         weighting = "one class only, sampled uniformly"
     else:
-        weighting = (f"{intervention} intervention frames weighted to {share:.0%} of its samples, "
+        weighting = (f"{intervention} intervention frames weighted to {share:.0%} of the dataset's samples, "
                      f"{summary.kept_frames - intervention} policy frames to {1 - share:.0%}")
     if mode == "iwr":
         return f"{head}, {weighting}"

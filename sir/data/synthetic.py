@@ -18,6 +18,12 @@ def dagger_features(dtype: str = "int64") -> dict[str, dict]:
     return {name: {"dtype": dtype, "shape": (1,), "names": None} for name in ("source", "success")}
 
 
+def dagger_episode(*runs: tuple[int, int], success: bool) -> tuple[list[int], int]:
+    """One episode's ``dagger`` entry from runs of (source, frames):
+    ``dagger_episode((0, 20), (1, 10), success=True)`` is 20 policy frames, then a takeover."""
+    return [source for source, frames in runs for _ in range(frames)], int(success)
+
+
 def make_synthetic_dataset(
     root: str | Path,
     repo_id: str,

@@ -3,6 +3,10 @@
     python -m sir.dagger.record --checkpoint checkpoints/act_lift_demos/best_model \
         --episodes 20 --root data --repo-id lift_dagger_r1 [--auto-save-on-success]
 
+The corrector is the task's scripted expert, or a person with one of robosuite's input
+devices (``--corrector keyboard|spacemouse|mjgui``, see docs/teleoperation.md) who takes over
+and hands back with a key, as often as they like.
+
 Frames are labelled ``source`` 0 (policy) or 1 (corrector) and ``success`` 0/1 (the
 episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on.
 """
@@ -16,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
-from sir.data.dagger import LABEL_FEATURE_SPECS, label_episode
+from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
 from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
+from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
 
 
@@ -43,12 +48,12 @@ class ScriptedCorrector:
     """A scripted expert playing the human: watches the policy and takes over on its rule.
 
     Any object with ``reset(env)``, ``should_take_over(obs, policy_action, reward)``,
-    ``take_over(env)`` and ``act(obs)`` can correct; a keyboard or SpaceMouse corrector
-    (robosuite's input devices) would answer ``should_take_over`` with the operator's
-    button instead of a rule.
+    ``take_over(env)``, ``act(obs)``, ``should_hand_back()`` and ``discarded`` can correct;
+    ``sir.data.teleop.HumanCorrector`` answers them with an operator's keys and device.
     """
 
     name = "expert"
+    discarded = False  # a script never throws an episode away
 
     def __init__(self, expert: Any, rule: TakeoverRule | None = None):
         self.expert = expert
@@ -90,10 +95,14 @@ class ScriptedCorrector:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.expert.act(obs), dtype=np.float32)
 
+    def should_hand_back(self) -> bool:
+        return False  # the expert finishes the episode
+
 
 class CorrectedPolicy:
-    """The actor of a DAgger episode: the policy acts until the corrector takes over, then
-    the corrector finishes; frames are labelled by who acted and by the outcome."""
+    """The actor of a DAgger episode: the policy acts until the corrector takes over; the
+    corrector acts until it hands back (a human may, as often as they like); frames are
+    labelled by who acted and by the outcome."""
 
     name = "policy"
 
@@ -106,29 +115,43 @@ class CorrectedPolicy:
         self.env = env
         self.policy.reset()
         self.corrector.reset(env)
-        self.step = 0
-        self.takeover_step: int | None = None
+        self.sources: list[int] = []  # who acted at each step
+        self.takeover_step: int | None = None  # the first takeover's
 
-    def act(self, obs: dict[str, np.ndarray], features: dict[str, np.ndarray], reward: float) -> np.ndarray:
+    def act(self, obs: dict[str, np.ndarray], features: dict[str, np.ndarray], reward: float) -> np.ndarray | None:
         import torch
 
         from sir.eval.batch import to_policy_batch
 
-        if self.takeover_step is None:
+        corrector = self.corrector
+        correcting = bool(self.sources) and self.sources[-1] == HUMAN
+        if correcting and corrector.should_hand_back():
+            correcting = False
+            # The queued action chunk was planned before the takeover, from states long gone.
+            self.policy.reset()
+        if not correcting:
             with torch.no_grad():
                 batch = self.preprocessor(to_policy_batch(features, self.task))
                 action = self.postprocessor(self.policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
-            if not np.all(np.isfinite(action)) or self.corrector.should_take_over(obs, action, reward):
-                self.takeover_step = self.step
-                self.corrector.take_over(self.env)
-        self.step += 1
-        return action if self.takeover_step is None else self.corrector.act(obs)
+            if not np.all(np.isfinite(action)) or corrector.should_take_over(obs, action, reward):
+                correcting = True
+                if self.takeover_step is None:
+                    self.takeover_step = len(self.sources)
+                corrector.take_over(self.env)
+        if correcting:
+            action = corrector.act(obs)
+        if corrector.discarded:
+            return None
+        self.sources.append(HUMAN if correcting else POLICY)
+        return action
 
     def finish(self, episode: Episode) -> None:
         episode.takeover_step = self.takeover_step
         if self.takeover_step is not None:
             episode.reason = getattr(self.corrector, "reason", None)
-        label_episode(episode.frames, self.takeover_step, episode.success)
+        label_episode(episode.frames, None, episode.success)
+        for frame, source in zip(episode.frames, self.sources, strict=True):
+            frame[SOURCE][0] = source
 
 
 @dataclass
@@ -137,8 +160,8 @@ class RecordConfig:
     episodes: int = option(20, "episodes to run", minimum=1)
     root: str = option("data", "folder that holds datasets")
     repo_id: str = option(None, "dataset name; written to <root>/<repo-id>", required=True)
-    corrector: str = option("expert", "who corrects: the task's scripted expert (a device corrector needs a screen)",
-                            choices=["expert"])
+    corrector: str = option("expert", "who corrects: the task's scripted expert, or a person with this robosuite "
+                            "input device, watching a window (needs a screen)", choices=["expert", *DEVICES])
     auto_save_on_success: bool = option(False, "also save episodes the policy finished alone (all frames source 0)")
     max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)")
     seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
@@ -161,29 +184,44 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     quiet_libraries()
     policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device))
     policy.eval()
-    rule = TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps)
-    corrector = ScriptedCorrector(make_expert(spec.env_name, seed=cfg.seed), rule)
-    env = make_env(spec)
+    human = cfg.corrector in DEVICES
+    if human:
+        from sir.data.teleop import HumanCorrector
+        from sir.envs.devices import check_screen, window_spec
+
+        check_screen(cfg.corrector, spec)
+        env = make_env(window_spec(spec))
+        corrector: Any = HumanCorrector(cfg.corrector, env)
+        rule = None
+    else:
+        rule = TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps)
+        corrector = ScriptedCorrector(make_expert(spec.env_name, seed=cfg.seed), rule)
+        env = make_env(spec)
     provenance: dict[str, Any] = {
         "recorded_by": "sir.dagger.record", "checkpoint": str(Path(cfg.checkpoint).resolve()),
         "checkpoint_step": info.get("step"), "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
-        "corrector": corrector.name, "takeover_rule": asdict(rule), "first_seed": cfg.seed,
+        "corrector": cfg.corrector, "takeover_rule": asdict(rule) if rule else None, "first_seed": cfg.seed,
         "auto_save_on_success": cfg.auto_save_on_success, "episodes": [],
     }
-    writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS)
-    result = record_episodes(
-        writer, env, spec, CorrectedPolicy(policy, pre, post, corrector, spec.task), cfg.seed, cfg.episodes,
-        cfg.max_steps or spec.horizon, until_written=False,
-        keep=lambda ep: ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success),
-        desc=f"DAgger {spec.env_name}",
-        status=lambda r: {"interventions": r.interventions, "policy_ok": r.policy_successes,
-                          "corrected_ok": r.corrected_successes},
-        info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
-                        "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
-                        "saved": r.episodes},
-    )
+    try:
+        writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS)
+        result = record_episodes(
+            writer, env, spec, CorrectedPolicy(policy, pre, post, corrector, spec.task), cfg.seed, cfg.episodes,
+            cfg.max_steps or spec.horizon, until_written=False,
+            keep=lambda ep: ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success),
+            desc=f"DAgger {spec.env_name}",
+            status=lambda r: {"interventions": r.interventions, "policy_ok": r.policy_successes,
+                              "corrected_ok": r.corrected_successes, **({"discarded": r.discarded} if human else {})},
+            info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
+                            "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
+                            "saved": r.episodes, "discarded": r.discarded},
+        )
+    finally:
+        if human:
+            corrector.close()
     summary = (f"{result.tried} episodes: policy alone succeeded {result.policy_successes}, "
-               f"corrector took over {result.interventions} times and succeeded {result.corrected_successes}")
+               f"corrector took over {result.interventions} times and succeeded {result.corrected_successes}"
+               + (f", {result.discarded} discarded" if human else ""))
     if result.path is None:
         print(f"{summary}; nothing to save (no correction" +
               ("" if cfg.auto_save_on_success else ", and --auto-save-on-success is off") + ").")

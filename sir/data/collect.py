@@ -1,6 +1,8 @@
-"""Record scripted-expert demonstrations as a LeRobotDataset v3.
+"""Record demonstrations as a LeRobotDataset v3, from a scripted expert or from a person
+driving one of robosuite's input devices (see docs/teleoperation.md).
 
     python -m sir.data.collect --env Lift --episodes 50 --root data --repo-id lift_demos
+    python -m sir.data.collect --env Lift --device keyboard --episodes 10 --root data --repo-id lift_human
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from sir.config import option, parse, validate
 from sir.data import recording
 from sir.data.recording import ExpertActor, RecordingResult
+from sir.envs.devices import DEVICES
 from sir.envs.factory import make_env
 from sir.envs.spec import EnvSpec, default_spec
 from sir.errors import cli_errors
@@ -22,7 +25,7 @@ from sir.experts import Expert, ExpertNoise, make_expert
 
 @dataclass
 class CollectConfig:
-    env: str = option("Lift", "Robosuite env with a scripted expert")
+    env: str = option("Lift", "Robosuite env (with a scripted expert, or any env with --device)")
     robot: str = option("Panda", "robot")
     episodes: int = option(50, "successful episodes to record", minimum=1)
     root: str = option("data", "folder that holds datasets")
@@ -38,7 +41,9 @@ class CollectConfig:
     seed: int = option(0, "first episode's seed; episode i uses seed+i")
     noise: float = option(0.1, "std of Gaussian noise on the expert's arm commands")
     target_jitter: float = option(0.01, "metres of jitter on the expert's waypoints")
-    keep_failures: bool = option(False, "also record episodes the expert failed")
+    keep_failures: bool = option(False, "also record episodes the expert (or operator) failed")
+    device: str | None = option(None, "a person drives with this robosuite input device instead of the expert, "
+                                "in real time, watching a window (needs a screen)", choices=DEVICES)
     skip_existing: bool = option(False, "do nothing when the dataset already exists")
 
 
@@ -58,8 +63,8 @@ def existing(target: Path) -> RecordingResult:
 
 
 def collect(cfg: CollectConfig) -> RecordingResult:
-    """Record ``cfg.episodes`` expert episodes to ``cfg.root/cfg.repo_id`` (the existing dataset,
-    untouched, with ``skip_existing``)."""
+    """Record ``cfg.episodes`` expert (or, with ``device``, human) episodes to
+    ``cfg.root/cfg.repo_id`` (the existing dataset, untouched, with ``skip_existing``)."""
     validate(cfg)
     target = Path(cfg.root) / cfg.repo_id
     if cfg.skip_existing and target.exists():
@@ -72,6 +77,8 @@ def collect(cfg: CollectConfig) -> RecordingResult:
         layout["env_state_keys"] = cfg.env_state_keys
     spec = default_spec(cfg.env, cfg.robot, cameras=cfg.cameras, image_size=cfg.image_size, horizon=cfg.max_steps,
                         **layout)
+    if cfg.device:
+        return _collect_from_operator(cfg, spec)
     expert = make_expert(cfg.env, ExpertNoise(cfg.noise, cfg.target_jitter), seed=cfg.seed)
     env = make_env(spec)
     writer = recording.open_writer(
@@ -84,18 +91,45 @@ def collect(cfg: CollectConfig) -> RecordingResult:
         keep=lambda episode: episode.success or cfg.keep_failures, desc=f"Recording {cfg.env}",
         status=lambda r: {"success": f"{r.successes}/{r.tried}"},
     )
-    if result.path is None:
-        print("No episode recorded; nothing written.")
-    else:
-        print(f"Wrote {result.episodes} episodes ({result.frames} frames) to {result.path} "
-              f"[expert success {result.successes}/{result.tried}]")
+    _report(result, f"expert success {result.successes}/{result.tried}")
     return result
+
+
+def _collect_from_operator(cfg: CollectConfig, spec: EnvSpec) -> RecordingResult:
+    """A person drives every episode through ``cfg.device``, watching robosuite's window."""
+    from sir.data.teleop import HumanActor
+    from sir.envs.devices import check_screen, window_spec
+
+    check_screen(cfg.device, spec)
+    env = make_env(window_spec(spec))
+    actor = HumanActor(cfg.device, env)
+    try:
+        writer = recording.open_writer(
+            env, spec, cfg.root, cfg.repo_id, cfg.seed,
+            info={"recorded_by": "sir.data.collect", "device": cfg.device, "first_seed": cfg.seed},
+        )
+        result = recording.record_episodes(
+            writer, env, spec, actor, cfg.seed, cfg.episodes, cfg.max_steps, until_written=True,
+            keep=lambda episode: episode.success or cfg.keep_failures, desc=f"Recording {cfg.env} ({cfg.device})",
+            status=lambda r: {"kept": r.episodes, "discarded": r.discarded, "success": f"{r.successes}/{r.tried}"},
+        )
+    finally:
+        actor.close()
+    _report(result, f"kept {result.episodes}, discarded {result.discarded}, success {result.successes}/{result.tried}")
+    return result
+
+
+def _report(result: RecordingResult, counts: str) -> None:
+    if result.path is None:
+        print(f"No episode recorded; nothing written [{counts}].")
+    else:
+        print(f"Wrote {result.episodes} episodes ({result.frames} frames) to {result.path} [{counts}]")
 
 
 def parse_config(argv: list[str] | None = None) -> CollectConfig:
     return parse(CollectConfig, argv, "python -m sir.data.collect",
-                 "Record scripted-expert demonstrations in a Robosuite env as a LeRobotDataset v3 "
-                 "(with the EnvSpec in meta/sir_env.json).")
+                 "Record demonstrations in a Robosuite env, from the scripted expert or from a person with "
+                 "--device, as a LeRobotDataset v3 (with the EnvSpec in meta/sir_env.json).")
 
 
 @cli_errors

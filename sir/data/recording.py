@@ -33,17 +33,19 @@ class Episode:
     success: bool
     takeover_step: int | None = None  # the step a corrector took over at, if one did
     reason: str | None = None  # why it took over
+    discarded: bool = False  # the actor threw the episode away (a human operator's reset key)
 
 
 class Actor(Protocol):
     """Chooses each step's action. ``reward`` is the previous step's (0 at the start);
-    ``finish`` may label the episode's frames once its outcome is known."""
+    ``finish`` may label the episode's frames once its outcome is known. ``act`` returning
+    None ends the episode and discards it."""
 
     name: str
 
     def reset(self, env: Any) -> None: ...
 
-    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray: ...
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
 
     def finish(self, episode: Episode) -> None: ...
 
@@ -67,7 +69,8 @@ class ExpertActor:
 
 
 def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int) -> Episode:
-    """One episode from the initial state of ``seed``, ending at the first success.
+    """One episode from the initial state of ``seed``, ending at the first success (or when
+    the actor discards it).
 
     Each frame holds the observation features at step t, the action taken, and the reward
     and success that followed.
@@ -75,10 +78,13 @@ def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int
     obs = reset_env(env, seed)
     actor.reset(env)
     frames: list[Frame] = []
-    success, reward = False, 0.0
+    success, reward, discarded = False, 0.0, False
     for _ in range(max_steps):
         features = observation_to_features(obs, spec)
         action = actor.act(obs, features, reward)
+        if action is None:
+            discarded = True
+            break
         obs, reward, done, _ = env.step(action)
         success = check_success(env)
         frames.append({
@@ -89,7 +95,7 @@ def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int
         })
         if success or done:
             break
-    episode = Episode(seed, frames, success)
+    episode = Episode(seed, frames, success, discarded=discarded)
     actor.finish(episode)
     return episode
 
@@ -117,8 +123,12 @@ class RecordingResult:
     policy_successes: int = 0  # successes without a takeover
     corrected_successes: int = 0  # successes after a takeover
     per_episode: list[dict[str, Any]] = field(default_factory=list)  # one entry per episode run
+    discarded: int = 0  # episodes the actor threw away: not counted as tried
 
     def count(self, episode: Episode, saved: bool) -> None:
+        if episode.discarded:
+            self.discarded += 1
+            return
         corrected = episode.takeover_step is not None
         self.tried += 1
         self.successes += episode.success
@@ -148,8 +158,8 @@ def record_episodes(
     status: Callable[[RecordingResult], dict[str, Any]],
     info: Callable[[RecordingResult], dict[str, Any]] | None = None,
 ) -> RecordingResult:
-    """Run episodes (episode i from seed ``first_seed + i``), write those ``keep`` accepts,
-    then finalize the dataset. Closes ``env``.
+    """Run episodes (episode i from seed ``first_seed + i``), write those ``keep`` accepts
+    (never a discarded one), then finalize the dataset. Closes ``env``.
 
     ``until_written``: run until ``episodes`` are written (the bar counts written episodes),
     giving up after 3 x ``episodes`` without a success; otherwise run ``episodes`` (the bar
@@ -164,7 +174,7 @@ def record_episodes(
     try:
         for seed in seeds:
             episode = run_episode(env, spec, actor, seed, max_steps)
-            saved = keep(episode)
+            saved = not episode.discarded and keep(episode)
             if saved:
                 writer.add_episode(episode.frames)
             result.count(episode, saved)

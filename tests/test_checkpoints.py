@@ -232,19 +232,21 @@ def stale_leftovers(run_dir: Path, alive: int) -> list[str]:
 @pytest.mark.slow
 def test_a_training_run_killed_at_20_random_instants_keeps_every_model_folder_loadable(lift_demos, tmp_path):
     """Each start resumes from the newest checkpoint (or restarts the run when it has none)
-    and is killed with SIGKILL a random time after it has set up. Runs are forked from a
-    server that has imported everything, so a start costs no imports."""
+    and is killed with SIGKILL a random time after it has set up. A checkpoint every step
+    puts many of those instants inside a save. Runs are forked from a server that has
+    imported everything, so a start costs no imports."""
     import multiprocessing
 
     root, repo_id = lift_demos
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["sir.training.trainer", "sir.data", "sir.eval.rollout", "sir.policies",
                                 "lerobot.policies.factory", "lerobot.policies.act.modeling_act", "robosuite"])
-    base = run_config(root, repo_id, tmp_path, training_steps=1000, eval_freq=3)
+    base = run_config(root, repo_id, tmp_path, training_steps=1000, save_freq=1, eval_freq=5)
     run_dir = tmp_path / "run"
     rng = random.Random(0)
     kills, loads, mid_save = 0, 0, 0
-    while kills < 21:
+    checked = 0.0  # folders unchanged since a check (ctime) were loaded then
+    while True:
         checkpoints = sorted(run_dir.glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[1]))
         config = (dataclasses.replace(base, resume=str(checkpoints[-1])) if checkpoints
                   else dataclasses.replace(base, overwrite=True))
@@ -261,17 +263,19 @@ def test_a_training_run_killed_at_20_random_instants_keeps_every_model_folder_lo
             os.kill(child.pid, signal.SIGKILL)
             child.join()
             break
-        time.sleep(rng.uniform(0, 4))
+        time.sleep(rng.uniform(0, 3))
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         assert child.exitcode == -signal.SIGKILL, "the run failed before it was killed"
         kills += 1
         mid_save += bool(stale_leftovers(run_dir, -1))
+        now = time.time()
         for folder in run_dir.iterdir():
-            if folder.name.startswith(MODEL_FOLDER_PREFIXES):
+            if folder.name.startswith(MODEL_FOLDER_PREFIXES) and folder.stat().st_ctime >= checked - 1:
                 load_checkpoint(folder, device="cpu")
                 loads += 1
-    print(f"\n{kills} kills survived, {mid_save} of them during a save; {loads} model folders loaded after kills")
+        checked = now
+    print(f"\n{kills} kills survived, {mid_save} of them inside a save; {loads} model folder loads after kills")
 
 
 def test_a_new_recording_removes_the_datasets_killed_recordings_were_building(tmp_path, capsys):

@@ -96,6 +96,31 @@ def test_evaluate_cli_runs_a_checkpoint_in_workers(eval_tiny_act, tmp_path, caps
                     "--workers", "2", "--device", "cpu"])
     out = capsys.readouterr().out
     assert "(step 7)" in out and "Success Rate: 0.0%" in out and "Avg Length: 5.0" in out
-    saved = json.loads((tmp_path / "best_model" / "eval_results.json").read_text())
+    # The model folder holds the model only; results go to eval/<model> beside it.
+    saved = json.loads((tmp_path / "eval" / "best_model" / "eval_results.json").read_text())
+    assert not (tmp_path / "best_model" / "eval_results.json").exists()
     assert saved["episodes"] == 2 and saved["workers"] == 2 and len(saved["per_episode"]) == 2
     assert metrics["avg_length"] == 5.0
+
+
+@pytest.mark.slow
+def test_a_model_without_sirs_envspec_evaluates_with_env_flags_and_a_misfit_is_refused(eval_tiny_act, tmp_path, capsys):
+    """A lerobot-trained folder: lerobot's layout without sir_env.json / sir_checkpoint.json."""
+    from sir.eval.evaluate import main
+    from sir.policies.checkpoint import save_checkpoint
+
+    policy, pre, post, spec = eval_tiny_act
+    folder = save_checkpoint(tmp_path / "pretrained_model", policy, pre, post, spec, {"step": 2})
+    (folder / "sir_env.json").unlink()
+    (folder / "sir_checkpoint.json").unlink()
+    args = ["--checkpoint", str(folder), "--episodes", "1", "--max-steps", "3", "--workers", "1", "--device", "cpu"]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2 and "--env" in capsys.readouterr().err
+    metrics = main([*args, "--env", spec.env_name])
+    assert metrics["episodes"] == 1 and metrics["avg_length"] == 3.0
+    # Stack's object state is longer than Lift's: refused before any rollout.
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--env", "Stack"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "observation.environment_state" in err and "Traceback" not in err

@@ -20,7 +20,7 @@ from sir.envs.factory import action_dim, make_env, observation_to_features, rese
 from sir.errors import UserError
 from sir.eval.rollout import to_policy_batch
 from sir.policies import POLICIES, build_config, policy_table
-from sir.training.checkpoint import load_checkpoint
+from sir.policies.checkpoint import load_checkpoint
 from sir.training.train_policy import main as train
 
 # policy -> (dataset fixture, training steps, extra flags, first step whose loss is the

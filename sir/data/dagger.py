@@ -40,8 +40,8 @@ CLASS_NAMES = ("demo", "policy", "pre-intervention", "intervention")
 # (0.75 s at robosuite's 20 Hz), stopping early at an earlier human step.
 SIRIUS_PRE_INTERVENTION_STEPS = 15
 # robomimic/utils/dataset.py, WeightedDataset._sirius_reweight: weight_intv = 0.5, the
-# share of the (weighted) samples that interventions get; the pre-intervention share is
-# 0.002 there, "essentially nullifying" in the paper's words, so sir removes them.
+# share of the (weighted) samples that interventions get; pre-intervention samples get 0.002
+# in all there (the paper's target share for them is zero), so sir removes them.
 SIRIUS_INTERVENTION_SHARE = 0.5
 # Intervention-weighted regression (Mandlekar et al., RSS 2020) weights interventions so
 # that they and the other samples each make half of the data (the Sirius code's IWRDataset:

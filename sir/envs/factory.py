@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from sir.envs.rendering import configure_headless_rendering, egl_failure_message
+from sir.envs.rendering import cheapen_video_context, configure_headless_rendering, egl_failure_message
 from sir.envs.spec import ENV_STATE_FEATURE, IMAGE_FEATURE_PREFIX, STATE_FEATURE, EnvSpec
 from sir.errors import UserError
 
@@ -22,7 +22,7 @@ def make_env(
     """A Robosuite env as the spec describes it.
 
     ``render_camera`` asks for an offscreen renderer even when the policy uses no camera
-    (for videos); ``render_frame`` then draws from it.
+    (for videos); ``render_frame`` then draws from it, ``render_size`` pixels square.
 
     robosuite draws parts of the model itself (Lift's cube size, for one) from NumPy's
     global RNG while building, and soft resets keep them; seeding that RNG with a fixed
@@ -65,7 +65,10 @@ def make_env(
     kwargs.update(spec.env_kwargs)
     np.random.seed(build_seed)
     try:
-        return robosuite.make(spec.env_name, **kwargs)
+        env = robosuite.make(spec.env_name, **kwargs)
+        if render_camera is not None and not use_cameras:
+            cheapen_video_context(env, render_size)
+        return env
     except Exception as err:  # EGL failures surface as assorted GL/ctypes errors
         text = f"{type(err).__name__}: {err}"
         if any(s in text for s in ("EGL", "egl", "OpenGL", "GLError", "gladLoadGL")):
@@ -114,6 +117,9 @@ def observation_to_features(obs: dict[str, np.ndarray], spec: EnvSpec) -> dict[s
 
 def render_frame(env: Any, camera: str, size: int) -> np.ndarray:
     """An RGB frame (HWC uint8, upright) from ``camera``, for videos."""
+    # robosuite makes an env's GL context current only when it builds it; a worker holding
+    # several envs must switch to this one's.
+    env.sim._render_context_offscreen.gl_ctx.make_current()
     return flip_image(env.sim.render(width=size, height=size, camera_name=camera))
 
 

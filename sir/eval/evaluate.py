@@ -1,6 +1,10 @@
 """Evaluate a saved policy in the Robosuite env recorded with it.
 
     python -m sir.eval.evaluate --checkpoint checkpoints/act_lift_demos/best_model --episodes 50 [--workers N]
+
+A model folder holds the model only: results and videos go to ``<run>/eval/<model>/``
+(beside the model folder, under ``eval/``). Models trained elsewhere (lerobot's own
+``pretrained_model`` folders) carry no EnvSpec: ``--env``/``--robot``/``--cameras`` give it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any
 
 from sir import atomic
 from sir.config import option, parse, validate
-from sir.errors import cli_errors
+from sir.errors import UserError, cli_errors
 from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
 
 
@@ -23,7 +27,15 @@ class EvalConfig:
     eval_seed: int = option(DEFAULT_EVAL_SEED, "seed of episode 0; episode i uses seed+i")
     save_video: bool = option(False, "record the first --video-episodes episodes")
     video_episodes: int = option(4, "episodes in the video")
-    video_path: str | None = option(None, "default: <checkpoint>/eval.mp4")
+    video_path: str | None = option(None, "default: <output-dir>/eval.mp4")
+    output_dir: str | None = option(None, "where eval_results.json (and the video) go (default: eval/<model> beside "
+                                    "the model folder, e.g. <run>/eval/best_model)")
+    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
+                             "lerobot)")
+    robot: str | None = option(None, "robot for --env (default: Panda)")
+    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
+    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
+                                    minimum=8)
     render_camera: str = option("agentview", "camera the video is rendered from")
     render_size: int = option(256, "side of each video tile, in pixels", minimum=16)
     workers: int | None = option(
@@ -32,15 +44,22 @@ class EvalConfig:
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Roll the checkpoint out, print its metrics and write them to <checkpoint>/eval_results.json."""
+    """Roll the checkpoint out, print its metrics and write them to <output-dir>/eval_results.json."""
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
 
     validate(cfg)
     quiet_libraries()
     checkpoint = Path(cfg.checkpoint)
-    policy, preprocessor, postprocessor, spec, info = load_checkpoint(checkpoint, device=pick_device(cfg.device))
-    video = (Path(cfg.video_path) if cfg.video_path else checkpoint / "eval.mp4") if cfg.save_video else None
+    policy, preprocessor, postprocessor, spec, info = load_checkpoint(
+        checkpoint, device=pick_device(cfg.device), spec=spec_from_flags(cfg))
+    if cfg.env is not None and cfg.env != spec.env_name:
+        raise UserError(f"{checkpoint} was trained in {spec.env_name} (its sir_env.json) but --env {cfg.env} was "
+                        "given; drop --env, which only names the env of models saved without one.")
+    check_model_fits_env(policy.config, spec)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoint.parent / "eval" / checkpoint.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video = (Path(cfg.video_path) if cfg.video_path else out_dir / "eval.mp4") if cfg.save_video else None
     print(f"Evaluating {checkpoint} (step {info.get('step', '?')}) on {spec.env_name} "
           f"({', '.join(spec.robots)}): {cfg.episodes} episodes")
     metrics = evaluate_policy(policy, preprocessor, postprocessor, spec, cfg.episodes,
@@ -50,16 +69,56 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     print(format_metrics(metrics))
     if video is not None:
         print(f"  Video: {video}")
-    out = checkpoint / "eval_results.json"
+    out = out_dir / "eval_results.json"
     atomic.write_json(out, {**metrics, "checkpoint": str(checkpoint), "eval_seed": cfg.eval_seed})
+    print(f"  Results: {out}")
     return metrics
+
+
+def spec_from_flags(cfg: EvalConfig) -> Any:
+    """The EnvSpec for a model folder without sir's (None without --env: the folder's own is
+    then required); cameras and image size default to the model's image inputs."""
+    import json
+
+    from sir.envs.spec import IMAGE_FEATURE_PREFIX, default_spec
+
+    if cfg.env is None:
+        return None
+    config_path = Path(cfg.checkpoint) / "config.json"
+    inputs = json.loads(config_path.read_text()).get("input_features", {}) if config_path.is_file() else {}
+    images = {k[len(IMAGE_FEATURE_PREFIX):]: v for k, v in inputs.items() if k.startswith(IMAGE_FEATURE_PREFIX)}
+    cameras = cfg.cameras if cfg.cameras is not None else list(images)
+    size = cfg.image_size or (int(next(iter(images.values()))["shape"][-1]) if images else 84)
+    overrides: dict[str, Any] = {"cameras": cameras, "image_size": size}
+    if "observation.environment_state" not in inputs:
+        overrides["env_state_keys"] = []
+    return default_spec(cfg.env, cfg.robot or "Panda", **overrides)
+
+
+def check_model_fits_env(policy_cfg: Any, spec: Any) -> None:
+    """Refuse, before any rollout, a model whose inputs the env under ``spec`` does not give."""
+    from sir.envs.layout import env_feature_shapes
+
+    given = env_feature_shapes(spec)
+    for key, ft in policy_cfg.input_features.items():
+        want = tuple(int(n) for n in ft.shape)
+        if key not in given:
+            raise UserError(f"The model takes '{key}' but the {spec.env_name} env under its EnvSpec gives only "
+                            f"{', '.join(sorted(given))}; pass the cameras it was trained with (--cameras).")
+        have = given[key]
+        # Images: the model's shape is (C, H, W), the env's features (H, W, C).
+        if len(have) == 3 and len(want) == 3:
+            have = (have[2], have[0], have[1])
+        if have != want:
+            raise UserError(f"The model takes '{key}' of shape {want} but the {spec.env_name} env with "
+                            f"{', '.join(spec.robots)} gives {have}; it was trained on another robot or layout.")
 
 
 def parse_config(argv: list[str] | None = None) -> EvalConfig:
     return parse(EvalConfig, argv, "python -m sir.eval.evaluate",
                  "Roll a sir checkpoint out in the Robosuite env described by its EnvSpec and print "
                  "success rate (with a 95% Wilson interval), average reward and length. Writes eval_results.json "
-                 "beside the checkpoint.")
+                 "to eval/<model> beside the model folder.")
 
 
 @cli_errors

@@ -113,9 +113,11 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[Any, Any, Any, EnvSpec, dict]:
-    """(policy, preprocessor, postprocessor, EnvSpec, info) from a sir checkpoint, the
-    processors loaded by lerobot's own ``make_pre_post_processors``."""
+def load_checkpoint(directory: str | Path, device: str | None = None,
+                    spec: EnvSpec | None = None) -> tuple[Any, Any, Any, EnvSpec, dict]:
+    """(policy, preprocessor, postprocessor, EnvSpec, info) from a sir or lerobot model
+    folder, the processors loaded by lerobot's own ``make_pre_post_processors``. ``spec``
+    stands in for a folder saved without sir's EnvSpec (a model lerobot trained)."""
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     from lerobot.processor import PolicyProcessorPipeline
@@ -130,9 +132,10 @@ def load_checkpoint(directory: str | Path, device: str | None = None) -> tuple[A
     if not (directory / "config.json").is_file():
         raise UserError(f"No model at {directory} (no config.json); point --checkpoint at a best_model, "
                         "final_model or checkpoint_<step> folder.")
-    spec = EnvSpec.load(directory)
+    spec = EnvSpec.load(directory) or spec
     if spec is None:
-        raise UserError(f"{directory} holds no {'sir_env.json'}; it was not written by sir, so pass the env with --env/--robot.")
+        raise UserError(f"{directory} holds no sir_env.json (it was not trained by sir); name its env with "
+                        "--env (and --robot, --cameras).")
     cfg = PreTrainedConfig.from_pretrained(directory)
     if device is not None:
         cfg.device = device

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from sir.envs.factory import make_env, observation_to_features, reset_env
-from sir.envs.spec import ENV_STATE_FEATURE, STATE_FEATURE, EnvSpec, spec_for_dataset
+from sir.envs.layout import spec_from_features
+from sir.envs.spec import ENV_STATE_FEATURE, STATE_FEATURE, EnvSpec
 from sir.errors import UserError
 
 
@@ -13,9 +14,11 @@ def test_env_spec_round_trips_through_json(tmp_path):
     assert EnvSpec.load(tmp_path) == spec
 
 
-def test_dataset_without_spec_uses_env_and_robot_flags(tmp_path):
-    spec = spec_for_dataset(tmp_path, "Stack", "Sawyer")
+def test_dataset_without_spec_uses_env_and_robot_flags_and_its_own_cameras():
+    features = {STATE_FEATURE: {"shape": (9,)}, "observation.images.frontview": {"shape": (64, 64, 3)}}
+    spec = spec_from_features(features, "Stack", "Sawyer")
     assert (spec.env_name, spec.robots) == ("Stack", ["Sawyer"])
+    assert (spec.cameras, spec.image_size, spec.env_state_keys) == (["frontview"], 64, [])
 
 
 def test_observation_layout_follows_the_spec_keys_in_order():

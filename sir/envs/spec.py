@@ -97,11 +97,3 @@ class EnvSpec:
 def default_spec(env_name: str = "Lift", robot: str = "Panda", **overrides: Any) -> EnvSpec:
     """The documented default layout, used for datasets recorded without a spec."""
     return EnvSpec(env_name=env_name, robots=[robot], **overrides)
-
-
-def spec_for_dataset(root: str | Path, env_name: str | None, robot: str | None) -> EnvSpec:
-    """The dataset's own spec; ``--env``/``--robot`` only fill in when it has none."""
-    spec = EnvSpec.load(root)
-    if spec is not None:
-        return spec
-    return default_spec(env_name or "Lift", robot or "Panda")

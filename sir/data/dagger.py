@@ -43,7 +43,7 @@ SIRIUS_PRE_INTERVENTION_STEPS = 15
 # share of the (weighted) samples that interventions get; pre-intervention samples get 0.002
 # in all there (the paper's target share for them is zero), so sir removes them.
 SIRIUS_INTERVENTION_SHARE = 0.5
-# Intervention-weighted regression (Mandlekar et al., RSS 2020) weights interventions so
+# Intervention-weighted regression (Mandlekar et al. 2020, arXiv:2012.06733) weights interventions so
 # that they and the other samples each make half of the data (the Sirius code's IWRDataset:
 # intervention weight (N - n_int) / n_int, every other sample 1).
 IWR_INTERVENTION_SHARE = 0.5

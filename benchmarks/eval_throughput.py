@@ -1,17 +1,27 @@
-"""Evaluation throughput against the simulator's own limit, measured in the same run.
+"""Evaluation throughput against the simulator's own limits, and the cost of a video, in one run.
 
     python benchmarks/eval_throughput.py [--episodes 16] [--max-steps 50] [--workers N] [--rounds 10]
+        [--video-episodes 50] [--video-recorded 4] [--video-rounds 3]
 
 The evaluation: a small state-based ACT (the "tiny" preset, randomly initialised, with the
 stats of a 2-episode scripted Lift dataset recorded here) evaluated on Lift through
-``sir.eval.evaluate_policy``. The limit: the same number of processes, each with its own
-Lift env, stepping random actions through the same episodes (same count, same length, a
-reset each), with no policy and no coordination. Both run after a warm-up (workers started,
-envs built), alternating in short rounds so that load from elsewhere hits both alike; each
-round's evaluation is compared with the limit timed just before and just after it. The
-ratio is evaluation env steps/s over limit env steps/s, the median over rounds (robust to
-a neighbour's burst on a shared machine; the ratio of the means is printed too). The goal
-is at least 0.85.
+``sir.eval.evaluate_policy``. Two limits: the same number of processes, each with its own
+Lift env, stepping random actions with no policy and no coordination through the same
+episodes (same count, same length, a reset each), timed over the whole ("with resets") and
+over the time spent in step() alone ("pure stepping": the simulator's rate, with nothing
+else). Random actions run straight on for hundreds of steps would press the arm into the
+table, where steps cost more: so the pure rate is taken from the same short episodes. All run after a warm-up (workers
+started, envs built), alternating in short rounds so that load from elsewhere hits them
+alike; each round's evaluation is compared with the limits timed just before and just after
+it. A ratio is evaluation env steps/s over limit env steps/s, the median over rounds (robust
+to a neighbour's burst on a shared machine; the ratio of the means is printed too). Goal: at
+least 0.85 of pure stepping.
+
+Then the video: ``--video-episodes`` episodes evaluated without a video and with one of the
+first ``--video-recorded`` episodes (256 px tiles), alternating; the ratio is the wall time
+of the plain evaluation over that of the recorded one, video writing included (goal: at
+least 0.8), and the same for the CPU time of this process and the workers, which a busy
+machine disturbs less.
 
 Heavy imports (torch, lerobot) stay inside main(): worker processes import this file as
 their __main__ module.
@@ -30,7 +40,8 @@ import numpy as np
 
 
 def simulator_worker(conn, spec_dict: dict, episodes: int, max_steps: int, seed: int) -> None:
-    """Step ``episodes`` episodes of random actions, timed from the parent's go."""
+    """Step ``episodes`` episodes of random actions, each from its own reset, timed from the
+    parent's go; answer the steps, the span of the whole and the time spent in step() alone."""
     from sir.envs.factory import action_dim, reset_env
     from sir.envs.spec import EnvSpec
     from sir.eval.worker import ENV_BUILD_SEED, EnvKey, build_env
@@ -41,15 +52,16 @@ def simulator_worker(conn, spec_dict: dict, episodes: int, max_steps: int, seed:
     conn.send("ready")
     while conn.recv() == "go":
         start = time.monotonic()
-        steps = 0
+        steps, stepping = 0, 0.0
         for episode in range(episodes):
             reset_env(env, seed + episode)
             for _ in range(max_steps):
-                _, _, done, _ = env.step(rng.uniform(-1, 1, dim))
+                action = rng.uniform(-1, 1, dim)
+                before = time.monotonic()
+                env.step(action)
+                stepping += time.monotonic() - before
                 steps += 1
-                if done:
-                    break
-        conn.send((steps, start, time.monotonic()))
+        conn.send((steps, start, time.monotonic(), stepping))
     env.close()
 
 
@@ -72,12 +84,15 @@ class SimulatorLimit:
         for conn in self.conns:
             assert conn.recv() == "ready"
 
-    def measure(self) -> float:
+    def measure(self) -> tuple[float, float]:
+        """(env steps/s with resets, env steps/s of pure stepping): the same steps over the
+        span of the whole run, and over each process's time inside step() alone."""
         for conn in self.conns:
             conn.send("go")
         results = [conn.recv() for conn in self.conns]
         steps = sum(r[0] for r in results)
-        return steps / (max(r[2] for r in results) - min(r[1] for r in results))
+        with_resets = steps / (max(r[2] for r in results) - min(r[1] for r in results))
+        return with_resets, sum(r[0] / r[3] for r in results)
 
     def close(self) -> None:
         for conn in self.conns:
@@ -113,6 +128,9 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--video-episodes", type=int, default=50, help="episodes of each evaluation in the video comparison")
+    p.add_argument("--video-recorded", type=int, default=4, help="episodes recorded in the video")
+    p.add_argument("--video-rounds", type=int, default=3, help="0 skips the video comparison")
     p.add_argument("--root", default=None, help="a folder holding (or to hold) the small dataset; default: a temporary one")
     args = p.parse_args()
 
@@ -134,25 +152,70 @@ def main() -> None:
     evaluate_policy(policy, pre, post, spec, args.episodes, 2, workers=args.workers)
     limit = SimulatorLimit(spec, args.workers, args.episodes, args.max_steps)
 
-    ratios, evals, limits = [], [], []
-    sim = limit.measure()
+    rates: dict[str, list[float]] = {"evaluation": [], "resets": [], "pure": []}
+    before = dict(zip(("resets", "pure"), limit.measure(), strict=True))
     for round_ in range(args.rounds):
         metrics = evaluate_policy(policy, pre, post, spec, args.episodes, args.max_steps, workers=args.workers)
         rate = metrics["env_steps_per_s"]
-        sim_after = limit.measure()
-        reference = (sim + sim_after) / 2
-        evals.append(rate)
-        limits.append(reference)
-        ratios.append(rate / reference)
-        print(f"round {round_ + 1}: simulator limit {sim:.0f} -> {sim_after:.0f} steps/s, evaluation {rate:.0f} "
-              f"steps/s ({metrics['env_steps']} steps in {metrics['wall_time_s']:.1f} s), ratio {rate / reference:.3f}"
-              f"  [load average {os.getloadavg()[0]:.1f}]", flush=True)
-        sim = sim_after
+        after = dict(zip(("resets", "pure"), limit.measure(), strict=True))
+        rates["evaluation"].append(rate)
+        for mode in ("resets", "pure"):
+            rates[mode].append((before[mode] + after[mode]) / 2)
+        print(f"round {round_ + 1}: evaluation {rate:.0f} steps/s ({metrics['env_steps']} steps in "
+              f"{metrics['wall_time_s']:.1f} s); limit with resets {rates['resets'][-1]:.0f}, pure stepping "
+              f"{rates['pure'][-1]:.0f}  [load average {os.getloadavg()[0]:.1f}]", flush=True)
+        before = after
     limit.close()
-    print(f"\nsimulator limit: {statistics.mean(limits):.0f} env steps/s ({args.workers} processes, random actions)")
-    print(f"evaluation:      {statistics.mean(evals):.0f} env steps/s")
-    print(f"ratio:           {statistics.median(ratios):.3f} (median of {args.rounds} rounds; goal >= 0.85)")
-    print(f"                 {statistics.mean(evals) / statistics.mean(limits):.3f} (ratio of the means)")
+    print(f"\nevaluation:                {statistics.mean(rates['evaluation']):.0f} env steps/s")
+    for mode, name in (("resets", "limit with resets"), ("pure", "pure stepping limit")):
+        ratios = [e / r for e, r in zip(rates["evaluation"], rates[mode], strict=True)]
+        print(f"{name + ':':26s} {statistics.mean(rates[mode]):.0f} env steps/s ({args.workers} processes, random actions); "
+              f"evaluation/limit {statistics.median(ratios):.3f} (median of {args.rounds} rounds), "
+              f"{statistics.mean(rates['evaluation']) / statistics.mean(rates[mode]):.3f} (ratio of the means)")
+    print("goal: >= 0.85 of pure stepping")
+    if args.video_rounds:
+        video_cost(args, policy, pre, post, spec)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of this process and ``pids`` so far."""
+    own = os.times()
+    total = own.user + own.system
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def video_cost(args, policy, pre, post, spec) -> None:
+    from sir.eval.pool import shared_workers
+    from sir.eval.rollout import evaluate_policy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(video: bool) -> tuple[float, float]:
+            pids = shared_workers(args.workers).pids if args.workers > 1 else []
+            cpu, start = cpu_seconds(pids), time.perf_counter()
+            evaluate_policy(policy, pre, post, spec, args.video_episodes, args.max_steps, workers=args.workers,
+                            video_path=Path(tmp, "eval.mp4") if video else None, video_episodes=args.video_recorded)
+            return time.perf_counter() - start, cpu_seconds(pids) - cpu
+
+        evaluate_policy(policy, pre, post, spec, args.video_episodes, 2, workers=args.workers,
+                        video_path=Path(tmp, "warmup.mp4"), video_episodes=args.video_recorded)
+        print(f"\nvideo: {args.video_episodes} episodes x {args.max_steps} steps, the first {args.video_recorded} recorded")
+        walls, cpus = [], []
+        for round_ in range(args.video_rounds):
+            # Which goes first alternates, so that load rising or falling over a round favours neither.
+            first = round_ % 2 == 0
+            a = run(not first)
+            b = run(first)
+            (plain, plain_cpu), (recorded, recorded_cpu) = (a, b) if first else (b, a)
+            walls.append(plain / recorded)
+            cpus.append(plain_cpu / recorded_cpu)
+            print(f"round {round_ + 1}: without video {plain:.1f} s ({plain_cpu:.1f} CPU s), with video {recorded:.1f} s "
+                  f"({recorded_cpu:.1f} CPU s), ratio {plain / recorded:.3f}  [load average {os.getloadavg()[0]:.1f}]",
+                  flush=True)
+    print(f"video ratio: {statistics.median(walls):.3f} wall time, {statistics.median(cpus):.3f} CPU time "
+          f"(medians of {args.video_rounds} rounds; goal >= 0.8)")
 
 
 if __name__ == "__main__":

@@ -84,12 +84,16 @@ def plan_waves(
     waves: list[list[PlannedEpisode]] = []
     order = 0
     for task in tasks:
-        key = EnvKey.make(task.spec, render_camera, render_size, ENV_BUILD_SEED)
+        # Only a recorded episode needs an env that can render (building its GL context
+        # costs more than the rest of the env); one that can may serve any episode.
+        plain = EnvKey.make(task.spec, None, render_size, ENV_BUILD_SEED)
+        rendering = EnvKey.make(task.spec, render_camera, render_size, ENV_BUILD_SEED)
         steps = task.max_steps or max_steps or task.spec.horizon
         plans = []
         for i in range(task.episodes):
-            plans.append(PlannedEpisode(order, task.name, task.spec.task, i, seed + i, steps, key,
-                                        record=order < video_episodes))
+            record = order < video_episodes
+            plans.append(PlannedEpisode(order, task.name, task.spec.task, i, seed + i, steps,
+                                        rendering if record else plain, record=record))
             order += 1
         waves.extend(plans[j:j + width] for j in range(0, len(plans), width))
     return waves

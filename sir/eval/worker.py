@@ -54,6 +54,13 @@ class EnvKey(NamedTuple):
     def spec(self) -> EnvSpec:
         return EnvSpec.from_dict(json.loads(self.spec_json))
 
+    def served_by(self, other: EnvKey) -> bool:
+        """Whether an env built for ``other`` can run this key's episodes: the same env, or
+        this key renders nothing and ``other`` is the same env with a renderer."""
+        if other == self:
+            return True
+        return self.render_camera is None and (other.spec_json, other.build_seed) == (self.spec_json, self.build_seed)
+
 
 class StepReport(NamedTuple):
     """What the main process needs after a reset or a step: the policy's next features,
@@ -145,12 +152,15 @@ class SlotEnvs:
     def _env_for(self, slot: int, key: EnvKey) -> Any:
         bound = self._bound.get(slot)
         if bound is not None:
-            if bound[0] == key:
+            if key.served_by(bound[0]):
                 return bound[1]
             self._free.setdefault(bound[0], []).append(bound[1])
-        free = self._free.get(key)
-        env = free.pop() if free else build_env(key)
-        self._bound[slot] = (key, env)
+        have = next((k for k in (key, *self._free) if self._free.get(k) and key.served_by(k)), None)
+        if have is None:
+            have, env = key, build_env(key)
+        else:
+            env = self._free[have].pop()
+        self._bound[slot] = (have, env)
         return env
 
     def release(self) -> None:

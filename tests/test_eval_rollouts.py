@@ -318,6 +318,33 @@ def test_ctrl_c_stops_every_worker(tmp_path):
     assert all(_gone(pid) for pid in pids), "worker processes outlived the interrupted evaluation"
 
 
+def test_ctrl_c_stops_the_evaluation_even_when_its_keyboardinterrupt_is_swallowed():
+    """Python swallows a KeyboardInterrupt raised inside a finalizer, and a policy may catch
+    it; the evaluation must stop all the same, not run on for minutes."""
+
+    class SwallowsCtrlC(torch.nn.Module):
+        calls = 0
+
+        def reset(self):
+            pass
+
+        def select_action(self, batch):
+            self.calls += 1
+            if self.calls == 3:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(1)  # the handler runs here, and its exception dies below
+                except KeyboardInterrupt:
+                    pass
+            return torch.zeros(len(batch["task"]), 7)
+
+    policy = SwallowsCtrlC()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_policy(policy, identity, identity, EnvSpec(horizon=5), 2, 40, workers=1, batch_width=1)
+    assert policy.calls == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_step_limit_above_the_recorded_horizon_is_honoured():
     """The spec's horizon is only the default limit: robosuite must not end the episode there."""
 

@@ -18,9 +18,12 @@ envs step while the main process computes the other's actions.
 from __future__ import annotations
 
 import itertools
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +42,30 @@ MAX_WAVE_RESTARTS = 2
 SILENCE_LIMIT_S = 600.0
 
 _tokens = itertools.count(1)
+
+
+@contextmanager
+def _ctrl_c_noted() -> Iterator[Callable[[], bool]]:
+    """Note Ctrl-C while the engine runs, so that its loop stops even if the KeyboardInterrupt
+    the handler raises is lost: Python prints and swallows one raised inside a finalizer or a
+    callback, and a policy or library may catch it; the evaluation would then run on, for
+    minutes, with its workers. Only Python's default handler is replaced (a caller's own
+    stays), and only from the main thread, where signal handlers live."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield lambda: False
+        return
+    seen: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,10 @@ class Engine:
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> EngineResult:
+        with _ctrl_c_noted() as interrupted:
+            return self._run(interrupted)
+
+    def _run(self, interrupted: Callable[[], bool]) -> EngineResult:
         start = time.perf_counter()
         for worker in range(self.n_workers):
             self.workers.send(worker, [("release", None, None)])
@@ -157,6 +188,8 @@ class Engine:
             self._assign(lane, pending)
         quiet_since = time.perf_counter()
         while any(lane.wave is not None for lane in self.lanes):
+            if interrupted():
+                raise KeyboardInterrupt
             for lane in self.lanes:
                 # A lane whose answers are all in moves on at once; only then wait for workers.
                 while lane.wave is not None and not lane.awaiting:

@@ -11,6 +11,7 @@ import atexit
 import multiprocessing
 import os
 import signal
+import time
 from multiprocessing.connection import wait
 from typing import Any, NamedTuple
 
@@ -108,7 +109,7 @@ class WorkerPool:
             proc.join(timeout=5)
             if proc.is_alive():  # closed its pipe yet lingers: not a worker to trust
                 proc.kill()
-                proc.join()
+                proc.join(timeout=5)
             events.append(Event(index, None, proc.exitcode))
         return events
 
@@ -139,17 +140,23 @@ class WorkerPool:
                     conn.send(None)
                 except (BrokenPipeError, OSError):
                     pass
-            for proc in self._procs:
-                proc.join(timeout=3)
-        for proc in self._procs:
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=2)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+            _join_all(self._procs, 3)
+        # Every worker is signalled before any is waited for, and no wait is unbounded: a
+        # Ctrl-C must end the program in seconds, whatever state a worker is in.
+        for stop, patience in ((lambda p: p.terminate(), 2), (lambda p: p.kill(), 5)):
+            alive = [proc for proc in self._procs if proc.is_alive()]
+            for proc in alive:
+                stop(proc)
+            _join_all(alive, patience)
         for conn in self._conns:
             conn.close()
+
+
+def _join_all(procs: list[Any], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds in all for ``procs`` to exit."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 class InProcess:

@@ -6,7 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from sir.envs.rendering import cheapen_video_context, configure_headless_rendering, egl_failure_message
+from sir.envs.rendering import (
+    cheapen_video_context,
+    configure_headless_rendering,
+    egl_failure_message,
+)
 from sir.envs.spec import ENV_STATE_FEATURE, IMAGE_FEATURE_PREFIX, STATE_FEATURE, EnvSpec
 from sir.errors import UserError
 

@@ -215,26 +215,24 @@ class Mixture(torch.utils.data.Dataset):
         """The dataset index of each sample index, without loading the samples."""
         return np.searchsorted(np.asarray(self._starts), np.asarray(indices), side="right") - 1
 
-    def episode_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
-        """The global episode index of each sample index, without loading the samples."""
+    def _per_dataset(self, indices: np.ndarray | list[int], lookup) -> np.ndarray:
+        """``lookup(d, positions)`` for each sample index, ``positions`` counted within dataset d."""
         indices = np.asarray(indices, dtype=np.int64)
         datasets = self.dataset_of(indices)
         out = np.empty_like(indices)
         for d in np.unique(datasets):
             sel = datasets == d
-            store = self.stores[d]
-            out[sel] = store.frame_episode[self._frames[d][indices[sel] - self._starts[d]]] + store.episode_offset
+            out[sel] = lookup(d, indices[sel] - self._starts[d])
         return out
+
+    def episode_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """The global episode index of each sample index, without loading the samples."""
+        return self._per_dataset(indices, lambda d, pos: (
+            self.stores[d].frame_episode[self._frames[d][pos]] + self.stores[d].episode_offset))
 
     def class_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """The class (``sir.data.dagger.CLASS_NAMES``) of each sample index."""
-        indices = np.asarray(indices, dtype=np.int64)
-        datasets = self.dataset_of(indices)
-        out = np.empty_like(indices)
-        for d in np.unique(datasets):
-            sel = datasets == d
-            out[sel] = self._classes[d][indices[sel] - self._starts[d]]
-        return out
+        return self._per_dataset(indices, lambda d, pos: self._classes[d][pos])
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{i.repo_id}: {len(i.used_episodes)}/{i.total_episodes} episodes, {i.frames} frames" for i in self.infos)

@@ -17,6 +17,23 @@ def test_generic_flags_map_onto_the_policy_config():
     assert build_config("act", "tiny", STATE, ACTION, "cpu").dim_model < cfg.dim_model
 
 
+def test_policy_args_set_lerobot_fields_over_the_preset_and_under_the_flags():
+    from sir.policies.build import parse_policy_args
+
+    args = parse_policy_args("dim_model=64 temporal_ensemble_coeff=0.01 n_action_steps=1 chunk_size=30")
+    cfg = build_config("act", "cpu", STATE, ACTION, "cpu", chunk_size=12, policy_args=args)
+    assert (cfg.dim_model, cfg.temporal_ensemble_coeff, cfg.n_action_steps) == (64, 0.01, 1)
+    assert cfg.chunk_size == 12  # the generic flag wins over --policy-args
+    assert cfg.n_heads == 4  # the rest of the cpu preset is kept
+    diffusion = build_config("diffusion", "cpu", STATE, ACTION, "cpu",
+                             policy_args=parse_policy_args("down_dims=[32,64]"))
+    assert diffusion.down_dims == (32, 64)
+    with pytest.raises(UserError, match="policy 'act' has no setting 'dim_modle'"):
+        build_config("act", "cpu", STATE, ACTION, "cpu", policy_args=parse_policy_args("dim_modle=64"))
+    with pytest.raises(UserError, match="'dim_model' has no '='"):
+        parse_policy_args("dim_model")
+
+
 def test_more_action_steps_than_the_chunk_is_refused():
     with pytest.raises(UserError, match="--n-action-steps 30 is larger than the action chunk"):
         build_config("act", "tiny", STATE, ACTION, "cpu", chunk_size=10, n_action_steps=30)

@@ -30,6 +30,7 @@ def build_config(
     *,
     pretrained_path: str | Path | None = None,
     dataset_features: dict[str, dict] | None = None,
+    policy_args: dict[str, Any] | None = None,
 ) -> Any:
     """The lerobot config for ``name`` with the preset and the generic flags applied.
 
@@ -37,6 +38,8 @@ def build_config(
     weights: lerobot's ``make_policy`` loads them because ``cfg.pretrained_path`` is set.
     ``dataset_features`` (the datasets' raw features) lets needs that the policy features
     do not show, such as ``next.reward``, be checked before anything is built.
+    ``policy_args`` (from ``parse_policy_args``) sets fields of lerobot's config over the
+    preset; the generic flags still win over both.
     Every need the data or this machine does not meet ends in a ``UserError`` sentence.
     """
     entry = get_entry(name)
@@ -48,7 +51,7 @@ def build_config(
     checks.check_data_needs(entry, inputs, dataset_features)
     checks.check_preset(entry, preset)
     source = checks.weights_source(entry, preset, pretrained_path)
-    values = _flag_values(entry, preset, chunk_size, n_obs_steps, n_action_steps, lr)
+    values = _flag_values(entry, preset, chunk_size, n_obs_steps, n_action_steps, lr, policy_args or {})
     if source is not None:
         cfg = _pretrained_config(entry, source, device, values)
     else:
@@ -69,13 +72,17 @@ def build_config(
 
 def _flag_values(
     entry: PolicyEntry, preset: str, chunk_size: int | None, n_obs_steps: int | None,
-    n_action_steps: int | None, lr: float | None,
+    n_action_steps: int | None, lr: float | None, policy_args: dict[str, Any],
 ) -> dict[str, Any]:
-    """Preset values with the generic flags mapped onto the policy's own fields."""
+    """Preset values, then ``--policy-args``, then the generic flags mapped onto the policy's own fields."""
     name = entry.name
     chunk_field, n_action_field = entry.chunk_field, entry.n_action_steps_field
-    values: dict[str, Any] = dict(entry.presets[preset])
     defaults = _defaults(name)
+    unknown = sorted(set(policy_args) - set(defaults))
+    if unknown:
+        raise UserError(f"--policy-args: policy '{name}' has no setting {', '.join(map(repr, unknown))}; "
+                        f"its settings are the fields of lerobot's {name} config.")
+    values: dict[str, Any] = {**entry.presets[preset], **policy_args}
     if chunk_size is not None:
         if chunk_field is None:
             raise UserError(f"Policy '{name}' predicts no action chunk; drop --action-chunk-size.")
@@ -142,6 +149,29 @@ def _pretrained_config(entry: PolicyEntry, source: Path | str, device: str, valu
         raise UserError(f"Policy '{entry.name}' rejects these settings: {err}") from err
     cfg.pretrained_path = source
     return cfg
+
+
+def parse_policy_args(text: str | None) -> dict[str, Any]:
+    """``"dim_model=256 down_dims=[64,128,256]"`` → ``{"dim_model": 256, "down_dims": (64, 128, 256)}``.
+
+    Values are read as YAML scalars or lists (lists become tuples, as lerobot's configs
+    declare them); the names are checked against the policy's config in ``build_config``.
+    """
+    import shlex
+
+    import yaml
+
+    values: dict[str, Any] = {}
+    for item in shlex.split(text or ""):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--policy-args takes space-separated name=value pairs; '{item}' has no '='.")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        values[key] = tuple(value) if isinstance(value, list) else value
+    return values
 
 
 @functools.cache

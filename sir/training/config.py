@@ -44,6 +44,9 @@ class TrainConfig(DataConfig):
                                      "processors)", group=POLICY)
     pretrained_path: str | None = option(None, "local folder of a pretrained backbone model (pi0, smolvla, ...) "
                                          "instead of the hub", group=POLICY)
+    policy_args: str | None = option(None, "settings of lerobot's config for the policy over the preset, "
+                                     "space-separated name=value, e.g. \"dim_model=256 temporal_ensemble_coeff=0.01\"",
+                                     group=POLICY)
     # env
     env: str | None = option(None, "Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)",
                              group=ENV)
@@ -105,6 +108,12 @@ def check(cfg: TrainConfig) -> TrainConfig:
         raise UserError("--repo-ids is required (comma-separated dataset names).")
     if cfg.steps_per_stage is not None and not cfg.sequential:
         raise UserError("--steps-per-stage only applies with --sequential.")
+    if cfg.policy_args:
+        from sir.policies.build import parse_policy_args
+
+        parse_policy_args(cfg.policy_args)
+        if cfg.policy_path:
+            raise UserError("--policy-args shapes a new model; a --policy-path model keeps its saved settings.")
     if cfg.sequential and cfg.resume:
         raise UserError("--resume continues one run; resume a --sequential stage by running it alone.")
     return cfg

@@ -78,6 +78,7 @@ def train(config: TrainConfig) -> RunResult:
     from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
     from sir.policies import build_config
+    from sir.policies.build import parse_policy_args
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
     from sir.training.state import load_training_state, save_training_state
@@ -156,7 +157,7 @@ def train(config: TrainConfig) -> RunResult:
             policy_name, config.preset, input_features, output_features, device,
             chunk_size=config.action_chunk_size, n_obs_steps=config.n_obs_steps,
             n_action_steps=config.n_action_steps, lr=config.lr, pretrained_path=config.pretrained_path,
-            dataset_features=mixture.features,
+            dataset_features=mixture.features, policy_args=parse_policy_args(config.policy_args),
         )
         stats = mixture.stats
     else:

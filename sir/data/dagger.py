@@ -1,7 +1,11 @@
 """DAgger labels, and which of their frames training samples and how often (``--dagger-mode``).
 
-A DAgger dataset carries two per-frame features: ``source`` (0 = the policy acted,
-1 = a human or expert acted) and ``success`` (0/1, the episode's outcome). An episode
+Every dataset sir records carries two per-frame features: ``source`` (0 = the policy acted,
+1 = a human or expert acted) and ``success`` (0/1, the episode's outcome). Demonstrations
+are all ``source`` 1, so lerobot's ``aggregate_datasets`` (which needs equal features) can
+merge demos with corrections. A labelled dataset whose chosen frames are all human is
+trained on as demos, every frame in every mode (failed episodes recorded with
+``--keep-failures`` too); labels matter once policy frames are present. An episode
 counts as successful when any of its frames says so, so a recorder that marks only the
 final frame works as well as one that repeats the outcome on every frame. By default
 training keeps the human frames of successful episodes; the other modes follow published
@@ -56,6 +60,12 @@ def label_episode(frames: list[dict[str, np.ndarray]], takeover_step: int | None
     for t, frame in enumerate(frames):
         frame[SOURCE] = np.array([POLICY if t < first_human else HUMAN], dtype=np.int64)
         frame[SUCCESS] = np.array([int(success)], dtype=np.int64)
+
+
+def label_demo(frames: list[dict[str, np.ndarray]], success: bool) -> None:
+    """Label a demonstration: every frame ``source`` HUMAN, ``success`` the outcome (1 but for
+    failures kept with ``--keep-failures``)."""
+    label_episode(frames, 0, success)
 
 
 def is_dagger_dataset(features: dict[str, dict]) -> bool:
@@ -196,6 +206,12 @@ def training_frames(
         return frames, None, None
     source = check_labels(repo_id, SOURCE, labels[SOURCE])
     success = check_labels(repo_id, SUCCESS, labels[SUCCESS])
+    if np.all(source[candidates] == HUMAN):
+        # Demonstrations (sir labels its demos so): every frame, as for unlabelled demos, failed
+        # episodes kept with --keep-failures too.
+        frames = np.flatnonzero(candidates)
+        say(f"{repo_id}: demonstrations (every frame human), using all {len(chosen)} episodes ({len(frames)} frames)")
+        return frames, None, None
     keep, classes, summary = select_frames(mode, frame_episode, source, success, candidates)
     if mode == ALL_FRAMES:
         say(f"{repo_id}: DAgger filter off, using all {len(chosen)} episodes ({summary.kept_frames} frames)")

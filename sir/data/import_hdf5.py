@@ -28,6 +28,7 @@ import numpy as np
 
 from sir.config import add_arguments, from_namespace, option, validate
 from sir.data import recording
+from sir.data.dagger import label_demo
 from sir.data.recording import Frame, RecordingResult
 from sir.envs.factory import action_dim, check_success, make_env, observation_to_features
 from sir.envs.spec import EnvSpec, default_spec
@@ -282,6 +283,7 @@ def import_hdf5(cfg: ImportConfig) -> RecordingResult:
                     raise UserError(f"{label} has {len(states)} states for {len(actions)} actions; each action needs the state it was taken in.")
                 frames = regenerate(env, spec, demo, states, actions, label)
                 success = any(bool(f["next.success"][0]) for f in frames)
+                label_demo(frames, success)
                 replayed = replay_succeeds(env, demo, states, actions, label)
                 writer.add_episode(frames)
                 result.tried += 1

@@ -308,7 +308,7 @@ def make_mixture(
             used_episodes=np.unique(store.frame_episode[frames]).tolist(), frames=len(frames),
             env_spec=env_specs[index], revision=res.revision, total_frames=int(meta.total_frames),
             fps=int(meta.fps), dagger=summary.to_dict() if summary is not None else None,
-            dagger_mode=mode if is_dagger else None,
+            dagger_mode=mode if classes is not None else None,  # None: demos, labelled or not
         ))
         episode_offset += int(meta.total_episodes)
     bar.close()

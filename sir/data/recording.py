@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sir.data.dagger import LABEL_FEATURE_SPECS, label_demo
 from sir.data.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
@@ -65,7 +66,7 @@ class ExpertActor:
         return np.asarray(self.expert.act(obs), dtype=np.float32)
 
     def finish(self, episode: Episode) -> None:
-        pass
+        label_demo(episode.frames, episode.success)
 
 
 def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int) -> Episode:
@@ -102,9 +103,10 @@ def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int
 
 def open_writer(
     env: Any, spec: EnvSpec, root: str | Path, repo_id: str, seed: int, info: dict[str, Any],
-    labels: dict[str, dict] | None = None,
+    labels: dict[str, dict] = LABEL_FEATURE_SPECS,
 ) -> DatasetWriter:
-    """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features."""
+    """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features
+    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.dagger``)."""
     example = observation_to_features(reset_env(env, seed), spec)
     return DatasetWriter(root, repo_id, spec, dataset_features(spec, example, action_dim(env), extra=labels), info=info)
 

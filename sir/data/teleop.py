@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sir.data.dagger import label_demo
 from sir.data.recording import Episode, Frame
 from sir.envs.devices import Teleoperator, open_window
 
@@ -97,7 +98,7 @@ class HumanActor(_Operator):
         return self.read()
 
     def finish(self, episode: Episode) -> None:
-        pass
+        label_demo(episode.frames, episode.success)
 
 
 class HumanCorrector(_Operator):

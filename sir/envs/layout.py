@@ -4,12 +4,16 @@ sentence instead of training for hours and crashing at the first evaluation."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from sir.envs.spec import (
     ENV_STATE_FEATURE,
     IMAGE_FEATURE_PREFIX,
+    SPEC_FILENAME,
     STATE_FEATURE,
+    TASK_DESCRIPTIONS,
     EnvSpec,
     default_spec,
 )
@@ -34,6 +38,57 @@ def spec_from_features(features: dict[str, dict], env_name: str | None = None, r
     elif ENV_STATE_FEATURE not in features:
         overrides["env_state_keys"] = []
     return default_spec(env_name or "Lift", robot or "Panda", **overrides)
+
+
+def lost_spec_hint(repo_id: str) -> str:
+    """The sentence's start for a sir dataset whose EnvSpec an editing tool dropped."""
+    return (f"Dataset '{repo_id}' has no meta/{SPEC_FILENAME} (lerobot's editing tools, such as delete_episodes, "
+            f"split_dataset and aggregate_datasets, drop it)")
+
+
+def rebuild_spec(root: str | Path, features: dict[str, dict]) -> EnvSpec | None:
+    """The EnvSpec of a dataset that lost its ``meta/sir_env.json``, from what lerobot's
+    tools keep: the task (sir writes the env's ``TASK_DESCRIPTIONS`` entry, or its name),
+    ``robot_type`` (the robots' names, lowercased, joined by ``_``), fps (the control
+    frequency) and the image features (cameras, size), with the default observation layout
+    and horizon. None when the task or robot type names no Robosuite env or robot."""
+    import pandas as pd
+    from robosuite.environments.base import REGISTERED_ENVS
+    from robosuite.robots import ROBOT_CLASS_MAPPING
+
+    meta = Path(root) / "meta"
+    try:
+        info = json.loads((meta / "info.json").read_text())
+        tasks = [str(t) for t in pd.read_parquet(meta / "tasks.parquet").index]
+    except (OSError, ValueError):
+        return None
+    by_task = {text: env for env, text in TASK_DESCRIPTIONS.items()} | {env: env for env in REGISTERED_ENVS}
+    envs = {by_task.get(t) for t in tasks}
+    robot_names = {name.lower(): name for name in ROBOT_CLASS_MAPPING}
+    robots = [robot_names.get(r) for r in str(info.get("robot_type") or "").split("_")]
+    if len(envs) != 1 or None in envs or not robots or None in robots:
+        return None
+    spec = spec_from_features(features, envs.pop(), robots[0])
+    spec.robots = robots
+    spec.control_freq = int(info.get("fps", spec.control_freq))
+    return spec
+
+
+def spec_without_record(repo_id: str, root: str | Path, features: dict[str, dict], env: str | None = None,
+                        robot: str | None = None, state_keys: list[str] | None = None,
+                        env_state_keys: list[str] | None = None) -> tuple[EnvSpec, str, bool]:
+    """(spec, the line announcing it, whether it was rebuilt) for data without an EnvSpec:
+    rebuilt from the metadata (``rebuild_spec``) when no env or layout flag is given and it
+    can be, otherwise ``spec_from_features`` with the flags."""
+    flags = env is not None or robot is not None or bool(state_keys) or env_state_keys is not None
+    spec = None if flags else rebuild_spec(root, features)
+    if spec is not None:
+        return spec, (f"{lost_spec_hint(repo_id)}: rebuilt its EnvSpec from the data's task, robot type, fps and "
+                      f"features ({spec.env_name}, {', '.join(spec.robots)}, {spec.control_freq} Hz, the default "
+                      f"layout and horizon); copy the file from the source dataset to use the recorded one."), True
+    spec = spec_from_features(features, env, robot, state_keys, env_state_keys)
+    return spec, (f"No EnvSpec recorded with the data: using the default {spec.env_name} layout for {spec.robots[0]}"
+                  + (f" with cameras {', '.join(spec.cameras)}." if spec.cameras else ".")), False
 
 
 def env_feature_shapes(spec: EnvSpec) -> dict[str, tuple[int, ...]]:
@@ -61,9 +116,23 @@ def _looks_like(names: list[str], keys: list[str]) -> bool:
     return any(w in str(n).lower() for n in names for w in words)
 
 
-def check_data_fits_env(spec: EnvSpec, features: dict[str, dict], recorded: bool) -> None:
+def check_data_fits_env(spec: EnvSpec, features: dict[str, dict], recorded: bool,
+                        rebuilt_for: str | None = None) -> None:
     """Refuse data whose observation features the env under ``spec`` cannot feed back, by
-    shape, or by name for data recorded without an EnvSpec (``recorded`` False)."""
+    shape, or by name for data recorded without an EnvSpec (``recorded`` False).
+    ``rebuilt_for``: the dataset whose lost EnvSpec ``spec`` was rebuilt for, named in the refusal."""
+    if rebuilt_for is None:
+        return _check_fits(spec, features, recorded)
+    try:
+        _check_fits(spec, features, recorded)
+    except UserError as err:
+        reason = str(err).split(";")[0].rstrip(".")
+        raise UserError(f"{lost_spec_hint(rebuilt_for)}, and the {spec.env_name} layout rebuilt from its metadata "
+                        f"does not fit it ({reason}); copy meta/{SPEC_FILENAME} from the source dataset or pass "
+                        f"--env/--robot with --state-keys/--env-state-keys.") from err
+
+
+def _check_fits(spec: EnvSpec, features: dict[str, dict], recorded: bool) -> None:
     given = env_feature_shapes(spec)
     for key, ft in features.items():
         if not key.startswith("observation."):

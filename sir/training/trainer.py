@@ -74,7 +74,7 @@ def train(config: TrainConfig) -> RunResult:
 
     from sir.data import make_dataloader, make_mixture, parse_repo_ids
     from sir.data.args import mixture_kwargs
-    from sir.envs.layout import check_data_fits_env, spec_from_features
+    from sir.envs.layout import check_data_fits_env, spec_without_record
     from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
     from sir.policies import build_config
@@ -126,20 +126,20 @@ def train(config: TrainConfig) -> RunResult:
     say("\nFiltering datasets...")
     mixture = make_mixture(**{**mixture_kwargs(config), "repo_ids": repo_ids}, verbose=main_process)
     spec = next((s for s in mixture.env_specs if s is not None), None)
-    recorded = spec is not None
+    recorded, rebuilt = spec is not None, False
     if recorded:
         for flag, asked, has in (("--env", config.env, spec.env_name), ("--robot", config.robot, spec.robots[0])):
             if asked is not None and asked != has:
                 raise UserError(f"The data records {has} in its EnvSpec but {flag} {asked} was given; drop {flag} "
                                 "(it only fills in for datasets recorded without an EnvSpec).")
-    else:
-        spec = spec_from_features(mixture.features, config.env, config.robot, config.state_keys, config.env_state_keys)
-        say(f"No EnvSpec recorded with the data: using the default {spec.env_name} layout for {spec.robots[0]}"
-            + (f" with cameras {', '.join(spec.cameras)}." if spec.cameras else "."))
+    else:  # rebuilt from the metadata when an editing tool dropped it, or from --env/--robot
+        spec, line, rebuilt = spec_without_record(mixture.infos[0].repo_id, mixture.infos[0].root, mixture.features,
+                                                  config.env, config.robot, config.state_keys, config.env_state_keys)
+        say(line)
     say(f"Environment: {spec.env_name} ({', '.join(spec.robots)}), {mixture.fps} fps")
     if not config.no_eval and main_process:
         # Before any training: the evaluation must be able to feed the model what the data holds.
-        check_data_fits_env(spec, mixture.features, recorded)
+        check_data_fits_env(spec, mixture.features, recorded, mixture.infos[0].repo_id if rebuilt else None)
 
     features = dataset_to_policy_features(mixture.features)
     output_features = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}

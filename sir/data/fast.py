@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from sir.data.frames import CacheReport, CameraFrames, EpisodeVideo, cache_frames
 from sir.errors import UserError
 
 VISUAL_DTYPES = ("image", "video")
@@ -94,6 +95,7 @@ class FrameStore:
         tolerance_s: float = 1e-4,
         image_transforms: Callable | None = None,
     ):
+        self.repo_id = repo_id
         self.root = Path(root)
         self.meta = meta
         self.video_backend = video_backend
@@ -159,6 +161,7 @@ class FrameStore:
                 (self.root / meta.get_video_file_path(int(ep), key), float(from_ts[ep])) for ep in range(num_ep)
             ]
         self._image_dataset = None
+        self.frames = CameraFrames()  # filled by cache_frames; episodes not in it are decoded per sample
         self._windows: list[_Window] = []
         self._single = list(self.columns.items())
 
@@ -172,6 +175,21 @@ class FrameStore:
         self._windows = [_Window(offsets, keys) for offsets, keys in groups.items()]
         windowed = {k for w in self._windows for k in w.keys}
         self._single = [(k, col) for k, col in self.columns.items() if k not in windowed]
+
+    def cache_frames(
+        self, episodes: Iterable[int], budget_bytes: int, cache_dir: Path, progress: Callable | None = None
+    ) -> CacheReport:
+        """Decode the video frames of ``episodes`` once (see ``sir.data.frames``): in memory
+        within ``budget_bytes``, the rest on disk under ``cache_dir``."""
+        episodes = sorted({int(e) for e in episodes})
+        ts = self._timestamps
+        videos = [
+            EpisodeVideo(key, ep, *self._video_files[key][ep], ts[self.ep_from[ep]:self.ep_to[ep]],
+                         int(np.prod(self.meta.features[key]["shape"])))
+            for ep in episodes for key in self.video_keys
+        ]
+        return cache_frames(self.repo_id, videos, self.frames, budget_bytes=budget_bytes, cache_dir=cache_dir,
+                            backend=self.video_backend, tolerance_s=self.tolerance_s, progress=progress)
 
     # -- reading ------------------------------------------------------------------------
     def get(self, index: int) -> dict[str, Any]:
@@ -207,6 +225,11 @@ class FrameStore:
 
             episode = int(self.frame_episode[index])
             for key in self.video_keys:
+                if (key, episode) in self.frames:
+                    rows = query[key].numpy() if key in query else np.array([index])
+                    frames = self.frames.get(key, episode, rows - self.ep_from[episode])
+                    out[key] = frames if key in query else frames[0]
+                    continue
                 rows = query[key].tolist() if key in query else [index]
                 path, from_ts = self._video_files[key][episode]
                 timestamps = [from_ts + float(self._timestamps[r]) for r in rows]

@@ -27,6 +27,7 @@ from sir.data import dagger
 from sir.data.compat import FeaturePlan, env_spec_differences, plan_features
 from sir.data.episodes import parse_episode_spec, select_episodes
 from sir.data.fast import FrameStore, is_visual
+from sir.data.frames import CacheReport, default_budget_bytes, default_cache_dir
 from sir.data.resolve import ResolvedDataset, parse_repo_ids, resolve_dataset
 from sir.data.sampling import check_share_options, dataset_shares, make_sampler, parse_weights
 from sir.data.stats import IMAGENET_STATS, episode_image_stats, image_stats, numeric_stats
@@ -198,6 +199,20 @@ class Mixture(torch.utils.data.Dataset):
             delta_indices = get_delta_indices(delta_timestamps, self.fps)
         for store in self.stores:
             store.set_delta_indices(delta_indices)
+
+    def cache_frames(self, budget_gb: float | None = None, cache_dir: str | Path | None = None) -> CacheReport:
+        """Decode the camera videos of the used episodes once, so that samples are served from
+        memory (within ``budget_gb``, default a quarter of RAM) or from a disk cache under
+        ``cache_dir`` (default ``~/.cache/sir/frames``) beyond it; see ``sir.data.frames``."""
+        budget = default_budget_bytes() if budget_gb is None else int(budget_gb * (1 << 30))
+        folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        report = CacheReport()
+        total = sum(len(i.used_episodes) * len(s.video_keys) for s, i in zip(self.stores, self.infos, strict=True))
+        with tqdm(total=total, desc="Decoding camera frames", unit="video", disable=None if total else True) as bar:
+            for store, info in zip(self.stores, self.infos, strict=True):
+                report.add(store.cache_frames(info.used_episodes, budget - report.in_memory, folder,
+                                              lambda _: bar.update()))
+        return report
 
     # -- torch Dataset ------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -6,8 +6,8 @@ import functools
 
 
 @functools.cache
-def video_backend() -> str:
-    """torchcodec when its FFmpeg libraries load, else pyav (which bundles its own FFmpeg).
+def torchcodec_loads() -> bool:
+    """Whether torchcodec is installed and finds the system FFmpeg libraries it needs.
 
     lerobot 0.4.4 picks torchcodec whenever the package is installed, even when it cannot
     load a system FFmpeg, and then fails on the first decoded frame; so sir checks first.
@@ -15,5 +15,11 @@ def video_backend() -> str:
     try:
         import torchcodec.decoders  # noqa: F401
     except Exception:
-        return "pyav"
-    return "torchcodec"
+        return False
+    return True
+
+
+@functools.cache
+def video_backend() -> str:
+    """torchcodec when its FFmpeg libraries load, else pyav (which bundles its own FFmpeg)."""
+    return "torchcodec" if torchcodec_loads() else "pyav"

@@ -90,6 +90,11 @@ class TrainConfig(DataConfig):
     # system
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)", group=SYSTEM)
     num_workers: int = option(0, "dataloader worker processes", group=SYSTEM, minimum=0)
+    frame_cache_gb: float | None = option(
+        None, "GB of decoded camera frames kept in memory (default: a quarter of RAM); beyond it they are "
+        "cached on disk", group=SYSTEM, minimum=0)
+    frame_cache_dir: str | None = option(
+        None, "folder of the disk cache of decoded camera frames (default: ~/.cache/sir/frames)", group=SYSTEM)
     checkpoint_dir: str = option("checkpoints", group=SYSTEM)
     run_name: str | None = option(None, "run folder name (default: <policy>_<datasets>)", group=SYSTEM)
     save_freq: int = option(5000, "write checkpoint_<step> every N steps", group=SYSTEM, minimum=1)

@@ -205,6 +205,10 @@ def train(config: TrainConfig) -> RunResult:
         say(f"  {info.repo_id}: {len(info.used_episodes)} episodes (of {info.total_episodes} total), {info.frames} frames")
     say(f"  Total frames: {mixture.num_frames}")
 
+    # Camera videos decoded once, not per sample (see sir.data.frames).
+    frames = mixture.cache_frames(config.frame_cache_gb, config.frame_cache_dir)
+    if frames.episodes:
+        say(frames.line())
     loader = make_dataloader(mixture, config.batch_size, num_workers=config.num_workers,
                              pin_memory=device.startswith("cuda"))
     policy, optimizer, loader = accelerator.prepare(policy, optimizer, loader)

@@ -2,28 +2,41 @@
 
 ``--repo-ids a,b`` names datasets; with ``--root`` each is ``<root>/<repo_id>``, otherwise
 it lives in the Hugging Face cache (``HF_LEROBOT_HOME/<repo_id>``) and is downloaded there
-when it is missing and the hub may be reached.
+through lerobot when it is missing and the hub may be reached. ``user/name@revision`` pins
+a hub revision (a commit, branch or tag): the cached copy is used when it came from that
+revision, otherwise lerobot fetches the revision into the cache (online only).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sir.errors import UserError
+from sir.hub import hub_offline
 
 INFO_FILE = Path("meta") / "info.json"
 # huggingface_hub's snapshot_download leaves one of these per file: commit hash on line 1.
 _HUB_METADATA = Path(".cache") / "huggingface" / "download" / "meta" / "info.json.metadata"
+# sir's note of the pinned revision it last fetched (line 1) and the commit it was (line 2).
+_PINNED = Path(".cache") / "huggingface" / "sir_pinned_revision"
 
 
 @dataclass(frozen=True)
 class ResolvedDataset:
-    repo_id: str
+    repo_id: str  # as named on the command line, with its @revision if pinned
     root: Path
-    # The hub commit the files came from; None for a dataset recorded locally.
+    # The hub commit the files came from (the pinned revision when the commit is unknown);
+    # None for a dataset recorded locally.
     revision: str | None = None
+
+
+def split_revision(repo_id: str) -> tuple[str, str | None]:
+    """``"user/name@rev"`` -> ``("user/name", "rev")``; ``"user/name"`` -> ``("user/name", None)``."""
+    name, at, revision = repo_id.partition("@")
+    if at and (not name or not revision or "@" in revision):
+        raise UserError(f"--repo-ids entry {repo_id!r} is not <name> or <user/name>@<revision>.")
+    return name, revision if at else None
 
 
 def parse_repo_ids(text: str | list[str]) -> list[str]:
@@ -36,16 +49,6 @@ def parse_repo_ids(text: str | list[str]) -> list[str]:
     if dupes:
         raise UserError(f"--repo-ids names {dupes[0]!r} twice; list each dataset once.")
     return ids
-
-
-def hub_offline() -> bool:
-    """Whether downloads are forbidden (read at call time, so a changed environment counts)."""
-    import huggingface_hub.constants
-
-    value = os.environ.get("HF_HUB_OFFLINE")
-    if value is not None:
-        return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
-    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
 
 
 def hub_cache_dir() -> Path:
@@ -67,10 +70,24 @@ def _cached_revision(path: Path) -> str | None:
     return (lines[0].strip() or None) if lines else None
 
 
+def _matches(path: Path, pinned: str, commit: str | None) -> bool:
+    """Whether the cached copy at ``path`` (files of ``commit``) came from revision ``pinned``."""
+    if commit is not None and commit.startswith(pinned):
+        return True
+    note = path / _PINNED
+    lines = note.read_text().splitlines() if note.is_file() else []
+    return len(lines) >= 2 and lines[0] == pinned and lines[1] == (commit or "")
+
+
 def resolve_dataset(repo_id: str, root: str | Path | None = None) -> ResolvedDataset:
-    """The local folder of ``repo_id``, downloading it into the HF cache when allowed."""
+    """The local folder of ``repo_id`` (``name`` or ``user/name[@revision]``), downloading it
+    into the HF cache when allowed."""
+    name, pinned = split_revision(repo_id)
     if root is not None:
-        path = Path(root).expanduser() / repo_id
+        if pinned is not None:
+            raise UserError(f"--repo-ids entry '{repo_id}' pins a hub revision, but --root reads local folders; "
+                            f"drop @{pinned} or drop --root to use the Hugging Face cache.")
+        path = Path(root).expanduser() / name
         if not (path / INFO_FILE).is_file():
             raise UserError(
                 f"Dataset '{repo_id}' not found: {path} has no meta/info.json; record it with "
@@ -78,32 +95,44 @@ def resolve_dataset(repo_id: str, root: str | Path | None = None) -> ResolvedDat
             )
         return ResolvedDataset(repo_id, path, _cached_revision(path))
 
-    path = hub_cache_dir() / repo_id
-    if _has_data(path):
-        return ResolvedDataset(repo_id, path, _cached_revision(path))
+    path = hub_cache_dir() / name
+    cached = _has_data(path)
+    commit = _cached_revision(path) if cached else None
+    if cached and (pinned is None or _matches(path, pinned, commit)):
+        return ResolvedDataset(repo_id, path, commit or pinned)
     if hub_offline():
+        if cached:
+            raise UserError(
+                f"Dataset '{name}' in the local cache ({path}) is of revision {commit or 'unknown'}, not {pinned}, "
+                f"and HF_HUB_OFFLINE forbids fetching {pinned}; go online, or drop @{pinned} to use the cached copy."
+            )
         raise UserError(
             f"Dataset '{repo_id}' is not in the local cache (looked in {path}) and HF_HUB_OFFLINE "
             f"forbids downloading it; pass --root with the folder that holds it, or go online."
         )
-    return _download(repo_id, path)
+    return _download(repo_id, name, pinned, path, refresh=cached)
 
 
-def _download(repo_id: str, path: Path) -> ResolvedDataset:
+def _download(repo_id: str, name: str, pinned: str | None, path: Path, refresh: bool) -> ResolvedDataset:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from sir.data.video import video_backend
 
     try:
-        # LeRobotDataset picks the revision tag matching its codebase version and fetches
-        # metadata, data and videos into the cache folder.
-        dataset = LeRobotDataset(repo_id, root=path, video_backend=video_backend())
+        # Without a pin, LeRobotDataset picks the revision tag matching its codebase version;
+        # it fetches metadata, data and videos into the cache folder (again, for another pin).
+        dataset = LeRobotDataset(name, root=path, revision=pinned, force_cache_sync=refresh,
+                                 video_backend=video_backend())
     except Exception as err:  # any hub or network failure is the user's to act on
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"Could not download dataset '{repo_id}' from the Hugging Face Hub into {path} ({first_line})."
         ) from err
-    return ResolvedDataset(repo_id, path, _cached_revision(path) or dataset.revision)
+    commit = _cached_revision(path)
+    if pinned is not None:
+        (path / _PINNED).parent.mkdir(parents=True, exist_ok=True)
+        (path / _PINNED).write_text(f"{pinned}\n{commit or ''}\n")
+    return ResolvedDataset(repo_id, path, commit or dataset.revision)
 
 
 def resolve_root(repo_id: str, root: str | Path | None = None) -> Path:

@@ -99,6 +99,9 @@ class TrainConfig(DataConfig):
     run_name: str | None = option(None, "run folder name (default: <policy>_<datasets>)", group=SYSTEM)
     save_freq: int = option(5000, "write checkpoint_<step> every N steps", group=SYSTEM, minimum=1)
     overwrite: bool = option(False, "replace an existing run folder of the same name", group=SYSTEM)
+    push_to_hub: str | None = option(
+        None, "when training ends, upload best_model (final_model with --no-eval) to this Hugging Face model repo, "
+        "e.g. user/act_lift; refused at start when offline or not logged in", group=SYSTEM)
     # logging
     use_wandb: bool = option(False, "log to Weights & Biases (WANDB_MODE=offline works)", group=LOG)
     wandb_project: str = option("sir", group=LOG)

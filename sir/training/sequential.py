@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sir import atomic
 from sir.errors import UserError
+from sir.hub import check_push
 from sir.training.config import TrainConfig
 from sir.training.trainer import RunResult, run_name_for, train
 
@@ -40,6 +41,8 @@ def run_sequential(args: TrainConfig) -> SequentialResult:
     base = Path(args.checkpoint_dir) / (args.run_name or run_name_for(args.policy or "act", repo_ids) + "_sequential")
     if base.exists() and any(base.iterdir()) and not args.overwrite:
         raise UserError(f"{base} already holds a run; pass --run-name to start another or --overwrite to replace it.")
+    if args.push_to_hub:
+        check_push(args.push_to_hub)  # before the first stage
     steps = args.steps_per_stage or args.training_steps
     eval_seed = DEFAULT_EVAL_SEED if args.eval_seed is None else args.eval_seed
     device = pick_device(args.device)
@@ -52,7 +55,8 @@ def run_sequential(args: TrainConfig) -> SequentialResult:
         stage = train(dataclasses.replace(
             args, sequential=False, steps_per_stage=None, repo_ids=[repo_id],
             policy_path=str(previous) if previous else None, training_steps=steps, checkpoint_dir=str(base),
-            run_name=stage_name(k, repo_id), overwrite=True))
+            run_name=stage_name(k, repo_id), overwrite=True,
+            push_to_hub=args.push_to_hub if k == len(repo_ids) else None))  # the last stage's model
         result.stages.append(stage)
         previous = stage.final_model
         tasks.append((repo_id, stage.env_spec))

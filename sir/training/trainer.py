@@ -21,6 +21,7 @@ from typing import Any
 from sir import atomic
 from sir.envs.spec import EnvSpec
 from sir.errors import UserError
+from sir.hub import check_push
 from sir.runtime import pick_device, quiet_libraries, seed_everything
 from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save
 
@@ -66,6 +67,8 @@ def make_accelerator(device: str, amp: bool) -> Any:
 def train(config: TrainConfig) -> RunResult:
     """One training run, as ``python -m sir.training.train_policy`` runs it."""
     config = check(config)
+    if config.push_to_hub:
+        check_push(config.push_to_hub)  # before any work: offline, no token, no network
     quiet_libraries()
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.factory import resolve_delta_timestamps
@@ -81,6 +84,7 @@ def train(config: TrainConfig) -> RunResult:
     from sir.policies.build import parse_policy_args
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
+    from sir.training.publish import model_to_push, push_model
     from sir.training.state import load_training_state, save_training_state
     from sir.training.step import update
     from sir.training.tracking import RunLogger, TrainingProgress
@@ -306,6 +310,9 @@ def train(config: TrainConfig) -> RunResult:
         if best is not None:
             say(f"Best success rate: {100 * best[0]:.1f}% -> {run_dir / 'best_model'}")
         say(f"Final model: {final}")
+        if config.push_to_hub:
+            pushed = model_to_push(run_dir, best is not None)
+            say(f"Pushed {pushed} to {config.push_to_hub}: {push_model(pushed, config.push_to_hub, model, repo_ids)}")
     accelerator.end_training()
     if best_eval is None and best is not None:
         # Resumed after its best evaluation: the best model's own record says when and how well.

@@ -118,3 +118,21 @@ def test_a_lost_envspec_that_cannot_be_rebuilt_to_fit_is_refused_before_training
     assert message.startswith("Dataset 'odd_layout' has no meta/sir_env.json (lerobot's editing tools")
     assert "copy meta/sir_env.json from the source dataset or pass --env/--robot" in message and "\n" not in message
     assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("mode", ["successful-corrections", "hg-dagger", "iwr", "sirius", "all"])
+def test_labelled_demos_are_trained_on_whole_in_every_mode_failures_kept_with_keep_failures_too(mode):
+    from sir.data.dagger import training_frames
+
+    episode = np.repeat([0, 1, 2], 4)
+    labels = {"source": np.ones((12, 1), np.int64), "success": np.repeat([1, 0, 1], 4)[:, None]}
+    said = []
+    frames, summary, classes = training_frames("demos", episode, labels, np.array([0, 1, 2]), mode, said.append)
+    assert frames.tolist() == list(range(12)) and summary is None and classes is None
+    assert said == ["demos: demonstrations (every frame human), using all 3 episodes (12 frames)"]
+    # One policy frame makes it a DAgger dataset again: the failed episode goes by default.
+    labels["source"][0] = 0
+    frames, summary, _ = training_frames("d", episode, labels, np.array([0, 1, 2]), mode, said.append)
+    assert summary is None or summary.policy_frames == 1
+    if mode == "successful-corrections":
+        assert frames.tolist() == [1, 2, 3, 8, 9, 10, 11]

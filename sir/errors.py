@@ -1,4 +1,5 @@
-"""The one exception type that reaches the user as a sentence and exit code 2."""
+"""How a command ends when it cannot go on: bad input (``UserError``: one sentence, exit code
+2) and Ctrl-C (one line saying what was kept, exit code 130), never a traceback."""
 
 from __future__ import annotations
 
@@ -10,14 +11,33 @@ from typing import TypeVar
 F = TypeVar("F", bound=Callable[..., object])
 
 USAGE_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
+
+_kept: str | None = None  # what a Ctrl-C would leave behind now, as note_kept last said
 
 
 class UserError(Exception):
     """Bad input the user can fix: printed as one sentence, exit code 2, no traceback."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, after the interrupted work kept what it could; the message says what."""
+
+
+def note_kept(what: str) -> None:
+    """Say what a Ctrl-C from now on leaves behind (e.g. "last checkpoint <path>"): the line a
+    command that is interrupted without a more precise ``Interrupted`` prints."""
+    global _kept
+    _kept = what
+
+
+def interrupted_line(err: KeyboardInterrupt) -> str:
+    return f"interrupted: {str(err) or _kept or 'stopped before finishing'}"
+
+
 def cli_errors(main: F) -> F:
-    """Wrap a CLI entry point so a UserError ends with its message and exit code 2."""
+    """Wrap a CLI entry point so a UserError ends with its message and exit code 2, and
+    Ctrl-C with one line (what was kept) and exit code 130."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -26,5 +46,8 @@ def cli_errors(main: F) -> F:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(USAGE_EXIT_CODE) from None
+        except KeyboardInterrupt as err:
+            print(interrupted_line(err), file=sys.stderr)
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]

@@ -22,6 +22,7 @@ import numpy as np
 from sir.config import option, parse, validate
 from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
 from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
+from sir.data.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
 
@@ -181,6 +182,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     from sir.runtime import pick_device, quiet_libraries
 
     validate(cfg)
+    refuse_if_busy(cfg.root, cfg.repo_id)
     quiet_libraries()
     policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device))
     policy.eval()
@@ -204,7 +206,8 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
         "auto_save_on_success": cfg.auto_save_on_success, "episodes": [],
     }
     try:
-        writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS)
+        writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS,
+                             resumable=True)
         result = record_episodes(
             writer, env, spec, CorrectedPolicy(policy, pre, post, corrector, spec.task), cfg.seed, cfg.episodes,
             cfg.max_steps or spec.horizon, until_written=False,

@@ -16,6 +16,7 @@ import numpy as np
 from sir.config import option, parse, validate
 from sir.data import recording
 from sir.data.recording import ExpertActor, RecordingResult
+from sir.data.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.envs.factory import make_env
 from sir.envs.spec import EnvSpec, default_spec
@@ -70,6 +71,7 @@ def collect(cfg: CollectConfig) -> RecordingResult:
     if cfg.skip_existing and target.exists():
         print(f"{target} exists; not recording again.")
         return existing(target)
+    refuse_if_busy(cfg.root, cfg.repo_id)
     layout = {}
     if cfg.state_keys:
         layout["state_keys"] = cfg.state_keys
@@ -85,6 +87,7 @@ def collect(cfg: CollectConfig) -> RecordingResult:
         env, spec, cfg.root, cfg.repo_id, cfg.seed,
         info={"recorded_by": "sir.data.collect", "expert": type(expert).__name__, "noise": cfg.noise,
               "target_jitter": cfg.target_jitter, "first_seed": cfg.seed},
+        resumable=True,
     )
     result = recording.record_episodes(
         writer, env, spec, ExpertActor(expert), cfg.seed, cfg.episodes, cfg.max_steps, until_written=True,
@@ -107,6 +110,7 @@ def _collect_from_operator(cfg: CollectConfig, spec: EnvSpec) -> RecordingResult
         writer = recording.open_writer(
             env, spec, cfg.root, cfg.repo_id, cfg.seed,
             info={"recorded_by": "sir.data.collect", "device": cfg.device, "first_seed": cfg.seed},
+            resumable=True,
         )
         result = recording.record_episodes(
             writer, env, spec, actor, cfg.seed, cfg.episodes, cfg.max_steps, until_written=True,

@@ -3,16 +3,18 @@
 An episode is a plain loop in the style of robomimic's ``run_rollout``: each step asks an
 *actor* for the action (a scripted expert, or a policy that a corrector may take over from)
 and keeps the observation features, the action, and the reward and success that followed.
-``record_episodes`` writes episodes to a dataset with a progress bar: Ctrl-C keeps the
-finished episodes, any other error leaves nothing behind.
+``record_episodes`` writes episodes to a dataset with a progress bar. Each finished episode
+is durable at once: Ctrl-C moves the finished episodes into place and raises ``Interrupted``
+saying so; a kill (or any other error) leaves them for the next recording of the same
+repo-id, which goes on from them (``DatasetWriter.recovered``).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +24,7 @@ from sir.data.dagger import LABEL_FEATURE_SPECS, label_demo
 from sir.data.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
-from sir.errors import UserError
+from sir.errors import Interrupted, UserError
 
 Frame = dict[str, np.ndarray]
 
@@ -103,12 +105,14 @@ def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int
 
 def open_writer(
     env: Any, spec: EnvSpec, root: str | Path, repo_id: str, seed: int, info: dict[str, Any],
-    labels: dict[str, dict] = LABEL_FEATURE_SPECS,
+    labels: dict[str, dict] = LABEL_FEATURE_SPECS, resumable: bool = False,
 ) -> DatasetWriter:
     """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features
-    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.dagger``)."""
+    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.dagger``);
+    ``resumable`` for ``record_episodes`` (see ``DatasetWriter``)."""
     example = observation_to_features(reset_env(env, seed), spec)
-    return DatasetWriter(root, repo_id, spec, dataset_features(spec, example, action_dim(env), extra=labels), info=info)
+    features = dataset_features(spec, example, action_dim(env), extra=labels)
+    return DatasetWriter(root, repo_id, spec, features, info=info, resumable=resumable)
 
 
 @dataclass
@@ -166,29 +170,40 @@ def record_episodes(
     ``until_written``: run until ``episodes`` are written (the bar counts written episodes),
     giving up after 3 x ``episodes`` without a success; otherwise run ``episodes`` (the bar
     counts episodes run). ``status`` gives the bar's counters; ``info``, what to add to the
-    dataset's sir_info.json.
+    dataset's sir_info.json. A writer that recovered an interrupted recording's episodes
+    goes on after them: its counts, and the seeds after the last episode it kept.
+    Ctrl-C keeps the finished episodes and raises ``Interrupted`` (what was kept).
     """
     from tqdm import tqdm
 
-    result = RecordingResult()
-    bar = tqdm(total=episodes, desc=desc, unit="ep")
-    seeds = itertools.count(first_seed) if until_written else range(first_seed, first_seed + episodes)
+    notes = writer.recovered or {}
+    result = RecordingResult(**notes["result"]) if "result" in notes else RecordingResult()
+    runs = int(notes.get("runs", 0))  # episodes run so far, discarded ones too
+    next_seed = int(notes.get("next_seed", first_seed))
+    bar = tqdm(total=episodes, initial=result.episodes if until_written else runs, desc=desc, unit="ep")
+    seeds = itertools.count(next_seed) if until_written else range(next_seed, next_seed + max(0, episodes - runs))
+    interrupted = False
     try:
         for seed in seeds:
+            if until_written and result.episodes >= episodes:
+                break
             episode = run_episode(env, spec, actor, seed, max_steps)
+            runs += 1
             saved = not episode.discarded and keep(episode)
+            counted = copy.deepcopy(result)  # becomes the result once the episode is on disk
+            counted.count(episode, saved)
             if saved:
-                writer.add_episode(episode.frames)
-            result.count(episode, saved)
+                notes = {"result": {k: v for k, v in asdict(counted).items() if k != "path"},
+                         "runs": runs, "next_seed": seed + 1}
+                writer.add_episode(episode.frames, progress=notes)
+            result = counted
             if saved or not until_written:
                 bar.update(1)
             bar.set_postfix(status(result))
-            if until_written and result.episodes >= episodes:
-                break
             if until_written and result.tried >= 3 * episodes and not result.successes:
                 raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
     except KeyboardInterrupt:
-        print(f"\nInterrupted: keeping the {result.episodes} episodes recorded so far.", file=sys.stderr)
+        interrupted = True
     except BaseException:
         writer.abort()
         raise
@@ -198,4 +213,7 @@ def record_episodes(
     if info is not None:
         writer.info.update(info(result))
     result.path = writer.finalize()
+    if interrupted:
+        raise Interrupted(f"{result.episodes} finished episode{'s' if result.episodes != 1 else ''} kept in {result.path}"
+                          if result.path else "no episode was finished; nothing written") from None
     return result

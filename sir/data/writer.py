@@ -1,13 +1,19 @@
-"""The dataset writer shared by ``sir.data.collect`` and ``sir.dagger.record``.
+"""The dataset writer shared by ``sir.data.collect``, ``sir.dagger.record`` and the importers.
 
 Datasets are LeRobotDataset v3 written by lerobot's own writer. They are built in a
 temporary folder beside the target and renamed into place when finalized, so an existing
-dataset is never touched and an interrupted recording leaves a loadable dataset.
+dataset is never touched. One writer at a time holds a repo-id (a lock beside the target);
+a second is refused at start.
+
+A *resumable* writer (the recorders') makes each finished episode durable as it goes (see
+``sir.data.journal``): a recording killed even by SIGKILL loses at most the episode in
+progress, and the next writer of the same repo-id keeps the finished episodes and goes on
+from them (``recovered`` holds what the recorder noted at the last episode).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sir import atomic
+from sir.data import journal
 from sir.envs.spec import IMAGE_FEATURE_PREFIX, EnvSpec
 from sir.errors import UserError
 
@@ -60,25 +67,43 @@ class DatasetWriter:
         spec: EnvSpec,
         features: dict[str, dict],
         info: dict[str, Any] | None = None,
+        resumable: bool = False,
     ):
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
         _silence_lerobot_progress()
         self.target = Path(root) / repo_id
+        self.lock = _hold(self.target)
+        try:
+            self._open(repo_id, spec, features, info, resumable)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, repo_id: str, spec: EnvSpec, features: dict[str, dict], info: dict[str, Any] | None,
+              resumable: bool) -> None:
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
         if self.target.exists():
             raise UserError(
                 f"A dataset already exists at {self.target}; choose another --repo-id or remove it first."
             )
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        # Datasets that killed recordings were building here (their parquet files never
-        # closed) can never be finished: removed, as a new recording starts beside them.
-        removed = atomic.remove_leftovers(self.target.parent)
+        # What killed runs left here goes, except recordings with finished episodes: those are
+        # kept for the next recording of their repo-id (this one's, below).
+        removed = atomic.remove_leftovers(self.target.parent, keep=lambda entry: journal.finished_episodes(entry) > 0)
         if removed:
             print(removed)
+        self.repo_id, self.spec, self.features, self.info = repo_id, spec, features, dict(info or {})
+        self.resumable = resumable
         self.tmp = atomic.temporary_path(self.target)
         shutil.rmtree(self.tmp, ignore_errors=True)
-        self.spec = spec
-        self.info = dict(info or {})
+        self.num_episodes = 0
+        self.num_frames = 0
+        self.recovered: dict[str, Any] | None = None  # the recorder's notes at the last kept episode
+        self._record: dict[str, Any] | None = None  # the last commit
+        self._saving = False  # inside add_episode: lerobot's files may hold part of an episode
+        interrupted = _interrupted_recording(self.target)
+        if interrupted is not None:
+            self._recover(interrupted)
+            return
         self.dataset = LeRobotDataset.create(
             repo_id=repo_id,
             fps=spec.control_freq,
@@ -89,27 +114,134 @@ class DatasetWriter:
             image_writer_threads=4 if spec.cameras else 0,
             vcodec=DEFAULT_VCODEC,
         )
-        self.num_episodes = 0
-        self.num_frames = 0
 
-    def add_episode(self, frames: list[dict[str, Any]]) -> None:
-        """Add one episode's frames (feature arrays; ``task`` is filled in) and save it."""
+    def _recover(self, folder: Path) -> None:
+        """Take over the finished episodes of a killed recording of this repo-id."""
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        record = journal.read(folder)
+        assert record is not None
+        journal.roll_back(folder, record)
+        folder.rename(self.tmp)
+        self._record = record
+        self.num_episodes, self.num_frames = int(record["episodes"]), int(record["frames"])
+        kept = f"Kept {self.num_episodes} finished episode{'s' if self.num_episodes > 1 else ''} of an interrupted recording"
+        differ = [name for name, theirs, ours in (("EnvSpec", record["spec"], self.spec.to_dict()),
+                                                   ("set of features", record["features"], self.features))
+                  if not journal.same(theirs, ours)]
+        if differ or not self.resumable:
+            # It cannot go on here: it becomes the dataset, as it would have at a Ctrl-C.
+            self.spec, self.info = EnvSpec.from_dict(record["spec"]), record["info"]
+            path = self._move_into_place()
+            print(f"{kept} in {path}.")
+            how = f"with another {' and '.join(differ)}" if differ else "by a recorder that goes on from it"
+            raise UserError(f"{path} now holds the finished episodes of an interrupted recording made {how}; "
+                            f"choose another --repo-id, or remove {path} first.")
+        try:
+            self.dataset = LeRobotDataset(self.repo_id, root=self.tmp, vcodec=DEFAULT_VCODEC)
+        except Exception as err:
+            raise UserError(f"The interrupted recording of {self.target} in {self.tmp} cannot be read ({err}); "
+                            f"remove {self.tmp} to record {self.target} anew.") from None
+        if self.spec.cameras:
+            self.dataset.start_image_writer(num_threads=4)
+        self.info = {**record["info"], "interruptions": int(record["info"].get("interruptions", 0)) + 1}
+        self.recovered = record["progress"]
+        print(f"{kept} of {self.target}; recording goes on from there.")
+
+    def add_episode(self, frames: list[dict[str, Any]], progress: dict[str, Any] | None = None) -> None:
+        """Add one episode's frames (feature arrays; ``task`` is filled in) and save it. A
+        resumable writer then makes it durable, with ``progress`` (JSON) for ``recovered``."""
+        self._saving = True
         for frame in frames:
             self.dataset.add_frame({**frame, "task": self.spec.task})
         self.dataset.save_episode()
+        if self.resumable:
+            # lerobot writes a parquet file's footer only when its writer closes (finalize).
+            self.dataset.finalize()
+            _continue_in_new_files(self.dataset)
         self.num_episodes += 1
         self.num_frames += len(frames)
+        if self.resumable:
+            self._record = journal.commit(self.tmp, {
+                "episodes": self.num_episodes, "frames": self.num_frames, "spec": self.spec.to_dict(),
+                "features": self.features, "info": self.info, "progress": progress or {},
+            })
+        self._saving = False
 
     def finalize(self) -> Path | None:
-        """Close the writer and move the dataset into place; None when nothing was recorded."""
-        self.dataset.finalize()
-        if self.num_episodes == 0:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return None
+        """Close the writer and move the dataset into place; None when nothing was recorded.
+        After a Ctrl-C inside ``add_episode``, the finished episodes alone are kept."""
+        try:
+            if self._saving:
+                with contextlib.suppress(Exception):
+                    self.dataset.finalize()
+                if self._record is None:
+                    self.num_episodes = 0
+                else:
+                    journal.roll_back(self.tmp, self._record)
+                    self.num_episodes, self.num_frames = self._record["episodes"], self._record["frames"]
+            else:
+                self.dataset.finalize()
+            if self.num_episodes == 0:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return None
+            return self._move_into_place()
+        finally:
+            self.lock.release()
+
+    def _move_into_place(self) -> Path:
         self.spec.save(self.tmp / "meta")
-        (self.tmp / "meta" / SIR_META_FILENAME).write_text(json.dumps(self.info, indent=2) + "\n")
+        atomic.write_json(self.tmp / "meta" / SIR_META_FILENAME, self.info)
         self.tmp.rename(self.target)
+        (self.target / journal.JOURNAL).unlink(missing_ok=True)  # after the rename: never a dataset without it
         return self.target
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Stop on an error: a resumable writer's finished episodes stay for the next recording
+        of this repo-id (as after a kill); otherwise nothing is left."""
+        try:
+            if self._record is None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return
+            with contextlib.suppress(Exception):
+                self.dataset.finalize()
+            journal.roll_back(self.tmp, self._record)
+            print(f"The {self._record['episodes']} finished episodes are kept for the next recording of {self.target}.")
+        finally:
+            self.lock.release()
+
+
+def refuse_if_busy(root: str | Path, repo_id: str) -> None:
+    """Refuse at once (before building an env) a recording of a repo-id another live process
+    is writing; the writer itself takes the lock for good."""
+    _hold(Path(root) / repo_id).release()
+
+
+def _hold(target: Path) -> atomic.ProcessLock:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = atomic.ProcessLock(target.with_name(f".{target.name}.lock"))
+    if not lock.acquire():
+        who = f"process {lock.owner}" if lock.owner else "another process"
+        raise UserError(f"Another recording ({who}) is writing {target} now; "
+                        "wait for it to finish or choose another --repo-id.")
+    return lock
+
+
+def _interrupted_recording(target: Path) -> Path | None:
+    """The temporary folder of a killed recording of ``target`` with the most finished episodes."""
+    found = [entry for entry, name in atomic.dead_leftovers(target.parent)
+             if name == target.name and entry.name.startswith(f".{name}.tmp-") and journal.finished_episodes(entry) > 0]
+    return max(found, key=journal.finished_episodes, default=None)
+
+
+def _continue_in_new_files(dataset: Any) -> None:
+    """Have lerobot write the next episode to new data, episodes and video files, as it does
+    for a recording resumed on a finalized dataset. Otherwise it would reopen the closed
+    episodes file and truncate it (a new ParquetWriter on its path) and rewrite the last video
+    file to append to it. Its resume branches read only the last episode's row of
+    ``meta.episodes`` (file indices and frame range), which is the row it just wrote."""
+    meta = dataset.meta
+    last = {key: value[0] if isinstance(value, list) else value for key, value in meta.latest_episode.items()}
+    dataset.latest_episode = None
+    meta.latest_episode = None
+    meta.episodes = [last]

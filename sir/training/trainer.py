@@ -20,7 +20,7 @@ from typing import Any
 
 from sir import atomic
 from sir.envs.spec import EnvSpec
-from sir.errors import UserError
+from sir.errors import UserError, note_kept
 from sir.hub import check_push
 from sir.runtime import pick_device, quiet_libraries, seed_everything
 from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save
@@ -245,8 +245,11 @@ def train(config: TrainConfig) -> RunResult:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
                                 scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None})
 
-        return save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
-                               write_state if with_state else None)
+        saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
+                                write_state if with_state else None)
+        if with_state:
+            note_kept(f"last checkpoint {saved}")  # the line Ctrl-C prints (sir.errors.cli_errors)
+        return saved
 
     def evaluate(step: int) -> dict[str, Any]:
         nonlocal best, best_eval

@@ -170,3 +170,77 @@ def test_ctrl_c_without_a_note_says_so_generically(capsys):
         command()
     assert stopped.value.code == INTERRUPTED_EXIT_CODE
     assert capsys.readouterr().err == "interrupted: stopped before finishing\n"
+
+
+# -- the writer itself, without an env: a kill inside an episode's save, other settings ----
+
+
+def _writer(root: Path, cameras: tuple[str, ...] = ("agentview",), state_dim: int = 4):
+    from sir.data.writer import DatasetWriter, dataset_features
+    from sir.envs.spec import IMAGE_FEATURE_PREFIX, default_spec
+
+    spec = default_spec("Lift", "Panda", cameras=list(cameras), image_size=16)
+    example = {"observation.state": np.zeros(state_dim, np.float32)}
+    example.update({IMAGE_FEATURE_PREFIX + cam: np.zeros((16, 16, 3), np.uint8) for cam in cameras})
+    return DatasetWriter(root, "demo", spec, dataset_features(spec, example, 7), info={"by": "test"}, resumable=True)
+
+
+def _episode(seed: int, length: int = 6, state_dim: int = 4) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"observation.state": rng.normal(size=state_dim).astype(np.float32),
+             "observation.images.agentview": rng.integers(0, 256, (16, 16, 3), np.uint8),
+             "action": rng.normal(size=7).astype(np.float32), "next.reward": np.zeros(1, np.float32),
+             "next.success": np.array([t == length - 1])} for t in range(length)]
+
+
+def _die(writer, root: Path) -> Path:
+    """What a SIGKILL leaves: the writer's folder under a dead PID, its lock gone with it."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    writer.lock.release()
+    left = root / f".demo.tmp-{child.pid}"
+    writer.tmp.rename(left)
+    return left
+
+
+def test_a_kill_inside_an_episode_save_loses_that_episode_only(tmp_path, monkeypatch, capsys):
+    writer = _writer(tmp_path)
+    for seed in range(2):
+        writer.add_episode(_episode(seed), progress={"next_seed": seed + 1})
+    # Killed inside lerobot's save of the third: its frames and video written, its metadata not.
+    monkeypatch.setattr(writer.dataset.meta, "save_episode", lambda *a, **k: (_ for _ in ()).throw(RuntimeError))
+    with pytest.raises(RuntimeError):
+        writer.add_episode(_episode(2, length=9))
+    left = _die(writer, tmp_path)
+    written = {p.relative_to(left).as_posix() for p in left.rglob("*") if p.is_file()}
+    assert written - set(journal.read(left)["files"]) - {journal.JOURNAL}  # the third episode's files
+    monkeypatch.undo()
+
+    writer = _writer(tmp_path)
+    assert "Kept 2 finished episodes of an interrupted recording" in capsys.readouterr().out
+    assert writer.recovered == {"next_seed": 2} and writer.num_episodes == 2
+    writer.add_episode(_episode(3, length=7))
+    path = writer.finalize()
+    dataset = load(tmp_path, "demo")
+    assert (dataset.num_episodes, dataset.num_frames) == (3, 6 + 6 + 7)
+    assert list(dataset.meta.episodes["length"]) == [6, 6, 7]
+    assert list(frames_of(path)["index"]) == list(range(19))
+    # Each episode's video decodes where its metadata says (the dropped episode's video is gone).
+    last = dataset[18]
+    assert last["episode_index"] == 2 and last["observation.images.agentview"].shape == (3, 16, 16)
+    assert len(list(path.glob("videos/*/*/*.mp4"))) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_an_interrupted_recording_with_other_features_becomes_the_dataset_and_the_new_one_is_refused(tmp_path, capsys):
+    from sir.errors import UserError
+
+    writer = _writer(tmp_path, cameras=())
+    frames = [{k: v for k, v in f.items() if "images" not in k} for f in _episode(0)]
+    writer.add_episode(frames)
+    _die(writer, tmp_path)
+    with pytest.raises(UserError, match="made with another EnvSpec and set of features"):
+        _writer(tmp_path)
+    assert f"Kept 1 finished episode of an interrupted recording in {tmp_path / 'demo'}." in capsys.readouterr().out
+    assert load(tmp_path, "demo").num_episodes == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

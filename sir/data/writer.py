@@ -14,6 +14,7 @@ from them (``recovered`` holds what the recorder noted at the last episode).
 from __future__ import annotations
 
 import contextlib
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ class DatasetWriter:
         removed = atomic.remove_leftovers(self.target.parent, keep=lambda entry: journal.finished_episodes(entry) > 0)
         if removed:
             print(removed)
-        self.repo_id, self.spec, self.features, self.info = repo_id, spec, features, dict(info or {})
+        # lerobot adds to the feature dicts it is given (video info): ours stay as the recorder made them.
+        self.repo_id, self.spec, self.features, self.info = repo_id, spec, copy.deepcopy(features), dict(info or {})
         self.resumable = resumable
         self.tmp = atomic.temporary_path(self.target)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -107,7 +109,7 @@ class DatasetWriter:
         self.dataset = LeRobotDataset.create(
             repo_id=repo_id,
             fps=spec.control_freq,
-            features=features,
+            features=copy.deepcopy(features),
             root=self.tmp,
             robot_type=spec.robot_type,
             use_videos=True,

@@ -136,8 +136,8 @@ class DatasetWriter:
             self.spec, self.info = EnvSpec.from_dict(record["spec"]), record["info"]
             path = self._move_into_place()
             print(f"{kept} in {path}.")
-            how = f"with another {' and '.join(differ)}" if differ else "by a recorder that goes on from it"
-            raise UserError(f"{path} now holds the finished episodes of an interrupted recording made {how}; "
+            why = f"made with another {' and '.join(differ)}" if differ else "which this command cannot continue"
+            raise UserError(f"{path} now holds the finished episodes of an interrupted recording {why}; "
                             f"choose another --repo-id, or remove {path} first.")
         try:
             self.dataset = LeRobotDataset(self.repo_id, root=self.tmp, vcodec=DEFAULT_VCODEC)

@@ -10,7 +10,9 @@ each dataset's share when shares are set, over the whole mixture otherwise). Fra
 
 The sampler draws with replacement, one pass being as many samples as the mixture has
 frames; each pass draws afresh from a generator seeded by ``(seed, pass)``, so a run is
-reproducible and passes differ.
+reproducible and passes differ. The plain shuffle is a permutation seeded the same way.
+Neither touches torch's global RNG, so a pass can be drawn again from its number alone:
+``BatchStream`` uses that to continue a resumed run in the middle of a pass.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
         self.seed = seed
         self._passes = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw pass ``epoch`` next (accelerate's DataLoaderShard calls this before each pass)."""
+        self._passes = int(epoch)
+
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self._passes])
         self._passes += 1
@@ -97,6 +103,27 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
         """The probability of drawing each sample index (buckets cover them all, in order)."""
         order = np.argsort(self.starts, kind="stable")
         return np.repeat(self.probs[order] / self.sizes[order], self.sizes[order])
+
+
+class ShuffleSampler(torch.utils.data.Sampler[int]):
+    """Every sample index once per pass, in an order seeded by ``(seed, pass)``: torch's
+    shuffle, but drawn again from the pass number alone rather than from the global RNG."""
+
+    def __init__(self, num_samples: int, seed: int = 0):
+        self.num_samples = int(num_samples)
+        self.seed = seed
+        self._passes = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self._passes = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self._passes])
+        self._passes += 1
+        yield from rng.permutation(self.num_samples).tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 def make_sampler(
@@ -149,21 +176,78 @@ def make_dataloader(
     num_workers: int = 0,
     pin_memory: bool = False,
     drop_last: bool | None = None,
+    seed: int = 0,
 ) -> torch.utils.data.DataLoader:
-    """The trainer's loader: the mixture's sampler, or a shuffle when it has none.
+    """The trainer's loader: the mixture's sampler, or a shuffle seeded by ``seed``.
 
     ``drop_last`` defaults to dropping a short last batch only when the mixture holds at
     least one full batch (else a pass would yield nothing); ``pin_memory`` is for CUDA.
     """
+    sampler = mixture.sampler if mixture.sampler is not None else ShuffleSampler(len(mixture), seed)
     return torch.utils.data.DataLoader(
         mixture,
         batch_size=batch_size,
-        sampler=mixture.sampler,
-        shuffle=mixture.sampler is None,
+        sampler=sampler,
         drop_last=len(mixture) >= batch_size if drop_last is None else drop_last,
         num_workers=num_workers,
         pin_memory=pin_memory,
         # A pass is one mixture's worth of samples, often a few hundred steps: keep the
         # workers rather than start new processes for each pass.
         persistent_workers=num_workers > 0,
+        # Its own generator: without one every pass would draw the workers' base seed from
+        # torch's global RNG, which dropout and ACT's VAE draw from too, so a resumed run
+        # (which starts its loader mid-pass) would see other random numbers than the original.
+        generator=torch.Generator().manual_seed(seed),
     )
+
+
+def set_pass(loader, epoch: int) -> None:
+    """Make ``loader``'s next pass be pass number ``epoch``."""
+    if hasattr(loader, "set_epoch"):  # accelerate's DataLoaderShard: its own counter and the sampler's
+        loader.set_epoch(epoch)
+        return
+    sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+
+
+class BatchStream:
+    """Batches pass after pass without end (lerobot's ``cycle``), knowing its place: the pass
+    and the number of its batches handed out. Started at ``(epoch, batch)``, the first pass
+    is drawn again from its number and its first ``batch`` batches are skipped by index
+    (accelerate's ``skip_first_batches``), without loading them."""
+
+    def __init__(self, loader, epoch: int = 0, batch: int = 0):
+        self.loader = loader
+        self.epoch, self.batch = int(epoch), int(batch)
+        self._iterator: Iterator | None = None
+
+    def position(self) -> dict[str, int]:
+        """Where the next batch comes from: ``{"pass": p, "batch": b}`` (b batches of pass p consumed)."""
+        return {"pass": self.epoch, "batch": self.batch}
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self):
+        for _ in range(2):  # the rest of a pass may be empty; a whole new pass may not
+            if self._iterator is None:
+                self._iterator = iter(self._pass_loader())
+            try:
+                item = next(self._iterator)
+            except StopIteration:
+                self._iterator = None
+                self.epoch, self.batch = self.epoch + 1, 0
+                continue
+            self.batch += 1
+            return item
+        raise RuntimeError("the training DataLoader yielded no batch in a whole pass")
+
+    def _pass_loader(self):
+        set_pass(self.loader, self.epoch)
+        if self.batch == 0:
+            return self.loader
+        from accelerate.data_loader import skip_first_batches
+
+        # The new loader shares the sampler (and its pass number) and the generator.
+        return skip_first_batches(self.loader, self.batch)

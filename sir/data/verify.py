@@ -50,12 +50,9 @@ def _vec(values: np.ndarray) -> str:
 
 def draw(mix, num_samples: int, seed: int) -> np.ndarray:
     """Sample indices drawn the way the trainer's DataLoader draws them."""
-    import torch
-
     from sir.data.sampling import make_dataloader
 
-    torch.manual_seed(seed)  # the trainer's shuffle draws from torch's global generator
-    sampler = make_dataloader(mix, batch_size=1).sampler
+    sampler = make_dataloader(mix, batch_size=1, seed=seed).sampler
     drawn: list[int] = []
     while len(drawn) < num_samples:
         drawn.extend(itertools.islice(iter(sampler), num_samples - len(drawn)))

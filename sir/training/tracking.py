@@ -7,14 +7,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sir import atomic
 from sir.errors import UserError
 
 
 class RunLogger:
     def __init__(self, run_dir: Path, config: dict[str, Any], use_wandb: bool = False,
                  project: str = "sir", entity: str | None = None, run_name: str | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, resume_step: int | None = None):
         self.path = run_dir / "metrics.jsonl"
+        if resume_step is not None:
+            drop_steps_after(self.path, resume_step)
         self.wandb = None
         if use_wandb:
             try:
@@ -44,6 +47,22 @@ class RunLogger:
     def finish(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def drop_steps_after(path: Path, step: int) -> None:
+    """Keep the records of steps up to ``step`` (a resumed run logs the later ones again);
+    a line a killed run left half-written goes too. The file is replaced whole."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    atomic.write_text(path, "".join(kept))
 
 
 class TrainingProgress:

@@ -72,11 +72,12 @@ def train(config: TrainConfig) -> RunResult:
     quiet_libraries()
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.factory import resolve_delta_timestamps
-    from lerobot.datasets.utils import cycle, dataset_to_policy_features
+    from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     from sir.data import make_dataloader, make_mixture, parse_repo_ids
     from sir.data.args import mixture_kwargs
+    from sir.data.sampling import BatchStream
     from sir.envs.layout import check_data_fits_env, spec_without_record
     from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
@@ -85,7 +86,12 @@ def train(config: TrainConfig) -> RunResult:
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
     from sir.training.publish import model_to_push, push_model
-    from sir.training.state import load_training_state, save_training_state
+    from sir.training.state import (
+        data_position,
+        data_record,
+        load_training_state,
+        save_training_state,
+    )
     from sir.training.step import update
     from sir.training.tracking import RunLogger, TrainingProgress
 
@@ -214,7 +220,7 @@ def train(config: TrainConfig) -> RunResult:
     if frames.episodes:
         say(frames.line())
     loader = make_dataloader(mixture, config.batch_size, num_workers=config.num_workers,
-                             pin_memory=device.startswith("cuda"))
+                             pin_memory=device.startswith("cuda"), seed=config.seed)
     policy, optimizer, loader = accelerator.prepare(policy, optimizer, loader)
     model = accelerator.unwrap_model(policy)
     video_dir = Path(config.video_dir) if config.video_dir else run_dir / "videos"
@@ -230,7 +236,8 @@ def train(config: TrainConfig) -> RunResult:
                                effective_batch_size=effective, datasets=data_info)
         atomic.write_json(run_dir / CONFIG_FILENAME, saved)
         logger = RunLogger(run_dir, saved, config.use_wandb, config.wandb_project, config.wandb_entity,
-                           config.wandb_run_name, run_id=run_state.get("wandb_run_id"))
+                           config.wandb_run_name, run_id=run_state.get("wandb_run_id"),
+                           resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
     best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
@@ -243,7 +250,9 @@ def train(config: TrainConfig) -> RunResult:
 
         def write_state(folder: Path) -> None:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                                scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None})
+                                scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None,
+                                            "data": data_record(batches.position(), config.batch_size,
+                                                                accelerator.num_processes, config.seed)})
 
         saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
                                 write_state if with_state else None)
@@ -281,7 +290,8 @@ def train(config: TrainConfig) -> RunResult:
     say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
     say(BANNER)
     policy.train()
-    batches = cycle(loader)
+    batches = BatchStream(loader, *(data_position(run_state, config.batch_size, accelerator.num_processes,
+                                                  config.seed, say) if resume is not None else (0, 0)))
     progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
     start = time.perf_counter()
     last_eval: dict[str, Any] | None = None

@@ -164,12 +164,13 @@ class RecordConfig:
     corrector: str = option("expert", "who corrects: the task's scripted expert, or a person with this robosuite "
                             "input device, watching a window (needs a screen)", choices=["expert", *DEVICES])
     auto_save_on_success: bool = option(False, "also save episodes the policy finished alone (all frames source 0)")
-    max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)")
+    max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)", minimum=1)
     seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
-    patience: int = option(TakeoverRule.patience, "takeover after this many steps without progress")
+    patience: int = option(TakeoverRule.patience, "takeover after this many steps without progress", minimum=0)
     deviation: float = option(TakeoverRule.deviation,
-                              "takeover when the policy's arm command differs from the expert's by more than this ...")
-    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row")
+                              "takeover when the policy's arm command differs from the expert's by more than this ...",
+                              minimum=0)
+    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row", minimum=1)
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from sir.config import option, parse, validate
 from sir.data import recording
 from sir.data.recording import ExpertActor, RecordingResult
+from sir.data.resolve import dataset_path
 from sir.data.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.envs.factory import make_env
@@ -32,16 +33,16 @@ class CollectConfig:
     root: str = option("data", "folder that holds datasets")
     repo_id: str = option(None, "dataset name; written to <root>/<repo-id>", required=True)
     cameras: list[str] = option([], "comma-separated cameras to record, e.g. agentview,robot0_eye_in_hand")
-    image_size: int = option(84, "camera image height and width")
+    image_size: int = option(84, "camera image height and width", minimum=8)
     state_keys: list[str] | None = option(
         None, "robosuite observation keys, comma-separated, concatenated into observation.state "
         "(default: the env's layout, see sir.envs.spec)")
     env_state_keys: list[str] | None = option(
         None, "observation keys concatenated into observation.environment_state (default: the env's layout)")
-    max_steps: int = option(200, "step limit per episode")
+    max_steps: int = option(200, "step limit per episode", minimum=1)
     seed: int = option(0, "first episode's seed; episode i uses seed+i")
-    noise: float = option(0.1, "std of Gaussian noise on the expert's arm commands")
-    target_jitter: float = option(0.01, "metres of jitter on the expert's waypoints")
+    noise: float = option(0.1, "std of Gaussian noise on the expert's arm commands", minimum=0)
+    target_jitter: float = option(0.01, "metres of jitter on the expert's waypoints", minimum=0)
     keep_failures: bool = option(False, "also record episodes the expert (or operator) failed")
     device: str | None = option(None, "a person drives with this robosuite input device instead of the expert, "
                                 "in real time, watching a window (needs a screen)", choices=DEVICES)
@@ -67,7 +68,7 @@ def collect(cfg: CollectConfig) -> RecordingResult:
     """Record ``cfg.episodes`` expert (or, with ``device``, human) episodes to
     ``cfg.root/cfg.repo_id`` (the existing dataset, untouched, with ``skip_existing``)."""
     validate(cfg)
-    target = Path(cfg.root) / cfg.repo_id
+    target = dataset_path(cfg.root, cfg.repo_id, "--repo-id")
     if cfg.skip_existing and target.exists():
         print(f"{target} exists; not recording again.")
         return existing(target)

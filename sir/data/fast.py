@@ -36,9 +36,18 @@ def read_columns(root: Path, columns: list[str]) -> dict[str, np.ndarray]:
     paths = sorted((root / "data").glob("*/*.parquet"))
     if not paths:
         raise UserError(f"Dataset at {root} has no data files (data/*/*.parquet).")
-    tables = [pq.read_table(p, columns=columns) for p in paths]
+    tables = [_read_table(p, columns) for p in paths]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     return {name: _to_numpy(table.column(name), len(table)) for name in columns}
+
+
+def _read_table(path: Path, columns: list[str]) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as err:  # truncated or overwritten: no parquet footer, bad pages
+        reason = str(err).strip().splitlines()[0].split("': ", 1)[-1]  # pyarrow's message repeats the path first
+        raise UserError(f"{path} is not a readable parquet file ({reason}); restore the dataset from a copy or "
+                        "record it again.") from err
 
 
 def _to_numpy(column: pa.ChunkedArray, rows: int) -> np.ndarray:

@@ -13,6 +13,7 @@ works.
 from __future__ import annotations
 
 import bisect
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -343,6 +344,17 @@ def _quiet(message: str) -> None:
 def _load_meta(res: ResolvedDataset):
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
+    # lerobot fetches what is missing from the hub, so a damaged local copy would be
+    # refused as unreachable (offline) or mixed with the hub's files: said here instead.
+    info_path = res.root / "meta" / "info.json"
+    try:
+        json.loads(info_path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"Dataset '{res.repo_id}': {info_path} cannot be read ({err}); restore the dataset from a "
+                        "copy or record it again.") from err
+    if not any((res.root / "meta" / "episodes").glob("*/*.parquet")):
+        raise UserError(f"Dataset '{res.repo_id}' at {res.root} has no meta/episodes/ files (an incomplete copy?); "
+                        "restore the dataset from a copy or record it again.")
     try:
         return LeRobotDatasetMetadata(res.repo_id, root=res.root)
     except Exception as err:  # a folder that is not a readable LeRobot v3 dataset

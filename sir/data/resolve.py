@@ -51,6 +51,20 @@ def parse_repo_ids(text: str | list[str]) -> list[str]:
     return ids
 
 
+def dataset_path(root: str | Path, repo_id: str, flag: str = "--repo-ids") -> Path:
+    """``<root>/<repo_id>``, the one place a repo id becomes a local folder: refused when
+    ``root`` is a file or when ``repo_id`` would lead out of ``root`` (an absolute path,
+    ``..``) or to ``root`` itself, so nothing is read or written outside the root."""
+    root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--root {root} is a file, not a folder; pass the folder that holds the datasets.")
+    parts = Path(repo_id).parts
+    if not repo_id.strip() or Path(repo_id).is_absolute() or ".." in parts or parts in ((), (".",)):
+        raise UserError(f"{flag} {repo_id!r} is not a dataset name inside {root}; give a name such as lift_demos "
+                        "or user/name, and the folder that holds it with --root.")
+    return root / repo_id
+
+
 def hub_cache_dir() -> Path:
     # Looked up on each call so that tests (and users) can point it elsewhere.
     from lerobot.utils import constants
@@ -87,7 +101,7 @@ def resolve_dataset(repo_id: str, root: str | Path | None = None) -> ResolvedDat
         if pinned is not None:
             raise UserError(f"--repo-ids entry '{repo_id}' pins a hub revision, but --root reads local folders; "
                             f"drop @{pinned} or drop --root to use the Hugging Face cache.")
-        path = Path(root).expanduser() / name
+        path = dataset_path(root, name)
         if not (path / INFO_FILE).is_file():
             raise UserError(
                 f"Dataset '{repo_id}' not found: {path} has no meta/info.json; record it with "
@@ -95,7 +109,7 @@ def resolve_dataset(repo_id: str, root: str | Path | None = None) -> ResolvedDat
             )
         return ResolvedDataset(repo_id, path, _cached_revision(path))
 
-    path = hub_cache_dir() / name
+    path = dataset_path(hub_cache_dir(), name)
     cached = _has_data(path)
     commit = _cached_revision(path) if cached else None
     if cached and (pinned is None or _matches(path, pinned, commit)):

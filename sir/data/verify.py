@@ -32,8 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=1000, help="samples to draw through the sampler (default: 1000)")
     p.add_argument("--batch-size", type=int, default=8, help="size of the one batch loaded as a check (default: 8)")
     args = p.parse_args(argv)
-    if args.num_samples < 1:
-        p.error("--num-samples must be at least 1")
+    for flag, value in (("--num-samples", args.num_samples), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, not {value}.")
     return args
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from sir import atomic
 from sir.data import journal
+from sir.data.resolve import dataset_path
 from sir.envs.spec import IMAGE_FEATURE_PREFIX, EnvSpec
 from sir.errors import UserError
 
@@ -71,7 +72,7 @@ class DatasetWriter:
         resumable: bool = False,
     ):
         _silence_lerobot_progress()
-        self.target = Path(root) / repo_id
+        self.target = dataset_path(root, repo_id, "--repo-id")
         self.lock = _hold(self.target)
         try:
             self._open(repo_id, spec, features, info, resumable)
@@ -216,7 +217,7 @@ class DatasetWriter:
 def refuse_if_busy(root: str | Path, repo_id: str) -> None:
     """Refuse at once (before building an env) a recording of a repo-id another live process
     is writing; the writer itself takes the lock for good."""
-    _hold(Path(root) / repo_id).release()
+    _hold(dataset_path(root, repo_id, "--repo-id")).release()
 
 
 def _hold(target: Path) -> atomic.ProcessLock:

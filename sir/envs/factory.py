@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -70,14 +72,40 @@ def make_env(
     np.random.seed(build_seed)
     try:
         env = robosuite.make(spec.env_name, **kwargs)
-        if render_camera is not None and not use_cameras:
-            cheapen_video_context(env, render_size)
-        return env
     except Exception as err:  # EGL failures surface as assorted GL/ctypes errors
         text = f"{type(err).__name__}: {err}"
         if any(s in text for s in ("EGL", "egl", "OpenGL", "GLError", "gladLoadGL")):
             raise UserError(egl_failure_message(err)) from err
+        unknown = _UNKNOWN_CAMERA.search(str(err.__context__))
+        if unknown:
+            # robosuite checks camera names only while it sets up the observations, and
+            # raises that as the cause of a ValueError about an "invalid sensor".
+            raise UserError(f"{spec.env_name} has no camera {unknown[1]!r} (--cameras); choose among "
+                            f"{unknown[2].replace(chr(39), '')}.") from err
         raise
+    if render_camera is not None and not use_cameras:
+        cheapen_video_context(env, render_size)
+    return env
+
+
+# robosuite's words for a camera name its model lacks: logged as an error, then raised.
+_UNKNOWN_CAMERA = re.compile(r'No "camera" with name (\S+) exists\. Available "camera" names = \((.*)\)')
+# The log line goes: make_env and check_render_camera turn the error into one sentence.
+logging.getLogger("robosuite_logs").addFilter(lambda record: not _UNKNOWN_CAMERA.search(record.getMessage()))
+
+
+def check_render_camera(spec: EnvSpec, camera: str) -> None:
+    """Refuse, before any rollout, a video camera the env does not have (robosuite would
+    fail only when the first frame is drawn, inside a worker)."""
+    env = make_env(spec, render_camera=camera, render_size=16)
+    try:
+        reset_env(env, 0)  # robosuite builds the simulation, and with it the camera list, on reset
+        names = list(env.sim.model.camera_names)
+    finally:
+        env.close()
+    if camera not in names:
+        raise UserError(f"{spec.env_name} has no camera {camera!r} to render from (--render-camera); choose among "
+                        f"{', '.join(names)}.")
 
 
 def reset_env(env: Any, seed: int) -> dict[str, np.ndarray]:

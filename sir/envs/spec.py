@@ -90,7 +90,14 @@ class EnvSpec:
         directory = Path(directory)
         for path in (directory / SPEC_FILENAME, directory / "meta" / SPEC_FILENAME):
             if path.is_file():
-                return cls.from_dict(json.loads(path.read_text()))
+                try:
+                    data = json.loads(path.read_text())
+                    if not isinstance(data, dict):
+                        raise UserError("it holds no mapping of fields")
+                    return cls.from_dict(data)
+                except (ValueError, TypeError, UserError) as err:
+                    raise UserError(f"{path} is not a valid EnvSpec ({err}); restore it from a copy, or delete it "
+                                    "and name the env with --env and --robot.") from err
         return None
 
 

@@ -23,10 +23,10 @@ from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
 class EvalConfig:
     checkpoint: str = option(None, "a best_model, final_model or checkpoint_<step> folder", required=True)
     episodes: int = option(50, "episodes to run", minimum=1)
-    max_steps: int | None = option(None, "step limit per episode (default: the EnvSpec's horizon)")
+    max_steps: int | None = option(None, "step limit per episode (default: the EnvSpec's horizon)", minimum=1)
     eval_seed: int = option(DEFAULT_EVAL_SEED, "seed of episode 0; episode i uses seed+i")
     save_video: bool = option(False, "record the first --video-episodes episodes")
-    video_episodes: int = option(4, "episodes in the video")
+    video_episodes: int = option(4, "episodes in the video", minimum=1)
     video_path: str | None = option(None, "default: <output-dir>/eval.mp4")
     output_dir: str | None = option(None, "where eval_results.json (and the video) go (default: eval/<model> beside "
                                     "the model folder, e.g. <run>/eval/best_model)")
@@ -53,10 +53,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     checkpoint = Path(cfg.checkpoint)
     policy, preprocessor, postprocessor, spec, info = load_checkpoint(
         checkpoint, device=pick_device(cfg.device), spec=spec_from_flags(cfg))
-    if cfg.env is not None and cfg.env != spec.env_name:
-        raise UserError(f"{checkpoint} was trained in {spec.env_name} (its sir_env.json) but --env {cfg.env} was "
-                        "given; drop --env, which only names the env of models saved without one.")
+    given = {"--env": (cfg.env, spec.env_name), "--robot": (cfg.robot, spec.robots[0]),
+             "--cameras": (cfg.cameras, list(spec.cameras)), "--image-size": (cfg.image_size, spec.image_size)}
+    for flag, (asked, has) in given.items():
+        if asked is not None and asked != has and not (flag == "--image-size" and not spec.cameras):
+            raise UserError(f"{checkpoint} was trained with {flag} {_text(has)} (its sir_env.json) but {flag} "
+                            f"{_text(asked)} was given; drop {flag}, which only describes the env of models saved "
+                            "without one.")
     check_model_fits_env(policy.config, spec)
+    if cfg.save_video:
+        from sir.envs.factory import check_render_camera
+
+        check_render_camera(spec, cfg.render_camera)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else checkpoint.parent / "eval" / checkpoint.name
     out_dir.mkdir(parents=True, exist_ok=True)
     video = (Path(cfg.video_path) if cfg.video_path else out_dir / "eval.mp4") if cfg.save_video else None
@@ -73,6 +81,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     atomic.write_json(out, {**metrics, "checkpoint": str(checkpoint), "eval_seed": cfg.eval_seed})
     print(f"  Results: {out}")
     return metrics
+
+
+def _text(value: Any) -> str:
+    return (",".join(value) or "none") if isinstance(value, list) else str(value)
 
 
 def spec_from_flags(cfg: EvalConfig) -> Any:

@@ -118,7 +118,6 @@ def load_checkpoint(directory: str | Path, device: str | None = None,
     """(policy, preprocessor, postprocessor, EnvSpec, info) from a sir or lerobot model
     folder, the processors loaded by lerobot's own ``make_pre_post_processors``. ``spec``
     stands in for a folder saved without sir's EnvSpec (a model lerobot trained)."""
-    from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     from lerobot.processor import PolicyProcessorPipeline
     from lerobot.processor.converters import (
@@ -136,9 +135,10 @@ def load_checkpoint(directory: str | Path, device: str | None = None,
     if spec is None:
         raise UserError(f"{directory} holds no sir_env.json (it was not trained by sir); name its env with "
                         "--env (and --robot, --cameras).")
-    cfg = PreTrainedConfig.from_pretrained(directory)
+    cfg = read_config(directory)
     if device is not None:
         cfg.device = device
+    check_weights(directory)
     policy = get_policy_class(cfg.type).from_pretrained(directory, config=cfg)
     overrides = {"device_processor": {"device": cfg.device}}
     if (directory / PREPROCESSOR_CONFIG).is_file():
@@ -160,6 +160,34 @@ def load_checkpoint(directory: str | Path, device: str | None = None,
     info_path = directory / INFO_FILENAME
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     return policy, preprocessor, postprocessor, spec, info
+
+
+def read_config(directory: Path) -> Any:
+    """The lerobot config of a model folder, refused in one sentence when damaged."""
+    from lerobot.configs.policies import PreTrainedConfig
+
+    try:
+        return PreTrainedConfig.from_pretrained(directory)
+    except Exception as err:  # bad JSON, unknown policy type, fields of another lerobot version
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{directory / 'config.json'} cannot be read as a lerobot policy config ({reason}); "
+                        "restore the model folder from a copy or train it again.") from err
+
+
+def check_weights(directory: Path) -> None:
+    """Refuse a damaged model.safetensors (a truncated copy, say) before lerobot loads it:
+    safetensors checks that the header and the file's length agree when it opens the file."""
+    from safetensors import safe_open
+
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        return  # lerobot's loader says what it looked for (a hub id, another file name)
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            weights.keys()
+    except Exception as err:
+        raise UserError(f"{path} is damaged ({err}); restore the model folder from a copy or train it "
+                        "again.") from err
 
 
 def exportable(policy: Any) -> Any:

@@ -122,6 +122,8 @@ def check(cfg: TrainConfig) -> TrainConfig:
         parse_policy_args(cfg.policy_args)
         if cfg.policy_path:
             raise UserError("--policy-args shapes a new model; a --policy-path model keeps its saved settings.")
+    if Path(cfg.checkpoint_dir).exists() and not Path(cfg.checkpoint_dir).is_dir():
+        raise UserError(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder; name a folder for the runs.")
     if cfg.sequential and cfg.resume:
         raise UserError("--resume continues one run; resume a --sequential stage by running it alone.")
     return cfg

@@ -13,13 +13,14 @@ from sir.errors import UserError
 
 def load_base_config(policy_path: str | Path, policy: str | None) -> Any:
     """The saved model's lerobot config; refuses a folder that holds no model."""
-    from lerobot.configs.policies import PreTrainedConfig
+    from sir.policies.checkpoint import check_weights, read_config
 
     path = Path(policy_path)
     if not (path / "config.json").is_file():
         raise UserError(f"--policy-path {path} holds no model (no config.json); point it at a best_model, "
                         "final_model or checkpoint_<step> folder.")
-    cfg = PreTrainedConfig.from_pretrained(path)
+    cfg = read_config(path)
+    check_weights(path)
     if policy is not None and policy != cfg.type:
         raise UserError(f"--policy-path {path} holds a '{cfg.type}' policy but --policy is '{policy}'; "
                         f"drop --policy or pass --policy {cfg.type}.")

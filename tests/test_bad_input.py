@@ -144,6 +144,8 @@ CASES = [
     ("train", replace(T, "--repo-ids", "bad_info"), ["info.json"]),
     ("train", [*T, "--env", "Square"], ["--env", "lift"]),
     ("train", [*T, "--robot", "Sawyer"], ["--robot", "panda"]),
+    ("train", [*T, "--state-keys", "robot0_eef_pos"], ["--state-keys", "robot0_eef_quat"]),
+    ("train", [*T, "--env-state-keys", "cube_pos"], ["--env-state-keys", "object-state"]),
     ("train", [*T, "--dataset-weights", "1,2"], ["--dataset-weights"]),
     ("train", [*T, "--episodes", "demos=0:99"], ["demos"]),
     ("train", [*T, "--config", "{base}/no_such.yaml"], ["--config"]),

@@ -138,8 +138,11 @@ def train(config: TrainConfig) -> RunResult:
     spec = next((s for s in mixture.env_specs if s is not None), None)
     recorded, rebuilt = spec is not None, False
     if recorded:
-        for flag, asked, has in (("--env", config.env, spec.env_name), ("--robot", config.robot, spec.robots[0])):
+        for flag, asked, has in (("--env", config.env, spec.env_name), ("--robot", config.robot, spec.robots[0]),
+                                 ("--state-keys", config.state_keys, list(spec.state_keys)),
+                                 ("--env-state-keys", config.env_state_keys, list(spec.env_state_keys))):
             if asked is not None and asked != has:
+                has, asked = (",".join(v) if isinstance(v, list) else v for v in (has, asked))
                 raise UserError(f"The data records {has} in its EnvSpec but {flag} {asked} was given; drop {flag} "
                                 "(it only fills in for datasets recorded without an EnvSpec).")
     else:  # rebuilt from the metadata when an editing tool dropped it, or from --env/--robot

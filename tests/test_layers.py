@@ -20,6 +20,7 @@ RANKS = {
     "eval": 4,
     "training": 5,
     "dagger": 6,
+    "results": 6,
 }
 
 

@@ -1,0 +1,96 @@
+"""The results page: the measured table, the learning curves and the commands of each row.
+
+The part of ``docs/results.md`` between the two markers below is rewritten from the
+``result.json`` files of a results folder; the rest of the page (the analysis) is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sir import atomic
+from sir.results.recipes import TASKS
+
+BEGIN, END = "<!-- results table: begin (written by python -m sir.results.run) -->", "<!-- results table: end -->"
+CURVES_PNG = "results_curves.png"
+
+
+def collect_results(out: Path) -> list[dict[str, Any]]:
+    """The ``result.json`` rows under ``out``, in the table's task order."""
+    rows = []
+    for name in TASKS:
+        path = out / name / "result.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| task | policy | demos (frames) | steps x batch | best step | training | success (95% CI) | aim | "
+             "published |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        low, high = r["success_ci95"]
+        refs = "; ".join(f"{ref.method} {ref.success}%" for ref in TASKS[r["task"]].references) or "none published"
+        args = r["settings"].get("policy_args")
+        policy = f"{r['policy']} `{r['preset']}`" + (f" + `{args}`" if args else "")
+        lines.append(
+            f"| {r['task']} | {policy} | {r['demos']} ({r['frames']}) | {r['training_steps']} x {r['batch_size']} | "
+            f"{r['best_step']} | {r['train_wall_s'] / 60:.0f} min | **{100 * r['success_rate']:.0f}%** "
+            f"({100 * low:.0f}-{100 * high:.0f}%, {r['episodes']} ep.) | {100 * r['aim']:.0f}% | {refs} |")
+    return "\n".join(lines)
+
+
+def curves(rows: list[dict[str, Any]]) -> str:
+    lines = ["Success rate of the evaluations during training (seeds 100000 on; the best of them is the model "
+             "evaluated above on other seeds), step: success:", ""]
+    for r in rows:
+        points = ", ".join(f"{p['step']}: {100 * p['success_rate']:.0f}%" for p in r["curve"])
+        lines.append(f"- **{r['task']}** ({r['settings'].get('eval_episodes', 10)} episodes each): {points}")
+    return "\n".join(lines)
+
+
+def commands(rows: list[dict[str, Any]]) -> str:
+    parts = []
+    for r in rows:
+        parts.append(f"**{r['task']}** (or `python -m sir.results.run --tasks {r['task']}`):\n\n```bash\n"
+                     + "\n".join(r["commands"]) + "\n```")
+    return "\n\n".join(parts)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    if not any(r["curve"] for r in rows):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in rows:
+        ax.plot([p["step"] for p in r["curve"]], [100 * p["success_rate"] for p in r["curve"]], marker="o",
+                label=r["task"])
+    ax.set_xlabel("training step")
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic.save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def write_report(out: Path, report: Path) -> None:
+    """Rewrite the generated part of ``report`` (created with a heading if missing)."""
+    rows = collect_results(out)
+    png = report.with_name(CURVES_PNG)
+    section = [BEGIN, "", table(rows), "", curves(rows), ""]
+    if plot(rows, png):
+        section += [f"![learning curves]({png.name})", ""]
+    section += ["### Commands", "", commands(rows), "", END]
+    text = report.read_text() if report.is_file() else "# Results\n\n" + BEGIN + "\n" + END + "\n"
+    head, found, rest = text.partition(BEGIN)
+    tail = rest.partition(END)[2] if found else "\n"
+    atomic.write_text(report, head + "\n".join(section) + tail)

@@ -1,0 +1,199 @@
+"""``make results``: record, train and evaluate each task of the results table, resumably.
+
+    python -m sir.results.run                       # all four tasks
+    python -m sir.results.run --tasks Lift,Stack    # some of them
+
+Per task: scripted demos (``<root>/<task>_<demos>``), one training run with the task's
+recipe (``sir/results/recipes/<Task>.yaml``) in ``<out>/<Task>``, then the run's best
+model on ``--eval-episodes`` fixed-seed episodes whose seeds neither the demos (0, 1, ...)
+nor the evaluations during training (100000, ...) used, so the model chosen by those is
+not also judged on them. A task writes ``<out>/<Task>/result.json`` when done; a new run
+skips done tasks, resumes a killed training from its last ``checkpoint_<step>`` and
+rewrites ``--report`` from every ``result.json`` there is after each task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sir import atomic
+from sir.config import option, overrides_from_flags, parse, validate
+from sir.errors import UserError, cli_errors
+from sir.results.recipes import TASKS
+
+RESULT_FILE = "result.json"
+# Seeds of the final evaluation: disjoint from the demos' (0 ...) and from the
+# evaluations during training that pick the best model (sir's default, 100000 ...).
+FINAL_EVAL_SEED = 200_000
+
+
+@dataclass
+class ResultsConfig:
+    tasks: list[str] = option(list(TASKS), "tasks to run, comma-separated, in order")
+    demos: int = option(200, "scripted demos recorded per task", minimum=1)
+    root: str = option("results/data", "where the demo datasets go")
+    out: str = option("results/runs", "where each task's run folder (and result.json) goes")
+    report: str = option("docs/results.md", "the results page rewritten after each task")
+    eval_episodes: int = option(50, "episodes of the final evaluation of each best model", minimum=1)
+    eval_seed: int = option(FINAL_EVAL_SEED, "seed of the final evaluation's episode 0; episode i uses seed+i")
+    train_args: str = option("", "train_policy flags over every recipe, quoted (e.g. \"--training-steps 100\")")
+    redo: bool = option(False, "run tasks again even when their result.json exists")
+
+
+def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
+    """Every task of ``cfg.tasks`` done (or skipped as done); returns their result rows."""
+    from sir.results.report import write_report
+    from sir.training import TrainConfig
+
+    validate(cfg)
+    unknown = [t for t in cfg.tasks if t not in TASKS]
+    if unknown:
+        raise UserError(f"--tasks: no recipe for {', '.join(unknown)}; the tasks are {', '.join(TASKS)}.")
+    overrides = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
+    rows = []
+    for i, name in enumerate(cfg.tasks, start=1):
+        print(f"\n=== [{i}/{len(cfg.tasks)}] {name} ===", flush=True)
+        rows.append(run_task(cfg, name, overrides))
+        write_report(Path(cfg.out), Path(cfg.report))
+        print(f"{name}: {format_row(rows[-1])}; {cfg.report} updated.", flush=True)
+    return rows
+
+
+def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    from sir.data.collect import CollectConfig, collect
+    from sir.training import TrainConfig
+
+    task = TASKS[name]
+    task_dir = Path(cfg.out) / name
+    settings = {**task.train_settings(), **overrides}
+    repo_id = f"{name.lower()}_{cfg.demos}"
+    done = _load(task_dir / RESULT_FILE)
+    if done and not cfg.redo and done.get("settings") == settings and done.get("repo_id") == repo_id:
+        print(f"{name}: done before ({task_dir / RESULT_FILE}); --redo runs it again.")
+        return done
+
+    print(f"{name}: {cfg.demos} scripted demos in {Path(cfg.root) / repo_id}", flush=True)
+    demos = collect(CollectConfig(env=task.env, episodes=cfg.demos, root=cfg.root, repo_id=repo_id,
+                                  skip_existing=True))
+    train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root,
+                               "checkpoint_dir": cfg.out, "run_name": name})
+    clock = _load(task_dir / "timing.json") or {"train_wall_s": 0.0, "eval_wall_s": 0.0}
+    run = _train_resuming(train_cfg, task_dir, clock)
+    if run.best_model is None:
+        raise UserError(f"{name}: the run evaluated nothing, so it has no best model; drop --no-eval from the recipe.")
+    final = _final_eval(cfg, run.best_model, train_cfg.max_steps)
+    curve = learning_curve(task_dir / "metrics.jsonl")
+    result = {
+        "task": name, "repo_id": repo_id, "settings": settings,
+        "policy": train_cfg.policy or "act", "preset": train_cfg.preset,
+        "demos": len(demos.episode_lengths) if demos.episode_lengths else cfg.demos,
+        "frames": sum(run.frames_per_dataset.values()), "training_steps": train_cfg.training_steps,
+        "batch_size": train_cfg.batch_size, "best_step": run.best_step,
+        "train_wall_s": clock["train_wall_s"], "eval_wall_s": clock["eval_wall_s"],
+        "success_rate": final["success_rate"], "success_ci95": final["success_ci95"],
+        "episodes": final["episodes"], "eval_seed": cfg.eval_seed, "avg_length": final["avg_length"],
+        "aim": task.aim, "curve": curve,
+        "commands": [f"python -m sir.data.collect --env {name} --episodes {cfg.demos} --root {cfg.root} "
+                     f"--repo-id {repo_id}",
+                     f"python -m sir.training.train_policy --config sir/results/recipes/{name}.yaml "
+                     f"--repo-ids {repo_id} --root {cfg.root} --run-name {name} --checkpoint-dir {cfg.out}"
+                     + (f" {cfg.train_args}" if cfg.train_args else ""),
+                     f"python -m sir.eval.evaluate --checkpoint {task_dir / 'best_model'} "
+                     f"--episodes {cfg.eval_episodes} --eval-seed {cfg.eval_seed}"],
+    }
+    atomic.write_json(task_dir / RESULT_FILE, result)
+    return result
+
+
+def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> Any:
+    """Train, continuing from the newest checkpoint_<step> of a run stopped before its end."""
+    from sir.training import train
+    from sir.training.config import CONFIG_FILENAME, config_to_save
+
+    checkpoints = sorted(task_dir.glob("checkpoint_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    saved = (_load(task_dir / CONFIG_FILENAME) or {}).copy()
+    saved.pop("_resolved", None)  # what the run resolved (device, datasets), not what it was asked
+    wanted = json.loads(json.dumps(config_to_save(train_cfg), default=str))
+    wanted.pop("_resolved")
+    same = saved == wanted
+    if same and (task_dir / "final_model").is_dir() and checkpoints:
+        train_cfg = dataclasses.replace(train_cfg, resume=str(checkpoints[-1]))  # finished: the loop is empty
+    elif same and checkpoints:
+        print(f"Resuming {task_dir.name} from {checkpoints[-1].name}.", flush=True)
+        train_cfg = dataclasses.replace(train_cfg, resume=str(checkpoints[-1]))
+    else:
+        train_cfg = dataclasses.replace(train_cfg, overwrite=True)
+        clock.update(train_wall_s=0.0, eval_wall_s=0.0)
+    start = time.perf_counter()
+    first_step = int(train_cfg.resume.rsplit("_", 1)[1]) if train_cfg.resume else 0
+    run = train(train_cfg)
+    evals = sum(e["wall_s"] for e in learning_curve(task_dir / "metrics.jsonl") if e["step"] > first_step)
+    clock["eval_wall_s"] += evals
+    clock["train_wall_s"] += time.perf_counter() - start - evals
+    atomic.write_json(task_dir / "timing.json", clock)
+    return run
+
+
+def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> dict[str, Any]:
+    from sir.eval.evaluate import EvalConfig, evaluate
+
+    out_dir = best_model.parent / "eval" / f"{best_model.name}_seed{cfg.eval_seed}"
+    saved = _load(out_dir / "eval_results.json")
+    model_step = (_load(best_model / "sir_checkpoint.json") or {}).get("step")
+    if saved and saved.get("episodes") == cfg.eval_episodes and saved.get("model_step") == model_step:
+        return saved
+    metrics = evaluate(EvalConfig(checkpoint=str(best_model), episodes=cfg.eval_episodes, eval_seed=cfg.eval_seed,
+                                  max_steps=max_steps, output_dir=str(out_dir)))
+    metrics = {k: v for k, v in metrics.items() if k != "per_episode"}
+    atomic.write_json(out_dir / "eval_results.json", {**_load(out_dir / "eval_results.json"), "model_step": model_step})
+    return metrics
+
+
+def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:
+    """The run's evaluations in step order: step, success rate, wall time (the last record of a step wins)."""
+    points: dict[int, dict[str, Any]] = {}
+    if metrics_path.is_file():
+        for line in metrics_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            if "eval/success_rate" in record:
+                points[int(record["step"])] = {"step": int(record["step"]),
+                                               "success_rate": float(record["eval/success_rate"]),
+                                               "wall_s": float(record.get("eval/wall_time_s", 0.0))}
+    return [points[s] for s in sorted(points)]
+
+
+def format_row(r: dict[str, Any]) -> str:
+    low, high = r["success_ci95"]
+    return (f"{100 * r['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}%, {r['episodes']} episodes), "
+            f"best step {r['best_step']} of {r['training_steps']}, training {r['train_wall_s'] / 60:.1f} min")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def parse_config(argv: list[str] | None = None) -> ResultsConfig:
+    return parse(ResultsConfig, argv, "python -m sir.results.run",
+                 "Record scripted demos, train with each task's recipe and evaluate the best model of each on "
+                 "fixed-seed episodes, writing the results table (docs/results.md). Resumable: done tasks are "
+                 "skipped and a stopped training continues from its last checkpoint.")
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    return run_results(parse_config(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""sir.results.run: tasks done once, a stopped training resumed, the page's own text kept."""
+
+import json
+
+import pytest
+
+from sir.results import run as results
+
+TINY = ["--tasks", "Lift", "--demos", "2", "--eval-episodes", "2",
+        "--train-args", "--preset tiny --training-steps 4 --eval-freq 2 --eval-episodes 1 --max-steps 10 --save-freq 2"]
+
+
+def argv(tmp_path):
+    return [*TINY, "--root", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
+            "--report", str(tmp_path / "results.md")]
+
+
+@pytest.mark.slow
+def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_text(tmp_path, capsys):
+    report = tmp_path / "results.md"
+    report.write_text(f"# Results\n\nOur analysis.\n\n{results_report_markers()}\nAfter the table.\n")
+    rows = results.main(argv(tmp_path))
+    task_dir = tmp_path / "runs" / "Lift"
+    saved = json.loads((task_dir / "result.json").read_text())
+    assert rows[0] == saved
+    assert saved["demos"] == 2 and saved["training_steps"] == 4 and saved["episodes"] == 2
+    assert [p["step"] for p in saved["curve"]] == [2, 4]
+    page = report.read_text()
+    assert page.startswith("# Results\n\nOur analysis.") and page.rstrip().endswith("After the table.")
+    assert "| Lift | act `tiny` | 2 (" in page and "--repo-ids lift_2" in page
+
+    # Done: nothing is trained or evaluated again.
+    metrics_before = (task_dir / "metrics.jsonl").stat().st_mtime_ns
+    results.main(argv(tmp_path))
+    assert "done before" in capsys.readouterr().out
+    assert (task_dir / "metrics.jsonl").stat().st_mtime_ns == metrics_before
+
+    # Stopped after checkpoint_2: the next run continues from it instead of starting over.
+    import shutil
+
+    for name in ("final_model", "checkpoint_4", "result.json"):
+        path = task_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    results.main(argv(tmp_path))
+    assert "Resuming Lift from checkpoint_2" in capsys.readouterr().out
+    steps = [json.loads(line)["step"] for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 4
+    assert json.loads((task_dir / "result.json").read_text())["training_steps"] == 4
+
+
+def test_unknown_task_is_refused_in_one_sentence(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        results.main(["--tasks", "Lift,Door", "--root", str(tmp_path), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no recipe for Door" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_every_recipe_is_a_valid_training_config():
+    from sir.results.recipes import TASKS
+    from sir.training import TrainConfig
+    from sir.training.config import check
+
+    for task in TASKS.values():
+        check(TrainConfig(**task.train_settings(), repo_ids=["x"]))
+
+
+def results_report_markers():
+    from sir.results.report import BEGIN, END
+
+    return f"{BEGIN}\n{END}"

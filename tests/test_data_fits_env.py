@@ -54,7 +54,7 @@ def test_a_layout_of_the_right_size_but_other_names_is_refused(tmp_path):
 
 def test_cameras_come_from_the_image_features_and_an_unknown_one_is_named(tmp_path):
     repo_id = foreign_dataset(tmp_path, "front_cam", 9, camera="front")
-    with pytest.raises(UserError, match="cameras front"):
+    with pytest.raises(UserError, match="no camera 'front'"):
         train(config(tmp_path, repo_id, tmp_path))
 
 

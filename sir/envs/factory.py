@@ -80,8 +80,8 @@ def make_env(
         if unknown:
             # robosuite checks camera names only while it sets up the observations, and
             # raises that as the cause of a ValueError about an "invalid sensor".
-            raise UserError(f"{spec.env_name} has no camera {unknown[1]!r} (--cameras); choose among "
-                            f"{unknown[2].replace(chr(39), '')}.") from err
+            raise UserError(f"{spec.env_name} has no camera {unknown[1]!r} (named by --cameras or by an "
+                            f"observation.images.* feature); choose among {unknown[2].replace(chr(39), '')}.") from err
         raise
     if render_camera is not None and not use_cameras:
         cheapen_video_context(env, render_size)

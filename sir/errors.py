@@ -35,6 +35,19 @@ def interrupted_line(err: KeyboardInterrupt) -> str:
     return f"interrupted: {str(err) or _kept or 'stopped before finishing'}"
 
 
+def interrupt_in(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C behind ``err``, if any. A KeyboardInterrupt raised while C code runs a
+    Python callback can come out wrapped (numba's unpickling, used by robosuite's jitted
+    functions, turns it into a SystemError caused by it), so the causes are followed."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def cli_errors(main: F) -> F:
     """Wrap a CLI entry point so a UserError ends with its message and exit code 2, and
     Ctrl-C with one line (what was kept) and exit code 130."""
@@ -48,6 +61,12 @@ def cli_errors(main: F) -> F:
             raise SystemExit(USAGE_EXIT_CODE) from None
         except KeyboardInterrupt as err:
             print(interrupted_line(err), file=sys.stderr)
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+        except Exception as err:
+            interrupt = interrupt_in(err)
+            if interrupt is None:
+                raise
+            print(interrupted_line(interrupt), file=sys.stderr)
             raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]

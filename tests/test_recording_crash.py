@@ -172,6 +172,31 @@ def test_ctrl_c_without_a_note_says_so_generically(capsys):
     assert capsys.readouterr().err == "interrupted: stopped before finishing\n"
 
 
+def test_ctrl_c_wrapped_by_a_library_is_still_ctrl_c_and_other_errors_are_not(capsys):
+    # numba's unpickling (robosuite's jitted code) turns a KeyboardInterrupt into this.
+    from sir import errors
+
+    @errors.cli_errors
+    def command(error: type[BaseException]) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as err:
+            raise error("returned a result with an exception set") from err
+
+    errors._kept = None
+    with pytest.raises(SystemExit) as stopped:
+        command(SystemError)
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert capsys.readouterr().err == "interrupted: stopped before finishing\n"
+
+    @errors.cli_errors
+    def failing() -> None:
+        raise SystemError("a real failure")
+
+    with pytest.raises(SystemError):
+        failing()
+
+
 # -- the writer itself, without an env: a kill inside an episode's save, other settings ----
 
 

@@ -24,7 +24,7 @@ from sir.data.dagger import LABEL_FEATURE_SPECS, label_demo
 from sir.data.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
-from sir.errors import Interrupted, UserError
+from sir.errors import Interrupted, UserError, interrupt_in
 
 Frame = dict[str, np.ndarray]
 
@@ -202,11 +202,11 @@ def record_episodes(
             bar.set_postfix(status(result))
             if until_written and result.tried >= 3 * episodes and not result.successes:
                 raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        writer.abort()
-        raise
+    except BaseException as err:
+        if interrupt_in(err) is None:
+            writer.abort()
+            raise
+        interrupted = True  # Ctrl-C, even when a library wrapped it in another exception
     finally:
         bar.close()
         env.close()

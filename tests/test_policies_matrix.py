@@ -28,7 +28,10 @@ from sir.training.train_policy import main as train
 # then trains the GPT on a loss of another scale, so its loss is compared after the switch.
 TRAINABLE = {
     "act": ("lift_demos", 20, [], 1),
-    "diffusion": ("lift_demos", 20, [], 1),
+    # Its noise-prediction loss falls slowly and noisily at the tiny size: a larger batch and
+    # more steps, compared over the first and last 10 (at batch 8 and 20 steps, the sample
+    # order alone decided whether the last 3 came out below the first 3).
+    "diffusion": ("lift_demos", 60, ["--batch-size", "32"], 1),
     "tdmpc": ("lift_demos", 20, [], 1),
     "vqbet": ("policies_camera_demos", 50, ["--batch-size", "4"], 31),
 }
@@ -64,7 +67,8 @@ def test_tiny_policy_trains_with_its_loss_going_down(tiny_run):
     losses = _losses(run_dir, objective_from)
     assert len(losses) >= 10, name
     assert np.isfinite(losses).all(), name
-    assert np.mean(losses[-3:]) < np.mean(losses[:3]), f"{name}: {losses}"
+    k = max(3, len(losses) // 6)
+    assert np.mean(losses[-k:]) < np.mean(losses[:k]), f"{name}: {losses}"
 
 
 @pytest.mark.slow

@@ -36,16 +36,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 warnings.filterwarnings("ignore", message="The video decoding and encoding capabilities of torchvision")
-CAMERA = "observation.images.agentview"
-
-
-def record(root: Path, repo_id: str, episodes: int, image_size: int) -> Path:
-    from sir.data.collect import CollectConfig, collect
-
-    return collect(CollectConfig(
-        env="Lift", episodes=episodes, root=str(root), repo_id=repo_id, cameras=["agentview"],
-        image_size=image_size, skip_existing=True,
-    )).path
+# The camera dataset both video benchmarks record (this folder is sys.path[0] when run as a script).
+from video_decode import CAMERA, record  # noqa: E402
 
 
 def rate(fn, indices: list[int], seconds: float) -> tuple[float, int]:

@@ -72,15 +72,11 @@ def dataset_shares(
     return np.asarray(raw, dtype=np.float64) / float(np.sum(raw))
 
 
-class MixtureSampler(torch.utils.data.Sampler[int]):
-    """Draws sample indices bucket by bucket: a bucket is a contiguous run of sample indices
-    (a dataset, or an episode), chosen with probability ``probs``, then a uniform index in it."""
+class _PassSampler(torch.utils.data.Sampler[int]):
+    """``num_samples`` indices a pass, pass ``p`` drawn from ``(seed, p)`` alone (never the
+    global RNG), so a resumed run can draw any pass again."""
 
-    def __init__(self, starts: np.ndarray, sizes: np.ndarray, probs: np.ndarray, num_samples: int, seed: int = 0):
-        self.starts = np.asarray(starts, dtype=np.int64)
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        probs = np.asarray(probs, dtype=np.float64)
-        self.probs = probs / probs.sum()
+    def __init__(self, num_samples: int, seed: int = 0):
         self.num_samples = int(num_samples)
         self.seed = seed
         self._passes = 0
@@ -89,15 +85,31 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
         """Draw pass ``epoch`` next (accelerate's DataLoaderShard calls this before each pass)."""
         self._passes = int(epoch)
 
-    def __iter__(self) -> Iterator[int]:
+    def _next_pass_rng(self) -> np.random.Generator:
         rng = np.random.default_rng([self.seed, self._passes])
         self._passes += 1
-        bucket = rng.choice(len(self.probs), size=self.num_samples, p=self.probs)
-        offsets = (rng.random(self.num_samples) * self.sizes[bucket]).astype(np.int64)
-        yield from (self.starts[bucket] + offsets).tolist()
+        return rng
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class MixtureSampler(_PassSampler):
+    """Draws sample indices bucket by bucket: a bucket is a contiguous run of sample indices
+    (a dataset, or an episode), chosen with probability ``probs``, then a uniform index in it."""
+
+    def __init__(self, starts: np.ndarray, sizes: np.ndarray, probs: np.ndarray, num_samples: int, seed: int = 0):
+        super().__init__(num_samples, seed)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        probs = np.asarray(probs, dtype=np.float64)
+        self.probs = probs / probs.sum()
+
+    def __iter__(self) -> Iterator[int]:
+        rng = self._next_pass_rng()
+        bucket = rng.choice(len(self.probs), size=self.num_samples, p=self.probs)
+        offsets = (rng.random(self.num_samples) * self.sizes[bucket]).astype(np.int64)
+        yield from (self.starts[bucket] + offsets).tolist()
 
     def probabilities(self) -> np.ndarray:
         """The probability of drawing each sample index (buckets cover them all, in order)."""
@@ -105,25 +117,12 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
         return np.repeat(self.probs[order] / self.sizes[order], self.sizes[order])
 
 
-class ShuffleSampler(torch.utils.data.Sampler[int]):
+class ShuffleSampler(_PassSampler):
     """Every sample index once per pass, in an order seeded by ``(seed, pass)``: torch's
     shuffle, but drawn again from the pass number alone rather than from the global RNG."""
 
-    def __init__(self, num_samples: int, seed: int = 0):
-        self.num_samples = int(num_samples)
-        self.seed = seed
-        self._passes = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self._passes = int(epoch)
-
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self._passes])
-        self._passes += 1
-        yield from rng.permutation(self.num_samples).tolist()
-
-    def __len__(self) -> int:
-        return self.num_samples
+        yield from self._next_pass_rng().permutation(self.num_samples).tolist()
 
 
 def make_sampler(

@@ -135,23 +135,32 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
 
 
 @pytest.mark.slow
-def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path):
+def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys):
     import csv
 
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 
     from sir.dagger.experiment import main as experiment
 
-    out = experiment(["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "1",
-                      "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
-                      "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
-                      "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
+    argv = ["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "1",
+            "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
+            "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
+            "--modes", "successful-corrections,hg-dagger",
+            "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    out = experiment(argv)
     with (out / "bc_vs_dagger.csv").open() as f:
         rows = list(csv.DictReader(f))
     arms = [r["arm"] for r in rows]
-    assert arms == ["bc_small", "dagger_round_1", "bc_equal_budget"]
+    assert arms == ["bc_small", "dagger_round_1", "dagger_round_1_hg-dagger", "bc_equal_budget"]
+    assert [r["mode"] for r in rows] == ["", "successful-corrections", "hg-dagger", ""]
+    # The budget is the labels given: the small demos' frames plus every corrector frame recorded.
+    small = int(rows[0]["expert_frames"])
+    correction = LeRobotDataset("dagger_s0_r1", root=tmp_path / "data" / "dagger_s0_r1")
+    human = int(sum(int(s) for s in correction.hf_dataset["source"]))
+    assert human > 0
+    assert int(rows[1]["expert_frames"]) == int(rows[2]["expert_frames"]) == small + human
     dagger_frames = int(rows[1]["expert_frames"])
-    bc_frames = int(rows[2]["expert_frames"])
+    bc_frames = int(rows[3]["expert_frames"])
     # The BC arm gets the fewest whole demos reaching the DAgger arm's label budget.
     pool = tmp_path / "data" / "lift_pool_s0"
     pool_frames = LeRobotDatasetMetadata("lift_pool_s0", root=pool).total_frames
@@ -159,11 +168,22 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     assert (out / "bc_vs_dagger.png").stat().st_size > 0
     with (out / "bc_vs_dagger_summary.csv").open() as f:
         assert [(r["arm"], r["seeds"]) for r in csv.DictReader(f)] == [(a, "1") for a in arms]
-    # --max-steps reaches the demos' EnvSpec and both arms' evaluations.
+    # --max-steps reaches the demos' EnvSpec and every arm's evaluations; each mode trains as named.
     spec = json.loads((tmp_path / "data" / "lift_pool_s0" / "meta" / "sir_env.json").read_text())
     assert spec["horizon"] == 90
-    for run in ("bc_s0", "dagger_s0/round_1"):
-        assert json.loads((out / run / "train_config.json").read_text())["max_steps"] == 90
+    for run, mode in (("bc_s0", "successful-corrections"), ("dagger_s0/round_1", "successful-corrections"),
+                      ("dagger_s0/round_1_hg-dagger", "hg-dagger")):
+        saved = json.loads((out / run / "train_config.json").read_text())
+        assert saved["max_steps"] == 90 and saved["dagger_mode"] == mode
+    # Run again with the same settings: the finished seed is kept, nothing is trained again.
+    model = out / "bc_s0" / "best_model" / "model.safetensors"
+    before = model.stat().st_mtime_ns
+    capsys.readouterr()
+    experiment(argv)
+    assert "Seed 0: kept" in capsys.readouterr().out
+    assert model.stat().st_mtime_ns == before
+    with (out / "bc_vs_dagger.csv").open() as f:
+        assert [r["arm"] for r in csv.DictReader(f)] == arms
 
 
 def test_the_experiment_summary_averages_each_arm_over_seeds():

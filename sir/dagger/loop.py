@@ -85,6 +85,7 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     datasets = [demo_id]
     max_steps = cfg.max_steps or spec.horizon
     previous_best: Path | None = None
+    corrector_frames = 0  # every frame the corrector labelled so far, kept by training or not
     for k in range(cfg.rounds + 1):
         if k > 0:
             print(f"\n##### Round {k}: corrections with {previous_best}")
@@ -93,6 +94,7 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
                              episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + cfg.seed,
                              max_steps=cfg.max_steps),
                 **record_extra))
+            corrector_frames += recorded.human_frames
             if recorded.path is not None and recorded.corrected_successes:
                 datasets.append(round_ids[k - 1])
             else:
@@ -114,6 +116,9 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
             "round": k, "datasets": "+".join(datasets), "demo_frames": frames.get(demo_id, 0),
             "correction_frames": sum(v for r, v in frames.items() if r != demo_id),
             "expert_labelled_frames": sum(frames.values()),
+            # The labels the expert gave: the demos trained on and every corrector frame recorded,
+            # including those of failed corrections, which the default --dagger-mode leaves out.
+            "labels_given": frames.get(demo_id, 0) + corrector_frames,
             "success_rate": metrics.get("success_rate"), "ci95_low": ci[0], "ci95_high": ci[1],
             "best_model": str(previous_best),
         })

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sir.data.dagger import LABEL_FEATURE_SPECS, label_demo
+from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
 from sir.data.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
@@ -130,6 +130,7 @@ class RecordingResult:
     corrected_successes: int = 0  # successes after a takeover
     per_episode: list[dict[str, Any]] = field(default_factory=list)  # one entry per episode run
     discarded: int = 0  # episodes the actor threw away: not counted as tried
+    human_frames: int = 0  # frames of written episodes labelled ``source`` HUMAN: the expert labels given
 
     def count(self, episode: Episode, saved: bool) -> None:
         if episode.discarded:
@@ -145,6 +146,7 @@ class RecordingResult:
             self.episodes += 1
             self.frames += len(episode.frames)
             self.episode_lengths.append(len(episode.frames))
+            self.human_frames += sum(int(f[SOURCE][0]) == HUMAN for f in episode.frames if SOURCE in f)
         self.per_episode.append({"seed": episode.seed, "success": bool(episode.success), "takeover_step": episode.takeover_step,
                          "reason": episode.reason, "frames": len(episode.frames), "saved": bool(saved)})
 

@@ -89,14 +89,18 @@ MAX_STEPS ?= 300
 # rule on straying commands is off (no arm command differs by 100). With it on, takeovers
 # came early, from states near the demos' own, and DAgger gained little (docs/dagger.md).
 RECORD_ARGS ?= --deviation 100
+# The rounds are recorded by the first mode's models; each further mode trains on the same data.
+MODES ?= successful-corrections,hg-dagger,iwr,sirius
+# Every model is evaluated once, after its last step, on 50 episodes: no best-of-several pick.
 bc-vs-dagger: ENV = PickPlaceCan
 bc-vs-dagger: STEPS = 1000
-bc-vs-dagger: EVAL_FREQ = 500
+bc-vs-dagger: EVAL_FREQ = 1000
+bc-vs-dagger: EVAL_EPISODES = 50
 bc-vs-dagger: install
-	$(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) \
-		--episodes-per-round $(EPISODES_PER_ROUND) --max-steps $(MAX_STEPS) --policy $(POLICY) --preset $(PRESET) \
-		--training-steps $(STEPS) --eval-freq $(EVAL_FREQ) --eval-episodes $(EVAL_EPISODES) \
-		--batch-size $(BATCH_SIZE) --train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
+	OMP_NUM_THREADS=1 $(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) --rounds $(ROUNDS) \
+		--seeds $(SEEDS) --episodes-per-round $(EPISODES_PER_ROUND) --max-steps $(MAX_STEPS) --policy $(POLICY) \
+		--preset $(PRESET) --training-steps $(STEPS) --eval-freq $(EVAL_FREQ) --eval-episodes $(EVAL_EPISODES) \
+		--batch-size $(BATCH_SIZE) --modes $(MODES) --train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
 
 lint: install
 	$(PY) -m ruff check sir tests benchmarks

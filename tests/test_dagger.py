@@ -114,6 +114,8 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     root, repo_id = lift_demos
     data = tmp_path / "data"
     shutil.copytree(root / repo_id, data / repo_id)
+    # As lerobot's editing tools leave demos: without sir's EnvSpec, which the loop rebuilds.
+    (data / repo_id / "meta" / "sir_env.json").unlink()
     result = run_rounds(LoopConfig(
         env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2, preset="tiny", training_steps=5,
         batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80, checkpoint_dir=str(tmp_path / "ck"),
@@ -132,6 +134,10 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     assert rows[1]["datasets"] == f"{repo_id}+dagger_{repo_id}_r1"
     assert int(rows[1]["correction_frames"]) > 0
     assert int(rows[1]["expert_labelled_frames"]) > int(rows[0]["expert_labelled_frames"])
+    # Labels given count every corrector frame recorded, failed corrections too.
+    human = sum(e["frames"] - e["takeover_step"] for e in info["episodes"] if e["saved"])
+    assert int(rows[1]["labels_given"]) == int(rows[0]["labels_given"]) + human
+    assert int(rows[1]["labels_given"]) >= int(rows[1]["expert_labelled_frames"])
 
 
 @pytest.mark.slow

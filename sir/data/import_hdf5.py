@@ -1,6 +1,6 @@
 """Import robosuite and robomimic HDF5 demonstrations as a LeRobotDataset v3.
 
-    python -m sir.data.import_hdf5 demo.hdf5 --root data --repo-id lift_human \\
+    python -m sir.data.import_hdf5 demo.hdf5 --root data --repo-id lift_hdf5 \\
         [--cameras agentview --image-size 84] [--state-keys ...] [--max-episodes N]
 
 Reads robosuite's human-demonstration files (``collect_human_demonstrations.py``: the env

@@ -89,6 +89,17 @@ def test_layout_flags_choose_the_recorded_observation_keys(tmp_path):
     assert spec.state_keys == ["robot0_eef_pos", "robot0_gripper_qpos"] and spec.env_state_keys == ["cube_pos"]
 
 
+def test_an_empty_env_state_layout_records_cameras_and_proprioception_only(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    collect(["--episodes", "1", "--root", str(tmp_path), "--repo-id", "vision", "--max-steps", "3", "--keep-failures",
+             "--cameras", "agentview", "--image-size", "32", "--env-state-keys", ""])
+    meta = LeRobotDatasetMetadata("vision", root=tmp_path / "vision")
+    assert "observation.environment_state" not in meta.features
+    assert "observation.images.agentview" in meta.features
+    assert EnvSpec.load(tmp_path / "vision").env_state_keys == []
+
+
 def test_collect_returns_what_it_wrote(lift_demos, tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 

@@ -38,7 +38,8 @@ class CollectConfig:
         None, "robosuite observation keys, comma-separated, concatenated into observation.state "
         "(default: the env's layout, see sir.envs.spec)")
     env_state_keys: list[str] | None = option(
-        None, "observation keys concatenated into observation.environment_state (default: the env's layout)")
+        None, "observation keys concatenated into observation.environment_state (default: the env's layout; "
+        "\"\" for none: a policy then sees its cameras and the robot's own state only)")
     max_steps: int = option(200, "step limit per episode", minimum=1)
     seed: int = option(0, "first episode's seed; episode i uses seed+i")
     noise: float = option(0.1, "std of Gaussian noise on the expert's arm commands", minimum=0)
@@ -76,7 +77,7 @@ def collect(cfg: CollectConfig) -> RecordingResult:
     layout = {}
     if cfg.state_keys:
         layout["state_keys"] = cfg.state_keys
-    if cfg.env_state_keys:
+    if cfg.env_state_keys is not None:  # [] (--env-state-keys ""): no object state, e.g. for vision policies
         layout["env_state_keys"] = cfg.env_state_keys
     spec = default_spec(cfg.env, cfg.robot, cameras=cfg.cameras, image_size=cfg.image_size, horizon=cfg.max_steps,
                         **layout)

@@ -122,6 +122,7 @@ CASES = [
     ("train", [*T, "--lr=-1e-4"], ["--lr"]),
     ("train", [*T, "--lr", "nan"], ["--lr", "finite"]),
     ("train", [*T, "--num-workers", "-1"], ["--num-workers"]),
+    ("train", [*T, "--image-transforms", "affine,blur"], ["--image-transforms", "blur"]),
     ("train", replace(T, "--batch-size", "0"), ["--batch-size"]),
     ("train", replace(T, "--training-steps", "0"), ["--training-steps"]),
     ("train", [*T, "--grad-accum-steps", "0"], ["--grad-accum-steps"]),

@@ -125,3 +125,20 @@ def test_the_mixture_stands_in_for_lerobot_dataset_metadata(data_root, data_demo
     loss, _ = policy.forward(batch)
     assert torch.isfinite(loss)
     assert set(cfg.input_features) == {"observation.state", "observation.environment_state"}
+
+
+def test_image_transforms_augment_camera_frames_with_lerobots_transforms(data_root, data_camera):
+    import torch
+
+    from sir.data.args import image_transforms
+
+    key = "observation.images.agentview"
+    plain = make_mixture(data_camera, root=data_root, verbose=False)
+    augmented = make_mixture(data_camera, root=data_root, verbose=False, image_transforms=image_transforms(["affine"]))
+    torch.manual_seed(0)
+    a, b = plain[3], augmented[3]
+    assert b[key].shape == a[key].shape and b[key].dtype == a[key].dtype
+    assert not torch.equal(a[key], b[key])  # rotated and shifted
+    assert torch.equal(a["observation.state"], b["observation.state"])  # only camera frames change
+    assert image_transforms(None) is None and image_transforms([]) is None
+    assert len(image_transforms(["lerobot"]).transforms) == 6

@@ -9,8 +9,11 @@ from typing import Any
 
 from sir.config import add_arguments, option
 from sir.data.dagger import DEFAULT_MODE, MODES
+from sir.errors import UserError
 
 GROUP = "datasets"
+# The transforms of lerobot's ImageTransformsConfig, by the names it gives them.
+IMAGE_TRANSFORMS = ("brightness", "contrast", "saturation", "hue", "sharpness", "affine")
 
 
 @dataclass
@@ -32,6 +35,11 @@ class DataConfig:
         "all (every frame, uniformly); see docs/dagger.md", group=GROUP, choices=MODES)
     no_dagger_filter: bool = option(
         False, "train on every frame of DAgger datasets: the same as --dagger-mode all", group=GROUP)
+    image_transforms: list[str] | None = option(
+        None, "augment camera frames as they are sampled, with lerobot's image transforms at its default ranges: "
+        f"any of {', '.join(IMAGE_TRANSFORMS)}, comma-separated, each applied to every frame (affine: up to 5 "
+        "degrees and 5%% shift); or lerobot (lerobot-train's --dataset.image_transforms.enable: up to 3 of the six "
+        "per frame)", group=GROUP)
     seed: int = option(0, "seed of the weighted sampler and of training", group=GROUP)
 
 
@@ -53,4 +61,21 @@ def mixture_kwargs(cfg: DataConfig | argparse.Namespace) -> dict[str, Any]:
         "dagger_filter": not cfg.no_dagger_filter,
         "dagger_mode": cfg.dagger_mode,
         "seed": cfg.seed,
+        "image_transforms": image_transforms(getattr(cfg, "image_transforms", None)),
     }
+
+
+def image_transforms(names: list[str] | None) -> Any:
+    """lerobot's ``ImageTransforms`` for ``--image-transforms`` (None when not asked for)."""
+    if not names:
+        return None
+    from lerobot.datasets.transforms import ImageTransforms, ImageTransformsConfig
+
+    cfg = ImageTransformsConfig(enable=True)
+    if names != ["lerobot"]:
+        unknown = [n for n in names if n not in IMAGE_TRANSFORMS]
+        if unknown:
+            raise UserError(f"--image-transforms takes {', '.join(IMAGE_TRANSFORMS)} or lerobot, not {unknown[0]!r}.")
+        cfg.tfs = {n: cfg.tfs[n] for n in names}
+        cfg.max_num_transforms = len(cfg.tfs)
+    return ImageTransforms(cfg)

@@ -4,6 +4,13 @@ from a hub (HF_HUB_OFFLINE is set), and wandb runs offline."""
 from __future__ import annotations
 
 import os
+import signal
+
+# A suite started in the background (nohup, or `&` without job control) inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler, neither here nor in the
+# commands the Ctrl-C tests start: give SIGINT its Python handler back (children inherit it).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

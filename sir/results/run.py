@@ -120,7 +120,7 @@ def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> 
     saved.pop("_resolved", None)  # what the run resolved (device, datasets), not what it was asked
     wanted = json.loads(json.dumps(config_to_save(train_cfg), default=str))
     wanted.pop("_resolved")
-    same = saved == wanted
+    same = _same_settings(saved, wanted, type(train_cfg))
     if same and (task_dir / "final_model").is_dir() and checkpoints:
         train_cfg = dataclasses.replace(train_cfg, resume=str(checkpoints[-1]))  # finished: the loop is empty
     elif same and checkpoints:
@@ -137,6 +137,17 @@ def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> 
     clock["train_wall_s"] += time.perf_counter() - start - evals
     atomic.write_json(task_dir / "timing.json", clock)
     return run
+
+
+def _same_settings(saved: dict[str, Any], wanted: dict[str, Any], config_type: type) -> bool:
+    """Whether a stopped run was asked for what is wanted now. A setting the saved file lacks
+    (an option added to sir since) counts as its default, so a new option left at its default
+    does not throw away a run's checkpoints."""
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(config_type)
+                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+    defaults = json.loads(json.dumps(defaults, default=str))
+    return all(saved[k] == v if k in saved else (k in defaults and defaults[k] == v) for k, v in wanted.items())
 
 
 def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> dict[str, Any]:

@@ -82,7 +82,6 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = _kept_rows(cfg, out)
-    atomic.write_json(out / ARGS_JSON, dataclasses.asdict(cfg))
     summary = summarize(rows)
     for seed in cfg.seeds:
         if any(r["seed"] == seed for r in rows):
@@ -90,6 +89,9 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
             continue
         rows += _run_seed(cfg, seed)
         summary = write_results(out, rows)
+        # Written after the rows it describes: a run stopped before its first seed leaves the
+        # old settings beside the old rows, never new settings beside rows they did not make.
+        atomic.write_json(out / ARGS_JSON, dataclasses.asdict(cfg))
     print_summary(summary)
     print(f"\nResults: {out / RESULTS_CSV}, {out / SUMMARY_CSV}, {out / RESULTS_PNG}")
     return summary

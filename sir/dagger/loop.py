@@ -12,7 +12,6 @@ the config and calls it. Training and recording run through ``sir.training.train
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ class LoopResult:
 
 def run_rounds(cfg: LoopConfig) -> LoopResult:
     from sir.dagger.record import RecordConfig, record_corrections
+    from sir.envs.layout import rebuild_spec
     from sir.envs.spec import EnvSpec
     from sir.training import TrainConfig, train
 
@@ -66,7 +66,7 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
     record_extra = overrides_from_flags(RecordConfig, cfg.record_args, "--record-args")
     demos = Path(cfg.demos)
-    spec = EnvSpec.load(demos) or _rebuilt_spec(demos)
+    spec = EnvSpec.load(demos) or rebuild_spec(demos)  # lerobot's editing tools drop sir_env.json
     if spec is None:
         raise UserError(f"{demos} holds no dataset sir can roll out (no meta/sir_env.json, and its task and robot type "
                         "name no Robosuite env); record demos with sir.data.collect.")
@@ -131,17 +131,6 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
         print(f"{r['round']:>5}  {r['expert_labelled_frames']:>13}  {rate:>8}")
     print(f"\nTable: {base / ROUNDS_CSV}")
     return result
-
-
-def _rebuilt_spec(demos: Path) -> Any:
-    """The EnvSpec of demos that lerobot's editing tools left without meta/sir_env.json."""
-    from sir.envs.layout import rebuild_spec
-
-    try:
-        features = json.loads((demos / "meta" / "info.json").read_text())["features"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return rebuild_spec(demos, features)
 
 
 def parse_config(argv: list[str] | None = None) -> LoopConfig:

@@ -46,12 +46,13 @@ def lost_spec_hint(repo_id: str) -> str:
             f"split_dataset and aggregate_datasets, drop it)")
 
 
-def rebuild_spec(root: str | Path, features: dict[str, dict]) -> EnvSpec | None:
+def rebuild_spec(root: str | Path, features: dict[str, dict] | None = None) -> EnvSpec | None:
     """The EnvSpec of a dataset that lost its ``meta/sir_env.json``, from what lerobot's
     tools keep: the task (sir writes the env's ``TASK_DESCRIPTIONS`` entry, or its name),
     ``robot_type`` (the robots' names, lowercased, joined by ``_``), fps (the control
     frequency) and the image features (cameras, size), with the default observation layout
-    and horizon. None when the task or robot type names no Robosuite env or robot."""
+    and horizon. ``features`` default to those of its ``info.json``. None when the task or
+    robot type names no Robosuite env or robot."""
     import pandas as pd
     from robosuite.environments.base import REGISTERED_ENVS
     from robosuite.robots import ROBOT_CLASS_MAPPING
@@ -60,7 +61,8 @@ def rebuild_spec(root: str | Path, features: dict[str, dict]) -> EnvSpec | None:
     try:
         info = json.loads((meta / "info.json").read_text())
         tasks = [str(t) for t in pd.read_parquet(meta / "tasks.parquet").index]
-    except (OSError, ValueError):
+        features = info["features"] if features is None else features
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     by_task = {text: env for env, text in TASK_DESCRIPTIONS.items()} | {env: env for env in REGISTERED_ENVS}
     envs = {by_task.get(t) for t in tasks}

@@ -112,15 +112,19 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
 
 def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> Any:
     """Train, continuing from the newest checkpoint_<step> of a run stopped before its end."""
-    from sir.training import train
-    from sir.training.config import CONFIG_FILENAME, config_to_save
+    from sir.training import TrainConfig, train
+    from sir.training.config import CONFIG_FILENAME, config_to_save, load_config_file
+
+    def settings(cfg: Any) -> dict[str, Any]:  # what a run was asked, not what it resolved
+        return {k: v for k, v in json.loads(json.dumps(config_to_save(cfg), default=str)).items() if k != "_resolved"}
 
     checkpoints = sorted(task_dir.glob("checkpoint_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
-    saved = (_load(task_dir / CONFIG_FILENAME) or {}).copy()
-    saved.pop("_resolved", None)  # what the run resolved (device, datasets), not what it was asked
-    wanted = json.loads(json.dumps(config_to_save(train_cfg), default=str))
-    wanted.pop("_resolved")
-    same = _same_settings(saved, wanted, type(train_cfg))
+    # The saved settings read back as --config reads them, so an option added to sir since
+    # the run was saved takes its default instead of making the run look different.
+    try:
+        same = settings(TrainConfig(**load_config_file(task_dir / CONFIG_FILENAME))) == settings(train_cfg)
+    except (UserError, TypeError):  # no saved settings, or ones this version cannot read: start over
+        same = False
     if same and (task_dir / "final_model").is_dir() and checkpoints:
         train_cfg = dataclasses.replace(train_cfg, resume=str(checkpoints[-1]))  # finished: the loop is empty
     elif same and checkpoints:
@@ -137,17 +141,6 @@ def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> 
     clock["train_wall_s"] += time.perf_counter() - start - evals
     atomic.write_json(task_dir / "timing.json", clock)
     return run
-
-
-def _same_settings(saved: dict[str, Any], wanted: dict[str, Any], config_type: type) -> bool:
-    """Whether a stopped run was asked for what is wanted now. A setting the saved file lacks
-    (an option added to sir since) counts as its default, so a new option left at its default
-    does not throw away a run's checkpoints."""
-    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                for f in dataclasses.fields(config_type)
-                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
-    defaults = json.loads(json.dumps(defaults, default=str))
-    return all(saved[k] == v if k in saved else (k in defaults and defaults[k] == v) for k, v in wanted.items())
 
 
 def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> dict[str, Any]:

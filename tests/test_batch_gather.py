@@ -156,3 +156,11 @@ def test_bad_indices_are_refused(data_root, data_demos):
         mix.__getitems__([0, len(mix)])
     with pytest.raises(IndexError):
         mix.__getitems__([])
+
+
+def test_cached_frames_convert_to_float_as_lerobot_does_for_every_uint8_value():
+    from sir.data.frames import to_float
+
+    values = torch.arange(256, dtype=torch.uint8)
+    # lerobot's decoders: frames.type(torch.float32) / 255
+    assert torch.equal(to_float(values.numpy()), values.type(torch.float32) / 255)

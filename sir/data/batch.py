@@ -74,7 +74,7 @@ def merge(parts: list[tuple[np.ndarray, dict[str, Any]]], size: int) -> dict[str
             dtype = reduce(torch.promote_types, (v.dtype for v in values))
             merged = torch.empty((size, *first.shape[1:]), dtype=dtype)
             for (positions, _), value in zip(parts, values, strict=True):
-                merged[torch.from_numpy(positions)] = value.to(dtype)
+                merged.numpy()[positions] = value.to(dtype).numpy()  # numpy: see _take
             out[key] = merged
         else:
             items: list[Any] = [None] * size
@@ -88,8 +88,7 @@ def merge(parts: list[tuple[np.ndarray, dict[str, Any]]], size: int) -> dict[str
 def gather(store, frames: np.ndarray) -> dict[str, Any]:
     """``default_collate([store.get(i) for i in frames])``: ``frames`` are frame indices of
     ``store`` (a ``FrameStore``), in batch order."""
-    rows = torch.from_numpy(frames)
-    batch: dict[str, Any] = {key: col.index_select(0, rows) for key, col in store._single}
+    batch: dict[str, Any] = {key: _take(col, frames) for key, col in store._single}
     query: dict[str, np.ndarray] = {}  # camera keys' window rows, [batch, offsets]
     if store._windows:
         low = (store._frame_start[frames] - frames)[:, None]
@@ -98,11 +97,10 @@ def gather(store, frames: np.ndarray) -> dict[str, Any]:
             offsets = window.offsets.numpy()[None, :]
             window_rows = np.maximum(np.minimum(offsets, high), low) + frames[:, None]
             pad = torch.from_numpy((offsets < low) | (offsets > high))
-            flat = torch.from_numpy(window_rows.reshape(-1))
             for key, pad_key in window.items:
                 col = store.columns.get(key)
                 if col is not None:
-                    batch[key] = col.index_select(0, flat).reshape(*window_rows.shape, *col.shape[1:])
+                    batch[key] = _take(col, window_rows)
                 else:
                     query[key] = window_rows
                 batch[pad_key] = pad.clone()  # each key its own tensor, as collation gives
@@ -112,8 +110,14 @@ def gather(store, frames: np.ndarray) -> dict[str, Any]:
         batch[key] = store.strings[key][frames].tolist()
     batch["task"] = [store._tasks[t] for t in store._task_index[frames].tolist()]
     if store._subtasks is not None:
-        batch["subtask"] = [store._subtasks[s] for s in store.columns["subtask_index"][rows].tolist()]
+        batch["subtask"] = [store._subtasks[s] for s in store.columns["subtask_index"].numpy()[frames].tolist()]
     return batch
+
+
+def _take(column: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    """``column[rows]``, by numpy: torch's indexing runs on its intra-op threads, which on a
+    loaded machine made it a hundred times slower (12 ms against 70 us for 6,400 rows)."""
+    return torch.from_numpy(np.take(column.numpy(), rows, axis=0))
 
 
 def _camera_frames(store, frames: np.ndarray, query: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

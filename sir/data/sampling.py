@@ -182,6 +182,8 @@ def make_dataloader(
 
     ``drop_last`` defaults to dropping a short last batch only when the mixture holds at
     least one full batch (else a pass would yield nothing); ``pin_memory`` is for CUDA.
+    A mixture's batches are gathered whole (``Mixture.__getitems__``) and passed on by
+    ``collate`` as they are; a dataset of single samples is collated by torch's default.
     """
     sampler = mixture.sampler if mixture.sampler is not None else ShuffleSampler(len(mixture), seed)
     return torch.utils.data.DataLoader(

@@ -1,14 +1,18 @@
 """Camera datasets from decoded frames: sampling against LeRobotDataset, and whether the
 training loop keeps up with a camera model.
 
-    python benchmarks/camera_cache.py [--root DIR] [--episodes 5] [--image-size 64] [--preset tiny] [--batch-size 8]
+    python benchmarks/camera_cache.py [--root DIR] [--episodes 5] [--image-size 64] [--gather-batch 64]
+                                      [--preset tiny] [--batch-size 8]
 
 The dataset is recorded once by ``sir.data.collect`` (scripted Lift, one agentview camera).
 
 1. Sampling: ``LeRobotDataset[i]`` (decoding the camera frame from the video, with sir's
    default decoder) against ``Mixture[i]`` after ``Mixture.cache_frames`` (frames decoded
-   once, kept in memory), on the same random indices, in this process; with ACT's windows
-   (the current camera frame and state, a 100-step action chunk), then with no windows.
+   once, kept in memory), and against whole batches of ``--gather-batch`` samples gathered
+   at once (``collate(Mixture.__getitems__(indices))``, what sir's DataLoader does, the
+   batch collated), on the same random indices, in this process; with ACT's windows (the
+   current camera frame and state, a 100-step action chunk), then with no windows. The
+   LeRobotDataset figure is per sample without collation, so it flatters LeRobotDataset.
    Goal: a ratio of at least 50.
 2. Training: sir's ``tiny``-preset ACT (``--preset cpu`` for the larger one) with the
    camera (a ResNet-18 trained from scratch), built as the trainer builds it; the smaller
@@ -46,6 +50,19 @@ def rate(fn, indices: list[int], seconds: float) -> tuple[float, int]:
     while time.perf_counter() - start < seconds:
         fn(indices[n % len(indices)])
         n += 1
+    return n / (time.perf_counter() - start), n
+
+
+def batch_rate(mix, indices: list[int], size: int, seconds: float) -> tuple[float, int]:
+    """Samples per second of whole batches of ``size`` gathered and collated at once, as
+    sir's DataLoader gets them, over the indices, for about ``seconds``."""
+    from sir.data.batch import collate
+
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        first = (n % len(indices)) // size * size
+        collate(mix.__getitems__(indices[first:first + size]))
+        n += size
     return n / (time.perf_counter() - start), n
 
 
@@ -127,6 +144,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--seconds", type=float, default=5.0, help="time spent sampling each way")
+    p.add_argument("--gather-batch", type=int, default=64, help="samples per batch gathered at once")
     p.add_argument("--preset", choices=("tiny", "cpu"), default="tiny", help="sir's ACT preset")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=30, help="training steps each way")
@@ -163,10 +181,14 @@ def main() -> None:
             load = os.getloadavg()[0]
             lerobot_rate, n_lerobot = rate(ds.__getitem__, indices, args.seconds)
             cache_rate, n_cache = rate(mix.__getitem__, indices, args.seconds)
-            print(f"Sampling, {label}, one process (load {load:.1f}):")
-            print(f"  LeRobotDataset   {lerobot_rate:10.0f} samples/s  ({n_lerobot} samples)")
-            print(f"  sir frame cache  {cache_rate:10.0f} samples/s  ({n_cache} samples)")
-            print(f"  ratio            {cache_rate / lerobot_rate:10.1f}x  (goal >= 50x)")
+            gather_rate, n_gather = batch_rate(mix, indices, args.gather_batch, args.seconds)
+            print(f"Sampling, {label}, one process (load {load:.1f} to {os.getloadavg()[0]:.1f}):")
+            print(f"  LeRobotDataset, per sample            {lerobot_rate:10.0f} samples/s  ({n_lerobot} samples)")
+            print(f"  sir frame cache, per sample           {cache_rate:10.0f} samples/s  ({n_cache} samples)")
+            print(f"  sir frame cache, batches of {args.gather_batch:<4d}      {gather_rate:10.0f} samples/s  "
+                  f"({n_gather} samples, collated)")
+            print(f"  ratio, per sample                     {cache_rate / lerobot_rate:10.1f}x  (goal >= 50x)")
+            print(f"  ratio, batches                        {gather_rate / lerobot_rate:10.1f}x  (goal >= 50x)")
 
         if not args.skip_training:
             load = os.getloadavg()[0]

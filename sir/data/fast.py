@@ -229,21 +229,8 @@ class FrameStore:
 
     def _camera_frames(self, index: int, query: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        if self.video_keys:
-            from lerobot.datasets.video_utils import decode_video_frames
-
-            episode = int(self.frame_episode[index])
-            for key in self.video_keys:
-                if (key, episode) in self.frames:
-                    rows = query[key].numpy() if key in query else np.array([index])
-                    frames = self.frames.get(key, episode, rows - self.ep_from[episode])
-                    out[key] = frames if key in query else frames[0]
-                    continue
-                rows = query[key].tolist() if key in query else [index]
-                path, from_ts = self._video_files[key][episode]
-                timestamps = [from_ts + float(self._timestamps[r]) for r in rows]
-                frames = decode_video_frames(path, timestamps, self.tolerance_s, self.video_backend)
-                out[key] = frames.squeeze(0)
+        for key in self.video_keys:
+            out[key] = self.video_frames(key, index, query[key].numpy() if key in query else np.array([index]))
         for key in self.image_keys:
             images = self._images()
             if key in query:
@@ -253,6 +240,26 @@ class FrameStore:
         if self.image_transforms is not None:
             out = {k: self.image_transforms(v) for k, v in out.items()}
         return out
+
+    def video_frames(self, key: str, index: int, rows: np.ndarray) -> torch.Tensor:
+        """The frames of camera ``key`` at frame ``rows`` of the sample at ``index``, from the
+        cache or decoded now, shaped as lerobot's ``_query_videos`` shapes them (``squeeze(0)``:
+        a window of one frame is a single frame)."""
+        episode = int(self.frame_episode[index])
+        if (key, episode) in self.frames:
+            return self.frames.get(key, episode, rows - self.ep_from[episode]).squeeze(0)
+        from lerobot.datasets.video_utils import decode_video_frames
+
+        path, from_ts = self._video_files[key][episode]
+        timestamps = [from_ts + float(self._timestamps[r]) for r in rows.tolist()]
+        return decode_video_frames(path, timestamps, self.tolerance_s, self.video_backend).squeeze(0)
+
+    def get_batch(self, indices: np.ndarray) -> dict[str, Any]:
+        """``default_collate([self.get(i) for i in indices])``, gathered column by column
+        (see ``sir.data.batch``)."""
+        from sir.data.batch import gather
+
+        return gather(self, np.asarray(indices, dtype=np.int64))
 
     def _images(self):
         # Image features live in the parquet as encoded files; lerobot's HF dataset decodes them.

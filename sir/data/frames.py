@@ -96,15 +96,26 @@ class CameraFrames:
 
     def get(self, key: str, episode: int, positions: np.ndarray) -> torch.Tensor:
         """Frames at ``positions`` within the episode, as lerobot returns them: float32 in [0, 1]."""
+        return to_float(self.uint8(key, episode, positions))
+
+    def uint8(self, key: str, episode: int, positions: np.ndarray) -> np.ndarray:
+        """The stored uint8 frames at ``positions`` (any shape of positions) within the episode."""
         frames = self._arrays.get((key, episode))
         if frames is None:  # opened here, lazily, so that each worker process maps the file itself
             frames = self._arrays[(key, episode)] = np.load(self._files[(key, episode)], mmap_mode="r")
-        return torch.from_numpy(frames[positions]).to(torch.float32).div_(255)
+        return frames[positions]
 
     def __getstate__(self) -> dict:
         # A memory map pickles as a full copy: spawned workers map the files again instead.
         arrays = {k: v for k, v in self._arrays.items() if not isinstance(v, np.memmap)}
         return {"_arrays": arrays, "_files": dict(self._files)}
+
+
+def to_float(frames: np.ndarray) -> torch.Tensor:
+    """uint8 frames as lerobot serves them: float32 ``x / 255``, bit for bit (a float32
+    division is correctly rounded in numpy as in torch). numpy's, because torch's runs on
+    its intra-op threads, which on a loaded machine made a batch's conversion ten times slower."""
+    return torch.from_numpy(np.divide(frames, np.float32(255), dtype=np.float32))
 
 
 @dataclass

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from sir.data import dagger
+from sir.data.batch import GatheredBatch, merge
 from sir.data.compat import FeaturePlan, env_spec_differences, plan_features
 from sir.data.episodes import parse_episode_spec, select_episodes
 from sir.data.fast import FrameStore, is_visual
@@ -226,6 +227,24 @@ class Mixture(torch.utils.data.Dataset):
             raise IndexError(f"index {idx} out of range for a mixture of {len(self)} samples")
         d = bisect.bisect_right(self._starts, idx) - 1
         return self.stores[d].get(int(self._frames[d][idx - self._starts[d]]))
+
+    def __getitems__(self, indices: list[int]) -> GatheredBatch:
+        """The samples at ``indices``, gathered as one batch (torch's DataLoader calls this
+        with a batch's indices): ``collate`` of it is ``default_collate([self[i] for i in
+        indices])``, built column by column per dataset (see ``sir.data.batch``)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + len(self), idx)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size or not idx.size:
+            raise IndexError(f"indices {bad[:3].tolist()} out of range for a mixture of {len(self)} samples"
+                             if bad.size else "a batch of no samples")
+        datasets = self.dataset_of(idx)
+        parts = []
+        for d in np.unique(datasets).tolist():
+            positions = np.flatnonzero(datasets == d)
+            parts.append((positions, self.stores[d].get_batch(self._frames[d][idx[positions] - self._starts[d]])))
+        collated = parts[0][1] if len(parts) == 1 else merge(parts, len(idx))
+        return GatheredBatch(collated, len(idx))
 
     def dataset_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """The dataset index of each sample index, without loading the samples."""

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from sir.data.batch import collate
 from sir.errors import UserError
 
 
@@ -181,6 +182,8 @@ def make_dataloader(
 
     ``drop_last`` defaults to dropping a short last batch only when the mixture holds at
     least one full batch (else a pass would yield nothing); ``pin_memory`` is for CUDA.
+    A mixture's batches are gathered whole (``Mixture.__getitems__``) and passed on by
+    ``collate`` as they are; a dataset of single samples is collated by torch's default.
     """
     sampler = mixture.sampler if mixture.sampler is not None else ShuffleSampler(len(mixture), seed)
     return torch.utils.data.DataLoader(
@@ -190,6 +193,8 @@ def make_dataloader(
         drop_last=len(mixture) >= batch_size if drop_last is None else drop_last,
         num_workers=num_workers,
         pin_memory=pin_memory,
+        # The mixture gathers a batch at once (Mixture.__getitems__): collated already.
+        collate_fn=collate,
         # A pass is one mixture's worth of samples, often a few hundred steps: keep the
         # workers rather than start new processes for each pass.
         persistent_workers=num_workers > 0,

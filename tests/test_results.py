@@ -73,3 +73,24 @@ def results_report_markers():
     from sir.results.report import BEGIN, END
 
     return f"{BEGIN}\n{END}"
+
+
+def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
+    # As the trainer logs them: the step's training record, then its evaluation. The first
+    # process was stopped after checkpoint_4 and its log cut back there; a second resumed it.
+    lines = [
+        {"step": 1, "train/elapsed_s": 0.5},
+        {"step": 2, "train/elapsed_s": 10.0},
+        {"step": 2, "eval/success_rate": 0.5, "eval/wall_time_s": 3.0},
+        {"step": 4, "train/elapsed_s": 23.0},  # includes the 3 s evaluation at step 2
+        {"step": 4, "eval/success_rate": 0.6, "eval/wall_time_s": 4.0},  # after the count: not in it
+        {"step": 5, "train/elapsed_s": 0.4},  # the resumed process
+        {"step": 6, "train/elapsed_s": 8.0},
+        {"step": 6, "eval/success_rate": 0.7, "eval/wall_time_s": 2.0},
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 7, "train/el')  # cut by a kill
+    train_s, eval_s = results.run_times(path)
+    assert train_s == pytest.approx((23.0 - 3.0) + 8.0)
+    assert eval_s == pytest.approx(9.0)
+    assert results.run_times(tmp_path / "missing.jsonl") == (0.0, 0.0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +81,8 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
                                   skip_existing=True))
     train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root,
                                "checkpoint_dir": cfg.out, "run_name": name})
-    clock = _load(task_dir / "timing.json") or {"train_wall_s": 0.0, "eval_wall_s": 0.0}
-    run = _train_resuming(train_cfg, task_dir, clock)
+    run = _train_resuming(train_cfg, task_dir)
+    train_wall_s, eval_wall_s = run_times(task_dir / "metrics.jsonl")
     if run.best_model is None:
         raise UserError(f"{name}: the run evaluated nothing, so it has no best model; drop --no-eval from the recipe.")
     final = _final_eval(cfg, run.best_model, train_cfg.max_steps)
@@ -94,7 +93,7 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
         "demos": len(demos.episode_lengths) if demos.episode_lengths else cfg.demos,
         "frames": sum(run.frames_per_dataset.values()), "training_steps": train_cfg.training_steps,
         "batch_size": train_cfg.batch_size, "best_step": run.best_step,
-        "train_wall_s": clock["train_wall_s"], "eval_wall_s": clock["eval_wall_s"],
+        "train_wall_s": train_wall_s, "eval_wall_s": eval_wall_s,
         "success_rate": final["success_rate"], "success_ci95": final["success_ci95"],
         "episodes": final["episodes"], "eval_seed": cfg.eval_seed, "avg_length": final["avg_length"],
         "aim": task.aim, "curve": curve,
@@ -110,7 +109,7 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
     return result
 
 
-def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> Any:
+def _train_resuming(train_cfg: Any, task_dir: Path) -> Any:
     """Train, continuing from the newest checkpoint_<step> of a run stopped before its end."""
     from sir.training import TrainConfig, train
     from sir.training.config import CONFIG_FILENAME, config_to_save, load_config_file
@@ -132,15 +131,31 @@ def _train_resuming(train_cfg: Any, task_dir: Path, clock: dict[str, float]) -> 
         train_cfg = dataclasses.replace(train_cfg, resume=str(checkpoints[-1]))
     else:
         train_cfg = dataclasses.replace(train_cfg, overwrite=True)
-        clock.update(train_wall_s=0.0, eval_wall_s=0.0)
-    start = time.perf_counter()
-    first_step = int(train_cfg.resume.rsplit("_", 1)[1]) if train_cfg.resume else 0
-    run = train(train_cfg)
-    evals = sum(e["wall_s"] for e in learning_curve(task_dir / "metrics.jsonl") if e["step"] > first_step)
-    clock["eval_wall_s"] += evals
-    clock["train_wall_s"] += time.perf_counter() - start - evals
-    atomic.write_json(task_dir / "timing.json", clock)
-    return run
+    return train(train_cfg)
+
+
+def run_times(metrics_path: Path) -> tuple[float, float]:
+    """Training and evaluation wall time of a run, in seconds, from its ``metrics.jsonl``.
+
+    Each process that trained the run (the first, and one per resume) logs the time since
+    its loop began (``train/elapsed_s``, logged before the step's evaluation); a resume
+    starts that count again and cuts the log back to its checkpoint, so the steps a
+    stopped process made after its last checkpoint are not counted. Training is the sum
+    over those processes of their last count less the evaluations it includes.
+    """
+    train_s = eval_s = 0.0
+    last = evals_in_last = evals_so_far = 0.0
+    for record in _records(metrics_path):
+        elapsed = record.get("train/elapsed_s")
+        if "eval/wall_time_s" in record:
+            evals_so_far += float(record["eval/wall_time_s"])
+            eval_s += float(record["eval/wall_time_s"])
+        elif elapsed is not None:
+            if elapsed < last:  # a resumed process: close the one before
+                train_s += last - evals_in_last
+                evals_so_far = 0.0
+            last, evals_in_last = float(elapsed), evals_so_far
+    return train_s + last - evals_in_last, eval_s
 
 
 def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> dict[str, Any]:
@@ -161,17 +176,23 @@ def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> 
 def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:
     """The run's evaluations in step order: step, success rate, wall time (the last record of a step wins)."""
     points: dict[int, dict[str, Any]] = {}
+    for record in _records(metrics_path):
+        if "eval/success_rate" in record:
+            points[int(record["step"])] = {"step": int(record["step"]),
+                                           "success_rate": float(record["eval/success_rate"]),
+                                           "wall_s": float(record.get("eval/wall_time_s", 0.0))}
+    return [points[s] for s in sorted(points)]
+
+
+def _records(metrics_path: Path) -> list[dict[str, Any]]:
+    records = []
     if metrics_path.is_file():
         for line in metrics_path.read_text().splitlines():
             try:
-                record = json.loads(line)
+                records.append(json.loads(line))
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
-            if "eval/success_rate" in record:
-                points[int(record["step"])] = {"step": int(record["step"]),
-                                               "success_rate": float(record["eval/success_rate"]),
-                                               "wall_s": float(record.get("eval/wall_time_s", 0.0))}
-    return [points[s] for s in sorted(points)]
+    return records
 
 
 def format_row(r: dict[str, Any]) -> str:

@@ -100,6 +100,7 @@ def test_evaluate_cli_runs_a_checkpoint_in_workers(eval_tiny_act, tmp_path, caps
     saved = json.loads((tmp_path / "eval" / "best_model" / "eval_results.json").read_text())
     assert not (tmp_path / "best_model" / "eval_results.json").exists()
     assert saved["episodes"] == 2 and saved["workers"] == 2 and len(saved["per_episode"]) == 2
+    assert saved["model_step"] == 7  # which of a run's models was scored
     assert metrics["avg_length"] == 5.0
 
 

@@ -78,7 +78,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if video is not None:
         print(f"  Video: {video}")
     out = out_dir / "eval_results.json"
-    atomic.write_json(out, {**metrics, "checkpoint": str(checkpoint), "eval_seed": cfg.eval_seed})
+    atomic.write_json(out, {**metrics, "checkpoint": str(checkpoint), "model_step": info.get("step"),
+                            "eval_seed": cfg.eval_seed})
     print(f"  Results: {out}")
     return metrics
 

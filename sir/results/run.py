@@ -168,9 +168,7 @@ def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> 
         return saved
     metrics = evaluate(EvalConfig(checkpoint=str(best_model), episodes=cfg.eval_episodes, eval_seed=cfg.eval_seed,
                                   max_steps=max_steps, output_dir=str(out_dir)))
-    metrics = {k: v for k, v in metrics.items() if k != "per_episode"}
-    atomic.write_json(out_dir / "eval_results.json", {**_load(out_dir / "eval_results.json"), "model_step": model_step})
-    return metrics
+    return {k: v for k, v in metrics.items() if k != "per_episode"}
 
 
 def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:

@@ -61,8 +61,9 @@ def batch_rate(mix, indices: list[int], size: int, seconds: float) -> tuple[floa
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         first = (n % len(indices)) // size * size
-        collate(mix.__getitems__(indices[first:first + size]))
-        n += size
+        chunk = indices[first:first + size]  # the last one may be short
+        collate(mix.__getitems__(chunk))
+        n += len(chunk)
     return n / (time.perf_counter() - start), n
 
 

@@ -38,6 +38,8 @@ def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_t
     # Stopped after checkpoint_2: the next run continues from it instead of starting over.
     import shutil
 
+    records = [json.loads(line) for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
+    first_process = max(r["train/elapsed_s"] for r in records if r["step"] <= 2 and "train/elapsed_s" in r)
     for name in ("final_model", "checkpoint_4", "result.json"):
         path = task_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -49,7 +51,11 @@ def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_t
     assert "Resuming Lift from checkpoint_2" in capsys.readouterr().out
     steps = [json.loads(line)["step"] for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 4
-    assert json.loads((task_dir / "result.json").read_text())["training_steps"] == 4
+    resumed = json.loads((task_dir / "result.json").read_text())
+    assert resumed["training_steps"] == 4
+    # Its training time counts the stopped process's steps too, read from the trainer's own log.
+    assert resumed["train_wall_s"] > first_process
+    assert resumed["eval_wall_s"] == pytest.approx(sum(p["wall_s"] for p in resumed["curve"]))
 
 
 def test_unknown_task_is_refused_in_one_sentence(tmp_path, capsys):
@@ -84,7 +90,7 @@ def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
         {"step": 2, "eval/success_rate": 0.5, "eval/wall_time_s": 3.0},
         {"step": 4, "train/elapsed_s": 23.0},  # includes the 3 s evaluation at step 2
         {"step": 4, "eval/success_rate": 0.6, "eval/wall_time_s": 4.0},  # after the count: not in it
-        {"step": 5, "train/elapsed_s": 0.4},  # the resumed process
+        {"step": 5, "train/elapsed_s": 0.4, "train/resumed_at": 4},  # the resumed process
         {"step": 6, "train/elapsed_s": 8.0},
         {"step": 6, "eval/success_rate": 0.7, "eval/wall_time_s": 2.0},
     ]
@@ -94,3 +100,10 @@ def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
     assert train_s == pytest.approx((23.0 - 3.0) + 8.0)
     assert eval_s == pytest.approx(9.0)
     assert results.run_times(tmp_path / "missing.jsonl") == (0.0, 0.0)
+
+    # Sparse logs (a record every 50 steps): the resumed process's first count can exceed the
+    # stopped one's last; the mark, not the count going down, says a new process began.
+    sparse = [{"step": 1, "train/elapsed_s": 0.1}, {"step": 2, "eval/success_rate": 0.0, "eval/wall_time_s": 5.0},
+              {"step": 3, "train/elapsed_s": 0.7, "train/resumed_at": 2}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in sparse))
+    assert results.run_times(path) == (pytest.approx(0.1 + 0.7), pytest.approx(5.0))

@@ -139,9 +139,10 @@ def run_times(metrics_path: Path) -> tuple[float, float]:
 
     Each process that trained the run (the first, and one per resume) logs the time since
     its loop began (``train/elapsed_s``, logged before the step's evaluation); a resume
-    starts that count again and cuts the log back to its checkpoint, so the steps a
-    stopped process made after its last checkpoint are not counted. Training is the sum
-    over those processes of their last count less the evaluations it includes.
+    starts that count again, marks its first record (``train/resumed_at``) and cuts the log
+    back to its checkpoint, so the steps a stopped process made after its last checkpoint
+    are not counted. Training is the sum over those processes of their last count less the
+    evaluations it includes. (Logs from before the mark: a count that goes down starts a process.)
     """
     train_s = eval_s = 0.0
     last = evals_in_last = evals_so_far = 0.0
@@ -151,7 +152,7 @@ def run_times(metrics_path: Path) -> tuple[float, float]:
             evals_so_far += float(record["eval/wall_time_s"])
             eval_s += float(record["eval/wall_time_s"])
         elif elapsed is not None:
-            if elapsed < last:  # a resumed process: close the one before
+            if "train/resumed_at" in record or elapsed < last:  # a resumed process: close the one before
                 train_s += last - evals_in_last
                 evals_so_far = 0.0
             last, evals_in_last = float(elapsed), evals_so_far

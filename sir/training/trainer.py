@@ -311,6 +311,10 @@ def train(config: TrainConfig) -> RunResult:
             record = {"train/loss": loss, "train/grad_norm": grad_norm,
                       "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
             record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
+            if step == start_step + 1 and start_step:
+                # A resumed process's first record: its elapsed time counts from its own start
+                # (sir.results.run_times adds the processes up from this mark).
+                record["train/resumed_at"] = start_step
             logger.log(step, record)
         if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps):
             last_eval = evaluate(step)

@@ -3,12 +3,16 @@
     python -m sir.dagger.record --checkpoint checkpoints/act_lift_demos/best_model \
         --episodes 20 --root data --repo-id lift_dagger_r1 [--auto-save-on-success]
 
-The corrector is the task's scripted expert, or a person with one of robosuite's input
-devices (``--corrector keyboard|spacemouse|mjgui``, see docs/teleoperation.md) who takes over
-and hands back with a key, as often as they like.
+The corrector is the task's scripted expert, playing a watching person (``TakeoverRule``:
+it takes over when failure is near, goes on from the state it finds, and hands back once
+the critical part is done), or a person with one of robosuite's input devices
+(``--corrector keyboard|spacemouse|mjgui``, see docs/teleoperation.md) who takes over and
+hands back with a key; either may take over as often as it likes.
 
 Frames are labelled ``source`` 0 (policy) or 1 (corrector) and ``success`` 0/1 (the
-episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on.
+episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on. Each
+episode's takeovers (step, length, phase, reason, what ended them) go to
+``meta/sir_corrections.jsonl`` and to the result's ``per_episode``.
 """
 
 from __future__ import annotations
@@ -21,93 +25,201 @@ import numpy as np
 
 from sir.config import option, parse, validate
 from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
+from sir.data.recording import (
+    Corrector,
+    Episode,
+    Frame,
+    RecordingResult,
+    open_writer,
+    record_episodes,
+)
 from sir.data.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
+from sir.experts.base import ResumableExpert
+from sir.experts.grasping import GRIPPING, PROGRESS
 
 
 @dataclass
 class TakeoverRule:
-    """When the scripted corrector decides the policy is failing.
+    """When the scripted corrector takes over from the policy, and when it hands back.
 
-    ``patience``: steps without a new best shaped reward (no progress).
-    ``drop``: a fall of the shaped reward below its best so far (the object was dropped).
-    ``deviation`` / ``deviation_steps``: the policy's arm command differs from the
-    expert's by more than ``deviation`` (L2, action units) for that many steps in a row.
-    ``grace``: steps the policy always gets before any rule applies.
+    It takes over, once the policy has had ``grace`` steps (at the episode's start and after
+    each hand-back), when
+    ``patience``: that many steps pass without progress, neither a new best shaped reward
+    nor a step up the expert's measure of the task (``GraspingExpert.progress``: nearer the
+    grasp point, the object higher, nearer its place point or lower over it, by
+    ``progress_step`` metres at least), or
+    ``deviation`` / ``deviation_steps``: the policy's arm command differs from the expert's by
+    more than ``deviation`` (L2, action units) for that many steps in a row;
+    and at once, grace or not, when the object is dropped: held off where it rested (being
+    lifted or carried) a step ago, it is held no more and does not rest at its target. (Not
+    a fall of the shaped reward: robosuite's PickPlaceCan and Stack rewards fall when the
+    object is let go over its target.)
+
+    It hands back, unless ``hand_back`` is off, when the correction has reached its
+    sub-goal (the expert's next milestone after the phase it took over in: grasp secured,
+    object lifted, object over the target, ...), when the policy's own proposed action has
+    agreed with the expert's for ``agree_steps`` steps in a row (arm commands within
+    ``agree``, L2, and the same gripper command: ThriftyDAgger's switch-back rule), or after
+    ``max_correction`` steps.
     """
 
-    patience: int = 40
-    drop: float = 0.3
+    patience: int = 12
+    progress_step: float = 0.005
     deviation: float = 1.0
     deviation_steps: int = 8
     grace: int = 5
+    agree: float = 0.3
+    agree_steps: int = 5
+    max_correction: int = 50
+    hand_back: bool = True
+
+
+def agrees(policy_action: np.ndarray, expert_action: np.ndarray, tolerance: float) -> bool:
+    """ThriftyDAgger's switch back to the robot (Hoque et al. 2021; thriftydagger.py in
+    github.com/ryanhoque/thriftydagger: ``sum((a - a_expert) ** 2) < switch2robot_thresh``,
+    that threshold the policy's mean discrepancy on its training data), here over the arm's
+    translation in action units, with the gripper's command (open or closed) the same."""
+    policy_action, expert_action = np.asarray(policy_action), np.asarray(expert_action)
+    close = float(np.linalg.norm(policy_action[:3] - expert_action[:3])) <= tolerance
+    return close and bool((policy_action[-1] > 0) == (expert_action[-1] > 0))
 
 
 class ScriptedCorrector:
-    """A scripted expert playing the human: watches the policy and takes over on its rule.
+    """A scripted expert playing a watching person: takes over when failure is near, goes on
+    from the state it finds (an object the policy holds stays held), and hands back once the
+    critical part is done (see ``TakeoverRule``); the policy may be taken over again later.
+    It implements ``sir.data.recording.Corrector``, as ``sir.data.teleop.HumanCorrector`` does.
 
-    Any object with ``reset(env)``, ``should_take_over(obs, policy_action, reward)``,
-    ``take_over(env)``, ``act(obs)``, ``should_hand_back()`` and ``discarded`` can correct;
-    ``sir.data.teleop.HumanCorrector`` answers them with an operator's keys and device.
+    While the policy drives, the expert re-plans every step from the state (``resume``), so
+    its command is what it would do now were it to take over; while it corrects, it follows
+    its own plan. ``reason``, ``phase`` and ``handed_back`` tell the last takeover's why and
+    where, and why it ended.
     """
 
     name = "expert"
     discarded = False  # a script never throws an episode away
 
-    def __init__(self, expert: Any, rule: TakeoverRule | None = None):
+    def __init__(self, expert: ResumableExpert, rule: TakeoverRule | None = None):
         self.expert = expert
         self.rule = rule or TakeoverRule()
 
     def reset(self, env: Any) -> None:
         self.expert.reset(env)
-        self.steps = 0
         self.best_reward = -np.inf
+        self.best_progress: tuple[int, float] = (-1, -np.inf)
+        self.correcting = False
+        self.reached = 0  # the last sub-goal a correction reached
+        self.reason: str | None = None
+        self.phase: str | None = None
+        self.subgoal: str | None = None
+        self.handed_back: str | None = None
+        self._planned_for: Any = None
+        self._fresh = False
+        self._last_seen: str | None = None
+        self._watch()
+
+    def _watch(self) -> None:
+        """The policy drives (again): its grace period and the stall and deviation counts start afresh."""
+        self.steps = 0
         self.since_progress = 0
         self.deviating = 0
-        self.reason: str | None = None
+
+    def _plan(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The expert's command for this step, planned once however often it is asked."""
+        if obs is not self._planned_for:
+            if not self.correcting or self._fresh:
+                self.expert.resume()
+            self._planned = np.asarray(self.expert.act(obs), dtype=np.float32)
+            self._planned_for = obs
+        return self._planned
+
+    def _progressed(self, reward: float) -> bool:
+        rewarded = reward > self.best_reward + 1e-3
+        self.best_reward = max(self.best_reward, reward)
+        level, value = self.expert.progress
+        best_level, best_value = self.best_progress
+        moved = level > best_level or (level == best_level and value > best_value + self.rule.progress_step)
+        if moved:
+            self.best_progress = (level, value)
+        return rewarded or moved
 
     def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
-        # The shadow expert keeps planning from the real state, so its command is what a
-        # watching human would do now.
-        expert_action = np.asarray(self.expert.act(obs))
+        expert_action = self._plan(obs)
         self.steps += 1
-        if reward > self.best_reward + 1e-3:
-            self.best_reward, self.since_progress = reward, 0
-        else:
-            self.since_progress += 1
+        self.reason = None
+        self.since_progress = 0 if self._progressed(reward) else self.since_progress + 1
         gap = float(np.linalg.norm(np.asarray(policy_action)[:3] - expert_action[:3]))
         self.deviating = self.deviating + 1 if gap > self.rule.deviation else 0
-        if self.steps <= self.rule.grace:
-            return False
-        if self.since_progress >= self.rule.patience:
-            self.reason = "no progress"
-        elif self.best_reward - reward > self.rule.drop:
+        # Held off where it rested (being lifted or carried) a step ago, and now not held:
+        # it fell (let go over its target, in "lower", or resting there, it is placed).
+        seen, last = self.expert.resumed_phase, self._last_seen
+        self._last_seen = seen
+        if last in ("lift", "carry") and seen not in (*GRIPPING, "retreat"):
             self.reason = "object dropped"
+        elif self.steps <= self.rule.grace:
+            return False
+        elif self.since_progress >= self.rule.patience:
+            self.reason = "no progress"
         elif self.deviating >= self.rule.deviation_steps:
             self.reason = "actions strayed from the expert's"
         return self.reason is not None
 
     def take_over(self, env: Any) -> None:
-        # A fresh plan from the current state: the expert's phases restart from approach.
-        self.expert.reset(env)
+        self.correcting, self._fresh = True, True
+        self.corrected = 0
+        self.agreeing = 0
+        self.phase = self.subgoal = self.handed_back = None
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(self.expert.act(obs), dtype=np.float32)
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray:
+        action = self._plan(obs)
+        self._fresh = False
+        if self.corrected == 0:
+            self.phase = self.expert.resumed_phase or self.expert.phase
+            # A sub-goal reached once is no correction's goal again: the policy, handed back
+            # there, failed to go on from it, so this correction goes on to the next.
+            self.subgoal_level = self.expert.next_subgoal(max(PROGRESS[self.phase], self.reached))
+            self.subgoal = self.expert.subgoals.get(self.subgoal_level) if self.subgoal_level else None
+        self.corrected += 1
+        return action
 
-    def should_hand_back(self) -> bool:
-        return False  # the expert finishes the episode
+    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
+        expert_action = self._plan(obs)
+        self._progressed(reward)  # what the expert achieves is the bar the policy's progress is measured by
+        self.agreeing = self.agreeing + 1 if agrees(policy_action, expert_action, self.rule.agree) else 0
+        if not self.rule.hand_back:
+            return False
+        if self.subgoal_level is not None and self.expert.reached(self.subgoal_level):
+            self.handed_back = "subgoal"
+            self.reached = self.subgoal_level
+        elif self.agreeing >= self.rule.agree_steps:
+            self.handed_back = "agreement"
+        elif self.corrected >= self.rule.max_correction:
+            self.handed_back = "cap"
+        else:
+            return False
+        self.correcting = False
+        self._planned_for = None  # watching again: the next plan starts from the state
+        self._last_seen = None
+        self._watch()
+        return True
 
 
 class CorrectedPolicy:
     """The actor of a DAgger episode: the policy acts until the corrector takes over; the
-    corrector acts until it hands back (a human may, as often as they like); frames are
-    labelled by who acted and by the outcome."""
+    corrector acts until it hands back, as often as it likes; frames are labelled by who
+    acted and by the outcome, and ``corrections`` logs each takeover as a person's log would
+    (see ``finish``).
+
+    While the corrector acts, the policy is still asked, every step, what it would do from
+    the state, as Sirius's collection loop and ThriftyDAgger ask theirs: from a fresh plan
+    (its queue emptied), since a hand-back would start it afresh from there too.
+    """
 
     name = "policy"
 
-    def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, corrector: Any, task: str):
+    def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, corrector: Corrector, task: str):
         self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
         self.corrector = corrector
         self.task = task
@@ -117,39 +229,62 @@ class CorrectedPolicy:
         self.policy.reset()
         self.corrector.reset(env)
         self.sources: list[int] = []  # who acted at each step
-        self.takeover_step: int | None = None  # the first takeover's
+        self.corrections: list[dict[str, Any]] = []
+        self.correcting = False
 
-    def act(self, obs: dict[str, np.ndarray], features: dict[str, np.ndarray], reward: float) -> np.ndarray | None:
+    def _policy_action(self, features: Frame, fresh: bool = False) -> np.ndarray:
         import torch
 
         from sir.eval.batch import to_policy_batch
 
-        corrector = self.corrector
-        correcting = bool(self.sources) and self.sources[-1] == HUMAN
-        if correcting and corrector.should_hand_back():
-            correcting = False
-            # The queued action chunk was planned before the takeover, from states long gone.
+        if fresh:
+            # The queued action chunk was planned from states long gone.
             self.policy.reset()
-        if not correcting:
-            with torch.no_grad():
-                batch = self.preprocessor(to_policy_batch(features, self.task))
-                action = self.postprocessor(self.policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
-            if not np.all(np.isfinite(action)) or corrector.should_take_over(obs, action, reward):
-                correcting = True
-                if self.takeover_step is None:
-                    self.takeover_step = len(self.sources)
+        with torch.no_grad():
+            batch = self.preprocessor(to_policy_batch(features, self.task))
+            return self.postprocessor(self.policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None:
+        corrector = self.corrector
+        step = len(self.sources)
+        action = None
+        if self.correcting:
+            proposal = self._policy_action(features, fresh=True)
+            if np.all(np.isfinite(proposal)) and corrector.should_hand_back(obs, proposal, reward):
+                self.correcting = False
+                self.corrections[-1].update(steps=step - self.corrections[-1]["step"], hand_back=corrector.handed_back)
+                action = proposal  # planned afresh from this state: the hand-back's queue reset
+        if not self.correcting:
+            if action is None:
+                action = self._policy_action(features)
+            finite = bool(np.all(np.isfinite(action)))
+            if not finite or corrector.should_take_over(obs, action, reward):
                 corrector.take_over(self.env)
-        if correcting:
-            action = corrector.act(obs)
-        if corrector.discarded:
+                self.correcting = True
+                self.corrections.append({"step": step, "steps": None, "phase": None,
+                                         "reason": corrector.reason if finite else "policy action not finite",
+                                         "subgoal": None, "hand_back": None})
+        if self.correcting:
+            action = corrector.act(obs, features, reward)
+            entry = self.corrections[-1]
+            if entry["step"] == step:
+                entry.update(phase=corrector.phase, subgoal=corrector.subgoal)
+        if action is None or corrector.discarded:
             return None
-        self.sources.append(HUMAN if correcting else POLICY)
+        self.sources.append(HUMAN if self.correcting else POLICY)
         return action
 
     def finish(self, episode: Episode) -> None:
-        episode.takeover_step = self.takeover_step
-        if self.takeover_step is not None:
-            episode.reason = getattr(self.corrector, "reason", None)
+        """Label the frames, and give the episode its corrections: for each takeover, the
+        step it came at, how many steps it lasted, the phase of the task it came in, why it
+        came, the sub-goal it was for, and what ended it (``subgoal``, ``agreement``, ``cap``
+        or ``operator``; None when it lasted to the episode's end)."""
+        for entry in self.corrections:
+            if entry["steps"] is None:
+                entry["steps"] = len(self.sources) - entry["step"]
+        episode.corrections = self.corrections
+        if self.corrections:
+            episode.takeover_step, episode.reason = self.corrections[0]["step"], self.corrections[0]["reason"]
         label_episode(episode.frames, None, episode.success)
         for frame, source in zip(episode.frames, self.sources, strict=True):
             frame[SOURCE][0] = source
@@ -166,11 +301,23 @@ class RecordConfig:
     auto_save_on_success: bool = option(False, "also save episodes the policy finished alone (all frames source 0)")
     max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)", minimum=1)
     seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
-    patience: int = option(TakeoverRule.patience, "takeover after this many steps without progress", minimum=0)
+    patience: int = option(TakeoverRule.patience, "the scripted corrector takes over after this many steps without "
+                           "progress (no new best shaped reward, no step nearer the expert's next waypoint), ...",
+                           minimum=1)
     deviation: float = option(TakeoverRule.deviation,
-                              "takeover when the policy's arm command differs from the expert's by more than this ...",
+                              "... or when the policy's arm command differs from the expert's by more than this (L2) ...",
                               minimum=0)
-    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row", minimum=1)
+    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row, or at once when the "
+                                  "object is dropped", minimum=1)
+    agree: float = option(TakeoverRule.agree, "it hands back when the policy's own proposed action, asked every step, "
+                          "is within this of the expert's (L2, same gripper command) ...", minimum=0)
+    agree_steps: int = option(TakeoverRule.agree_steps, "... for this many steps in a row (ThriftyDAgger's rule), or "
+                              "when the sub-goal it took over for is done (grasp secured, object lifted, object over "
+                              "the target, ...)", minimum=1)
+    max_correction: int = option(TakeoverRule.max_correction, "... or after this many steps of one correction",
+                                 minimum=1)
+    no_hand_back: bool = option(False, "the scripted corrector finishes the episode once it has taken over, never "
+                                "handing back (a person hands back with the takeover key either way)")
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
 
 
@@ -178,7 +325,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     """Run ``cfg.episodes`` DAgger episodes and write the corrected ones (and, with
     ``auto_save_on_success``, the policy's own successes) to ``cfg.root/cfg.repo_id``."""
     from sir.envs.factory import make_env
-    from sir.experts import make_expert
+    from sir.experts import EXPERTS, make_expert
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
 
@@ -194,10 +341,13 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
 
         check_screen(cfg.corrector, spec)
         env = make_env(window_spec(spec))
-        corrector: Any = HumanCorrector(cfg.corrector, env)
+        phases = make_expert(spec.env_name) if spec.env_name in EXPERTS else None
+        corrector: Corrector = HumanCorrector(cfg.corrector, env, phases=phases)
         rule = None
     else:
-        rule = TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps)
+        rule = TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps,
+                            agree=cfg.agree, agree_steps=cfg.agree_steps, max_correction=cfg.max_correction,
+                            hand_back=not cfg.no_hand_back)
         corrector = ScriptedCorrector(make_expert(spec.env_name, seed=cfg.seed), rule)
         env = make_env(spec)
     provenance: dict[str, Any] = {
@@ -214,17 +364,17 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
             cfg.max_steps or spec.horizon, until_written=False,
             keep=lambda ep: ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success),
             desc=f"DAgger {spec.env_name}",
-            status=lambda r: {"interventions": r.interventions, "policy_ok": r.policy_successes,
+            status=lambda r: {"interventions": r.interventions, "takeovers": r.takeovers, "policy_ok": r.policy_successes,
                               "corrected_ok": r.corrected_successes, **({"discarded": r.discarded} if human else {})},
-            info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
+            info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions, "takeovers": r.takeovers,
                             "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
                             "saved": r.episodes, "discarded": r.discarded},
         )
     finally:
         if human:
             corrector.close()
-    summary = (f"{result.tried} episodes: policy alone succeeded {result.policy_successes}, "
-               f"corrector took over {result.interventions} times and succeeded {result.corrected_successes}"
+    summary = (f"{result.tried} episodes: policy alone succeeded {result.policy_successes}, corrector took over "
+               f"in {result.interventions} ({result.takeovers} takeovers) and {result.corrected_successes} succeeded"
                + (f", {result.discarded} discarded" if human else ""))
     if result.path is None:
         print(f"{summary}; nothing to save (no correction" +
@@ -236,9 +386,10 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
 
 def parse_config(argv: list[str] | None = None) -> RecordConfig:
     return parse(RecordConfig, argv, "python -m sir.dagger.record",
-                 "Run a trained policy in its Robosuite env with a corrector watching; when the corrector "
-                 "takes over, it finishes the task. Writes a LeRobot DAgger dataset with per-frame source (0 policy, "
-                 "1 corrector) and success labels.")
+                 "Run a trained policy in its Robosuite env with a corrector watching, who takes over when the "
+                 "policy is about to fail and hands back once past the critical part, as often as needed. Writes a "
+                 "LeRobot DAgger dataset with per-frame source (0 policy, 1 corrector) and success labels, and "
+                 "each episode's takeovers in meta/sir_corrections.jsonl.")
 
 
 @cli_errors

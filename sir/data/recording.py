@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sir.data import journal
 from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
 from sir.data.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
@@ -37,6 +38,8 @@ class Episode:
     takeover_step: int | None = None  # the step a corrector took over at, if one did
     reason: str | None = None  # why it took over
     discarded: bool = False  # the actor threw the episode away (a human operator's reset key)
+    # One entry per takeover (``sir.dagger.record.CorrectedPolicy.finish``); None when no corrector watched.
+    corrections: list[dict[str, Any]] | None = None
 
 
 class Actor(Protocol):
@@ -51,6 +54,38 @@ class Actor(Protocol):
     def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
 
     def finish(self, episode: Episode) -> None: ...
+
+
+class Corrector(Protocol):
+    """Watches a policy drive and corrects it: ``sir.dagger.record.ScriptedCorrector`` (a
+    scripted expert) and ``sir.data.teleop.HumanCorrector`` (a person at an input device).
+
+    While the policy drives, ``should_take_over`` sees each step's observation, the policy's
+    action and the previous step's reward; on True, ``take_over`` and then ``act`` give the
+    step's action. While it corrects, ``should_hand_back`` sees the policy's proposed action
+    for the state first (a hand-back lets the policy act that step), and otherwise ``act``
+    acts: its arguments are ``Actor.act``'s, and None discards the episode (``discarded``).
+    After a takeover, ``reason`` says why it came, ``phase`` the phase of the task it came in
+    and ``subgoal`` what it is for (None where the corrector does not say); after a hand-back,
+    ``handed_back`` says why.
+    """
+
+    name: str
+    discarded: bool
+    reason: str | None
+    phase: str | None
+    subgoal: str | None
+    handed_back: str | None
+
+    def reset(self, env: Any) -> None: ...
+
+    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
+
+    def take_over(self, env: Any) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
+
+    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
 
 
 class ExpertActor:
@@ -126,6 +161,7 @@ class RecordingResult:
     tried: int = 0
     successes: int = 0
     interventions: int = 0  # episodes a corrector took over
+    takeovers: int = 0  # takeovers in all, several an episode where the corrector handed back
     policy_successes: int = 0  # successes without a takeover
     corrected_successes: int = 0  # successes after a takeover
     per_episode: list[dict[str, Any]] = field(default_factory=list)  # one entry per episode run
@@ -140,6 +176,7 @@ class RecordingResult:
         self.tried += 1
         self.successes += episode.success
         self.interventions += corrected
+        self.takeovers += len(episode.corrections or ())
         self.policy_successes += episode.success and not corrected
         self.corrected_successes += episode.success and corrected
         if saved:
@@ -147,8 +184,11 @@ class RecordingResult:
             self.frames += len(episode.frames)
             self.episode_lengths.append(len(episode.frames))
             self.human_frames += sum(int(f[SOURCE][0]) == HUMAN for f in episode.frames if SOURCE in f)
-        self.per_episode.append({"seed": episode.seed, "success": bool(episode.success), "takeover_step": episode.takeover_step,
-                         "reason": episode.reason, "frames": len(episode.frames), "saved": bool(saved)})
+        entry = {"seed": episode.seed, "success": bool(episode.success), "takeover_step": episode.takeover_step,
+                 "reason": episode.reason, "frames": len(episode.frames), "saved": bool(saved)}
+        if episode.corrections is not None:
+            entry["corrections"] = episode.corrections
+        self.per_episode.append(entry)
 
 
 def record_episodes(
@@ -194,6 +234,12 @@ def record_episodes(
             saved = not episode.discarded and keep(episode)
             counted = copy.deepcopy(result)  # becomes the result once the episode is on disk
             counted.count(episode, saved)
+            if episode.corrections is not None and not episode.discarded:
+                # Before the episode's frames: its commit then holds the line (journal.CORRECTIONS).
+                writer.log(journal.CORRECTIONS, {
+                    "episode_index": writer.num_episodes if saved else None, "seed": seed,
+                    "success": bool(episode.success), "frames": len(episode.frames),
+                    "takeovers": len(episode.corrections), "corrections": episode.corrections})
             if saved:
                 notes = {"result": {k: v for k, v in asdict(counted).items() if k != "path"},
                          "runs": runs, "next_seed": seed + 1}

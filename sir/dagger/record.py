@@ -24,16 +24,9 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
-from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.recording import (
-    Corrector,
-    Episode,
-    Frame,
-    RecordingResult,
-    open_writer,
-    record_episodes,
-)
-from sir.data.writer import refuse_if_busy
+from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
+from sir.data.record.runner import Corrector, Episode, Frame, RecordingResult, open_writer, record_episodes
+from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
 from sir.experts.base import ResumableExpert
@@ -90,7 +83,7 @@ class ScriptedCorrector:
     """A scripted expert playing a watching person: takes over when failure is near, goes on
     from the state it finds (an object the policy holds stays held), and hands back once the
     critical part is done (see ``TakeoverRule``); the policy may be taken over again later.
-    It implements ``sir.data.recording.Corrector``, as ``sir.data.teleop.HumanCorrector`` does.
+    It implements ``sir.data.record.runner.Corrector``, as ``sir.data.record.teleop.HumanCorrector`` does.
 
     While the policy drives, the expert re-plans every step from the state (``resume``), so
     its command is what it would do now were it to take over; while it corrects, it follows
@@ -336,7 +329,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
-        from sir.data.teleop import HumanCorrector
+        from sir.data.record.teleop import HumanCorrector
         from sir.envs.devices import check_screen, window_spec
 
         check_screen(cfg.corrector, spec)

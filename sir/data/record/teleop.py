@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sir.data.dagger import label_demo
-from sir.data.recording import Episode, Frame
+from sir.data.labels import label_demo
+from sir.data.record.runner import Episode, Frame
 from sir.envs.devices import Teleoperator, open_window
 
 # sir's keys: name -> (pynput key, as the console shows it, what it does)
@@ -102,7 +102,7 @@ class HumanActor(_Operator):
 
 
 class HumanCorrector(_Operator):
-    """An operator watching a policy (a ``sir.data.recording.Corrector`` for ``sir.dagger.record``):
+    """An operator watching a policy (a ``sir.data.record.runner.Corrector`` for ``sir.dagger.record``):
     the takeover key hands control to the operator and, pressed again, back to the policy.
 
     ``phases``, a scripted expert of the task (``sir.experts.base.ResumableExpert``), only

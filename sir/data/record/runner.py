@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sir.data import journal
-from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
-from sir.data.writer import DatasetWriter, dataset_features
+from sir.data.record import journal
+from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
+from sir.data.record.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
 from sir.errors import Interrupted, UserError, interrupt_in
@@ -58,7 +58,7 @@ class Actor(Protocol):
 
 class Corrector(Protocol):
     """Watches a policy drive and corrects it: ``sir.dagger.record.ScriptedCorrector`` (a
-    scripted expert) and ``sir.data.teleop.HumanCorrector`` (a person at an input device).
+    scripted expert) and ``sir.data.record.teleop.HumanCorrector`` (a person at an input device).
 
     While the policy drives, ``should_take_over`` sees each step's observation, the policy's
     action and the previous step's reward; on True, ``take_over`` and then ``act`` give the
@@ -143,7 +143,7 @@ def open_writer(
     labels: dict[str, dict] = LABEL_FEATURE_SPECS, resumable: bool = False,
 ) -> DatasetWriter:
     """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features
-    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.dagger``);
+    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.mixture.weights``);
     ``resumable`` for ``record_episodes`` (see ``DatasetWriter``)."""
     example = observation_to_features(reset_env(env, seed), spec)
     features = dataset_features(spec, example, action_dim(env), extra=labels)

@@ -53,7 +53,8 @@ class ExperimentConfig:
     root: str = option("data/bc_vs_dagger", "where the experiment's datasets go")
     out: str = option("checkpoints/bc_vs_dagger", "where runs and results go")
     train_args: str = option("", "extra train_policy flags, quoted")
-    record_args: str = option("", "extra sir.dagger.record flags (the takeover rule), quoted")
+    record_args: str = option("", "extra sir.dagger.record flags (the rule by which the scripted corrector takes "
+                              "over and hands back), quoted")
     modes: list[str] = option([DEFAULT_MODE], "--dagger-mode values compared, comma-separated: the first mode's "
                               "models record the rounds; each further mode trains on the last round's data")
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sir.data.record import journal
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
+from sir.data.record import journal
 from sir.data.record.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec

@@ -171,6 +171,12 @@ class RecordConfig:
                               "takeover when the policy's arm command differs from the expert's by more than this ...",
                               minimum=0)
     deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row", minimum=1)
+    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
+                             "lerobot)")
+    robot: str | None = option(None, "robot for --env (default: Panda)")
+    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
+    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
+                                    minimum=8)
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
 
 
@@ -178,6 +184,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     """Run ``cfg.episodes`` DAgger episodes and write the corrected ones (and, with
     ``auto_save_on_success``, the policy's own successes) to ``cfg.root/cfg.repo_id``."""
     from sir.envs.factory import make_env
+    from sir.eval.evaluate import check_env_flags, check_model_fits_env, spec_from_flags
     from sir.experts import make_expert
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
@@ -185,7 +192,11 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     validate(cfg)
     refuse_if_busy(cfg.root, cfg.repo_id)
     quiet_libraries()
-    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device))
+    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device),
+                                                    spec=spec_from_flags(cfg))
+    if cfg.env is not None:
+        check_env_flags(cfg, spec)
+        check_model_fits_env(policy.config, spec)
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:

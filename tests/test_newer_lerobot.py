@@ -26,12 +26,13 @@ def sir_models(lift_demos, tmp_path_factory):
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
     from sir.policies import build_config
     from sir.policies.checkpoint import save_checkpoint
     from sir.runtime import seed_everything
 
     root, repo_id = lift_demos
-    mixture = make_mixture(repo_id, root=root, verbose=False)
+    mixture = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
     features = dataset_to_policy_features(mixture.features)
     outputs = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
     inputs = {k: f for k, f in features.items() if k not in outputs}

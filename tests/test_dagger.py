@@ -106,7 +106,7 @@ def test_policy_only_successes_are_not_saved_without_the_flag(weak_policy, tmp_p
 
 
 @pytest.mark.slow
-def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, tmp_path):
+def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, tmp_path, logged, progress_lines):
     import csv
     import shutil
 
@@ -117,10 +117,15 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     shutil.copytree(root / repo_id, data / repo_id)
     # As lerobot's editing tools leave demos: without sir's EnvSpec, which the loop rebuilds.
     (data / repo_id / "meta" / "sir_env.json").unlink()
-    result = run_rounds(LoopConfig(
+    # Output to a file, as in a batch job: the rounds' recording and training print plain lines.
+    result, text = logged(run_rounds, LoopConfig(
         env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2, preset="tiny", training_steps=5,
         batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80, checkpoint_dir=str(tmp_path / "ck"),
         train_args="--log-freq 1", record_args="--deviation 0.5 --deviation-steps 3"))
+    assert "\r" not in text
+    assert progress_lines(text, "DAgger Lift") == [(1, 2), (2, 2)]
+    assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == \
+        [f"step {n}/5" for n in range(1, 6)] * 2  # rounds 0 and 1, --log-freq 1
     base = result.base_dir
     with (base / "dagger_rounds.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -142,7 +147,7 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
 
 
 @pytest.mark.slow
-def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys):
+def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys, logged, progress_lines):
     import csv
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
@@ -154,7 +159,12 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
             "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
             "--modes", "successful-corrections,hg-dagger",
             "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
-    out = experiment(argv)
+    # Output to a file, as in a batch job: plain progress lines of each recording and training.
+    out, text = logged(experiment, argv)
+    assert "\r" not in text
+    assert progress_lines(text, "Recording Lift")[-1] == (8, 8)
+    assert progress_lines(text, "DAgger Lift") == [(1, 2), (2, 2)]
+    assert sum(line.startswith("step 1/5 | loss ") for line in text.splitlines()) == 4  # one per arm trained
     with (out / "bc_vs_dagger.csv").open() as f:
         rows = list(csv.DictReader(f))
     arms = [r["arm"] for r in rows]

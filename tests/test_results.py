@@ -16,10 +16,15 @@ def argv(tmp_path):
 
 
 @pytest.mark.slow
-def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_text(tmp_path, capsys):
+def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_text(tmp_path, capsys, logged,
+                                                                                    one_line_per_interval):
     report = tmp_path / "results.md"
     report.write_text(f"# Results\n\nOur analysis.\n\n{results_report_markers()}\nAfter the table.\n")
-    rows = results.main(argv(tmp_path))
+    # Output to a file, as in a batch job: plain lines of the recording, training and evaluation.
+    rows, text = logged(results.main, argv(tmp_path))
+    one_line_per_interval(text, "Recording Lift", 2)
+    one_line_per_interval(text, "Evaluating", 2)
+    assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == ["step 1/4"]
     task_dir = tmp_path / "runs" / "Lift"
     saved = json.loads((task_dir / "result.json").read_text())
     assert rows[0] == saved

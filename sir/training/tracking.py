@@ -9,6 +9,7 @@ from typing import Any
 
 from sir import atomic
 from sir.errors import UserError
+from sir.progress import Progress, duration
 
 
 class RunLogger:
@@ -65,52 +66,26 @@ def drop_steps_after(path: Path, step: int) -> None:
     atomic.write_text(path, "".join(kept))
 
 
-class TrainingProgress:
-    """Progress of the training loop: a tqdm bar in a terminal; in a batch job (stdout not
-    a terminal) no redraws, but one plain line per logging step on stdout instead, so a log
-    file holds the loss and nothing else grows without end."""
+class TrainingProgress(Progress):
+    """Progress of the training loop (``sir.progress``): a bar in a terminal; in a batch job
+    one plain line per logging step, with the loss, learning rate and gradient norm."""
 
     def __init__(self, start_step: int, total: int, enabled: bool = True, interactive: bool | None = None):
-        import sys
-
-        from tqdm import tqdm
-
-        self.interactive = sys.stdout.isatty() if interactive is None else interactive
-        self.enabled, self.start_step, self.total = enabled, start_step, total
-        self.started = time.perf_counter()
-        self.bar = None
-        if enabled and self.interactive:
-            self.bar = tqdm(desc="Training", unit="step", dynamic_ncols=True, initial=start_step, total=total)
+        super().__init__(total, "Training", "step", initial=start_step, enabled=enabled, interactive=interactive)
+        self.values = (0.0, 0.0, 0.0)
 
     def step(self, step: int, loss: float, lr: float, grad_norm: float, log: bool) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}")
-        elif self.enabled and log:
-            print(self.line(step, loss, lr, grad_norm), flush=True)
+        self.values = (loss, lr, grad_norm)
+        self.update(step - self.n, report=log, **({"loss": f"{loss:.4f}"} if self.bar is not None else {}))
 
-    def line(self, step: int, loss: float, lr: float, grad_norm: float) -> str:
+    def line(self) -> str:
+        loss, lr, grad_norm = self.values
         elapsed = time.perf_counter() - self.started
-        rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - step) / rate if rate > 0 else 0.0
-        return (f"step {step}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.3f} | "
-                f"{rate:.2f} steps/s | ETA {_duration(eta)}")
-
-    def write(self, text: str) -> None:
-        """A message between progress updates (the bar redraws below it)."""
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(text)
-        else:
-            print(text, flush=True)
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.n) / rate if rate > 0 else 0.0
+        return (f"step {self.n}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.3f} | "
+                f"{rate:.2f} steps/s | ETA {duration(eta)}")
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+            self.bar.close()  # the last logged step was its line already

@@ -176,13 +176,13 @@ def record_episodes(
     goes on after them: its counts, and the seeds after the last episode it kept.
     Ctrl-C keeps the finished episodes and raises ``Interrupted`` (what was kept).
     """
-    from tqdm import tqdm
+    from sir.progress import Progress
 
     notes = writer.recovered or {}
     result = RecordingResult(**notes["result"]) if "result" in notes else RecordingResult()
     runs = int(notes.get("runs", 0))  # episodes run so far, discarded ones too
     next_seed = int(notes.get("next_seed", first_seed))
-    bar = tqdm(total=episodes, initial=result.episodes if until_written else runs, desc=desc, unit="ep")
+    bar = Progress(episodes, desc, "ep", initial=result.episodes if until_written else runs)
     seeds = itertools.count(next_seed) if until_written else range(next_seed, next_seed + max(0, episodes - runs))
     interrupted = False
     try:
@@ -199,9 +199,7 @@ def record_episodes(
                          "runs": runs, "next_seed": seed + 1}
                 writer.add_episode(episode.frames, progress=notes)
             result = counted
-            if saved or not until_written:
-                bar.update(1)
-            bar.set_postfix(status(result))
+            bar.update(1 if saved or not until_written else 0, **status(result))
             if until_written and result.tried >= 3 * episodes and not result.successes:
                 raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
     except BaseException as err:

@@ -105,15 +105,27 @@ class TrainConfig(DataConfig):
         None, "when training ends, upload best_model (final_model with --no-eval) to this Hugging Face model repo, "
         "e.g. user/act_lift; refused at start when offline or not logged in", group=SYSTEM)
     # logging
-    use_wandb: bool = option(False, "log to Weights & Biases (WANDB_MODE=offline works)", group=LOG)
+    report_to: str | None = option(None, "log the curves and evaluation videos to tensorboard (<run dir>/tensorboard), "
+                                   "wandb or none, besides metrics.jsonl (default: wandb with --use-wandb, else none)",
+                                   group=LOG, choices=["tensorboard", "wandb", "none"])
+    use_wandb: bool = option(False, "log to Weights & Biases (WANDB_MODE=offline works); the same as --report-to wandb",
+                             group=LOG)
     wandb_project: str = option("sir", group=LOG)
     wandb_entity: str | None = option(None, group=LOG)
     wandb_run_name: str | None = option(None, group=LOG)
 
 
+def report_to(cfg: TrainConfig) -> str:
+    """Where the run logs besides metrics.jsonl: --report-to, or wandb for --use-wandb."""
+    if cfg.use_wandb and cfg.report_to not in (None, "wandb"):
+        raise UserError(f"--use-wandb logs to wandb but --report-to {cfg.report_to} was given; pass one of them.")
+    return cfg.report_to or ("wandb" if cfg.use_wandb else "none")
+
+
 def check(cfg: TrainConfig) -> TrainConfig:
     """Refuse impossible settings before any work starts, in one sentence each."""
     validate(cfg)
+    report_to(cfg)
     if not cfg.repo_ids:
         raise UserError("--repo-ids is required (comma-separated dataset names).")
     from sir.data.resolve import parse_repo_ids

@@ -1,4 +1,4 @@
-"""Run logging: a JSON-lines metrics log in every run directory, and wandb when asked."""
+"""Run logging: a JSON-lines metrics log in every run directory, and wandb or TensorBoard when asked."""
 
 from __future__ import annotations
 
@@ -11,16 +11,23 @@ from sir import atomic
 from sir.errors import UserError
 from sir.progress import Progress, duration
 
+TENSORBOARD_DIR = "tensorboard"
+VIDEO_SIDE = 256  # TensorBoard shows a video as an animated GIF: kept to this size at most
+
 
 class RunLogger:
-    def __init__(self, run_dir: Path, config: dict[str, Any], use_wandb: bool = False,
+    """metrics.jsonl always; ``report_to`` "wandb" or "tensorboard" logs the same numbers
+    (and each evaluation's video) there too, under the run folder."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], report_to: str = "none",
                  project: str = "sir", entity: str | None = None, run_name: str | None = None,
                  run_id: str | None = None, resume_step: int | None = None):
         self.path = run_dir / "metrics.jsonl"
         if resume_step is not None:
             drop_steps_after(self.path, resume_step)
         self.wandb = None
-        if use_wandb:
+        self.tensorboard = None
+        if report_to == "wandb":
             try:
                 import wandb
             except ImportError as err:
@@ -28,6 +35,16 @@ class RunLogger:
             # A resumed run passes its wandb id back, so its curves continue in the same run.
             self.wandb = wandb.init(project=project, entity=entity, name=run_name, config=config,
                                     dir=str(run_dir), id=run_id, resume="allow" if run_id else None)
+        elif report_to == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                raise UserError("--report-to tensorboard needs the tensorboard package; pip install tensorboard.") from err
+            # purge_step: TensorBoard drops what an earlier process logged past the resumed
+            # step, as drop_steps_after does for metrics.jsonl.
+            self.tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
+                                             purge_step=resume_step + 1 if resume_step is not None else None)
+            self.tensorboard.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", 0)
 
     @property
     def run_id(self) -> str | None:
@@ -37,17 +54,44 @@ class RunLogger:
         record = {"step": step, **metrics}
         with self.path.open("a") as f:
             f.write(json.dumps(record, default=str) + "\n")
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         if self.wandb is not None:
             import wandb
 
-            data = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            data = dict(scalars)
             if video:
                 data["eval/video"] = wandb.Video(video, format="mp4")
             self.wandb.log(data, step=step)
+        if self.tensorboard is not None:
+            for key, value in scalars.items():
+                self.tensorboard.add_scalar(key, value, step)
+            if video:
+                self.tensorboard._get_file_writer().add_summary(gif_summary("eval/video", video), step)
+            self.tensorboard.flush()
 
     def finish(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def gif_summary(tag: str, video: str | Path) -> Any:
+    """The mp4 at ``video`` as TensorBoard's video summary: an image summary holding an
+    animated GIF, what torch's ``SummaryWriter.add_video`` writes (it needs moviepy 1.x to
+    encode; imageio encodes here). Frames are scaled down to ``VIDEO_SIDE`` pixels at most."""
+    import imageio.v3 as iio
+    import numpy as np
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    frames = np.stack(list(iio.imiter(video)))
+    fps = iio.immeta(video).get("fps") or 20
+    step = max(1, -(-max(frames.shape[1:3]) // VIDEO_SIDE))
+    frames = frames[:, ::step, ::step]
+    gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000 / fps, loop=0)
+    height, width = frames.shape[1:3]
+    image = Summary.Image(height=height, width=width, colorspace=frames.shape[3], encoded_image_string=gif)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
 def drop_steps_after(path: Path, step: int) -> None:

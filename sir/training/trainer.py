@@ -23,7 +23,7 @@ from sir.envs.spec import EnvSpec
 from sir.errors import UserError, note_kept
 from sir.hub import check_push
 from sir.runtime import pick_device, quiet_libraries, seed_everything
-from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save
+from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save, report_to
 
 BANNER = "=" * 60
 
@@ -235,7 +235,7 @@ def train(config: TrainConfig) -> RunResult:
         saved = config_to_save(config, device=device, eval_seed=eval_seed, env_spec=spec.to_dict(),
                                effective_batch_size=effective, datasets=data_info)
         atomic.write_json(run_dir / CONFIG_FILENAME, saved)
-        logger = RunLogger(run_dir, saved, config.use_wandb, config.wandb_project, config.wandb_entity,
+        logger = RunLogger(run_dir, saved, report_to(config), config.wandb_project, config.wandb_entity,
                            config.wandb_run_name, run_id=run_state.get("wandb_run_id"),
                            resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")

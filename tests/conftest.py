@@ -126,6 +126,56 @@ def _data_dataset(root: Path, repo_id: str, lengths: list[int], **kwargs) -> str
 
 
 @pytest.fixture(scope="session")
+def lerobot_dagger_dataset(data_root):
+    """``write(repo_id, episodes, outcome)``: a DAgger dataset in ``data_root`` written by
+    lerobot's own ``LeRobotDataset`` writer in lerobot 0.6's format, with Lift's observation
+    layout: ``intervention`` (bool, shape (1,), names None) True on the frames a person drove,
+    as ``lerobot-rollout --strategy.type=dagger`` records it, and the outcome as
+    ``next.success`` (True on a successful episode's last frame), as ``next.reward`` (shaped
+    values below 1, 1.0 on a successful episode's last frame; a failed episode reaches 1.0
+    midway and ends below it, as a cube lifted then dropped), or not at all (None).
+    ``episodes``: (per-frame sources, success) as DAGGER_EPISODES."""
+    import numpy as np
+
+    def write(repo_id: str, episodes, outcome: str | None) -> str:
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        root = data_root / repo_id
+        if (root / "meta" / "info.json").is_file():
+            return repo_id
+        features = {
+            "observation.state": {"dtype": "float32", "shape": (9,), "names": None},
+            "observation.environment_state": {"dtype": "float32", "shape": (10,), "names": None},
+            "action": {"dtype": "float32", "shape": (7,), "names": None},
+            "intervention": {"dtype": "bool", "shape": (1,), "names": None},
+        }
+        if outcome == "next.success":
+            features[outcome] = {"dtype": "bool", "shape": (1,), "names": None}
+        elif outcome == "next.reward":
+            features[outcome] = {"dtype": "float32", "shape": (1,), "names": None}
+        dataset = LeRobotDataset.create(repo_id, 20, features, root=root, robot_type="panda", use_videos=False)
+        rng = np.random.default_rng(len(episodes))
+        for sources, success in episodes:
+            n = len(sources)
+            for t, source in enumerate(sources):
+                frame = {"observation.state": rng.normal(size=9).astype(np.float32),
+                         "observation.environment_state": rng.normal(size=10).astype(np.float32),
+                         "action": rng.uniform(-1, 1, size=7).astype(np.float32),
+                         "intervention": np.array([bool(source)]), "task": "lift the cube"}
+                if outcome == "next.success":
+                    frame[outcome] = np.array([bool(success) and t == n - 1])
+                elif outcome == "next.reward":
+                    peak = t == n - 1 if success else t == n // 2
+                    frame[outcome] = np.array([1.0 if peak else 0.9 * t / n], dtype=np.float32)
+                dataset.add_frame(frame)
+            dataset.save_episode()
+        dataset.finalize()
+        return repo_id
+
+    return write
+
+
+@pytest.fixture(scope="session")
 def data_demos(data_root) -> str:
     """5 state-only episodes of 18 to 30 frames."""
     return _data_dataset(data_root, "demos", [20, 25, 30, 22, 18], seed=1)

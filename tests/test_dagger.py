@@ -81,6 +81,7 @@ def test_the_record_command_line_fills_the_same_config_as_python():
 @pytest.mark.slow
 def test_the_dataset_layer_keeps_exactly_the_successful_corrections(dagger_dataset):
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
 
     root, repo_id, path = dagger_dataset
     frames = read_frames(path)
@@ -88,7 +89,7 @@ def test_the_dataset_layer_keeps_exactly_the_successful_corrections(dagger_datas
     success = np.stack(frames["success"].to_numpy()).ravel()
     expected = int(((source == 1) & (success == 1)).sum())
     assert expected > 0, "the scripted corrector finishes Lift: some corrections succeed"
-    mix = make_mixture(repo_id, root=root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
     assert mix.num_frames == expected
     kept = {int(mix[i]["index"]) for i in range(len(mix))}
     want = set(frames["index"][(source == 1) & (success == 1)].astype(int))

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from sir.data import make_mixture
-from sir.data.dagger import (
+from sir.data.mixture.config import DataConfig
+from sir.data.mixture.sampling import MixtureSampler
+from sir.data.mixture.weights import (
     CLASS_NAMES,
     INTERVENTION,
     PRE_INTERVENTION,
@@ -13,8 +15,7 @@ from sir.data.dagger import (
     resolve_mode,
     sample_classes,
 )
-from sir.data.sampling import MixtureSampler
-from sir.data.synthetic import dagger_episode
+from sir.data.record.synthetic import dagger_episode
 from sir.errors import UserError
 
 DRAWS = 40_000
@@ -59,7 +60,7 @@ SHARES = {
 
 @pytest.fixture(scope="module")
 def modes_data(data_root) -> str:
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     if not (data_root / "dagger_modes" / "meta" / "info.json").is_file():
         make_synthetic_dataset(data_root, "dagger_modes", [len(s) for s, _ in EPISODES], dagger=EPISODES, seed=11)
@@ -92,7 +93,7 @@ def test_classes_mark_the_policy_frames_just_before_each_takeover():
 
 @pytest.mark.parametrize("mode", list(SAMPLES))
 def test_each_mode_samples_exactly_its_frames_in_its_class_shares(data_root, modes_data, mode):
-    mix = make_mixture(modes_data, root=data_root, dagger_mode=mode, seed=1, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode, seed=1), verbose=False)
     assert sample_frames(mix) == SAMPLES[mode]
     probs = np.full(len(mix), 1 / len(mix)) if mix.sampler is None else mix.sampler.probabilities()
     intended = np.bincount(mix.class_of(np.arange(len(mix))), weights=probs, minlength=len(CLASS_NAMES))
@@ -107,8 +108,7 @@ def test_each_mode_samples_exactly_its_frames_in_its_class_shares(data_root, mod
 @pytest.mark.parametrize("mode", ["iwr", "sirius", "hg-dagger"])
 @pytest.mark.parametrize("balance_episodes", [False, True])
 def test_frame_weights_leave_the_dataset_shares_as_requested(data_root, data_demos, modes_data, mode, balance_episodes):
-    mix = make_mixture([data_demos, modes_data], root=data_root, weights="1,3", dagger_mode=mode,
-                       balance_episodes=balance_episodes, seed=2, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3", dagger_mode=mode, balance_episodes=balance_episodes, seed=2), verbose=False)
     np.testing.assert_allclose(mix.requested_shares, [0.25, 0.75])
     indices = drawn(mix)
     np.testing.assert_allclose(np.bincount(mix.dataset_of(indices)) / DRAWS, [0.25, 0.75], atol=TOLERANCE)
@@ -126,20 +126,20 @@ def test_frame_weights_leave_the_dataset_shares_as_requested(data_root, data_dem
 
 def test_the_default_mode_is_todays_filter_and_sampler(data_root, data_demos, modes_data, capsys):
     for kwargs in ({}, {"dagger_mode": "successful-corrections"}):
-        mix = make_mixture([data_demos, modes_data], root=data_root, **kwargs)
+        mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, **kwargs))
         assert mix.sampler is None and sample_frames(mix, 1) == HUMAN_OF_SUCCESSFUL
         assert f"{modes_data}: Filtered 6 episodes → 3 successful human corrections (26 frames)" in capsys.readouterr().out
         assert mix.infos[1].dagger == {"episodes": 6, "policy_frames": 89, "human_frames": 36,
                                        "successful_episodes": 4, "kept_episodes": 3, "kept_frames": 26}
     # With shares the sampler is the dataset-bucket sampler it always was, drawing the same indices.
-    mix = make_mixture([data_demos, modes_data], root=data_root, weights="1,3", seed=5, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3", seed=5), verbose=False)
     today = MixtureSampler([0, 115], [115, 26], [0.25, 0.75], 141, seed=5)
     assert list(mix.sampler) == list(today) and list(mix.sampler) == list(today)
 
 
 def test_weights_follow_the_samples_left_after_skipping_episode_ends(data_root, modes_data):
-    mix = make_mixture(modes_data, root=data_root, dagger_mode="iwr", verbose=False)
-    mix.skip_episode_ends(first=2, last=6)
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode="iwr"), verbose=False)
+    mix.fit(skip_first=2, skip_last=6)
     probs = mix.sampler.probabilities()
     assert len(probs) == len(mix) == 125 - 6 * 8
     every = mix.class_of(np.arange(len(mix)))
@@ -149,12 +149,12 @@ def test_weights_follow_the_samples_left_after_skipping_episode_ends(data_root, 
 @pytest.mark.parametrize("mode", ["successful-corrections", "hg-dagger", "sirius"])
 def test_a_mode_that_leaves_nothing_is_an_error_naming_the_dataset(data_root, modes_data, mode):
     with pytest.raises(UserError, match=f"Dataset '{modes_data}' has no"):
-        make_mixture(modes_data, root=data_root, episodes=f"{modes_data}=5", dagger_mode=mode, verbose=False)
+        make_mixture(DataConfig(repo_ids=modes_data, root=data_root, episodes=f"{modes_data}=5", dagger_mode=mode), verbose=False)
 
 
 def test_the_trainer_printout_says_what_the_mode_kept(data_root, modes_data, capsys):
     for mode in ("hg-dagger", "iwr", "sirius"):
-        make_mixture(modes_data, root=data_root, dagger_mode=mode)
+        make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode))
     out = capsys.readouterr().out
     assert f"{modes_data}: hg-dagger: 6 episodes → 4 (36 frames), every human frame" in out
     assert f"{modes_data}: iwr: 6 episodes → 6 (125 frames), 36 intervention frames weighted to 50% of the dataset's " \
@@ -166,25 +166,23 @@ def test_the_trainer_printout_says_what_the_mode_kept(data_root, modes_data, cap
 
 def test_no_dagger_filter_is_the_mode_all_and_refuses_another_mode(data_root, modes_data):
     assert resolve_mode("successful-corrections", dagger_filter=False) == resolve_mode("all") == "all"
-    mix = make_mixture(modes_data, root=data_root, dagger_filter=False, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, no_dagger_filter=True), verbose=False)
     assert sample_frames(mix) == SAMPLES["all"] and mix.infos[0].dagger is None
     with pytest.raises(UserError, match="--no-dagger-filter .* cannot be combined with --dagger-mode iwr"):
-        make_mixture("not_read", root=data_root, dagger_filter=False, dagger_mode="iwr")
+        make_mixture(DataConfig(repo_ids="not_read", root=data_root, no_dagger_filter=True, dagger_mode="iwr"))
     with pytest.raises(UserError, match="--dagger-mode must be one of"):
-        make_mixture("not_read", root=data_root, dagger_mode="dagger")
+        make_mixture(DataConfig(repo_ids="not_read", root=data_root, dagger_mode="dagger"))
 
 
-def test_the_flag_reaches_the_mixture_through_the_shared_arguments():
-    import argparse
+def test_the_flag_reaches_the_mixture_through_each_commands_parser():
+    from sir.data.verify import parse_config as verify_config
+    from sir.training.config import parse_config as train_config
 
-    from sir.data.args import add_mixture_arguments, mixture_kwargs
-
-    parser = argparse.ArgumentParser()
-    add_mixture_arguments(parser)
-    assert mixture_kwargs(parser.parse_args(["--repo-ids", "a", "--dagger-mode", "sirius"]))["dagger_mode"] == "sirius"
-    assert mixture_kwargs(parser.parse_args(["--repo-ids", "a"]))["dagger_mode"] == "successful-corrections"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--repo-ids", "a", "--dagger-mode", "dagger"])
+    for parse in (verify_config, lambda argv: train_config(argv)[0]):
+        assert parse(["--repo-ids", "a", "--dagger-mode", "sirius"]).dagger_mode == "sirius"
+        assert parse(["--repo-ids", "a"]).dagger_mode == "successful-corrections"
+        with pytest.raises(SystemExit):
+            parse(["--repo-ids", "a", "--dagger-mode", "dagger"])
 
 
 def test_verify_shows_intended_and_realized_class_shares(data_root, data_demos, modes_data, capsys):

@@ -24,8 +24,9 @@ from typing import Any
 
 from sir import atomic
 from sir.config import option, overrides_from_flags, parse, validate
-from sir.data.dagger import DEFAULT_MODE, MODES
+from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
+from sir.policies.registry import PRESETS
 
 RESULTS_CSV = "bc_vs_dagger.csv"
 RESULTS_PNG = "bc_vs_dagger.png"
@@ -42,7 +43,7 @@ class ExperimentConfig:
     episodes_per_round: int = option(10, minimum=1)
     seeds: list[int] = option([0, 1, 2], "experiment seeds, comma-separated")
     policy: str = option("act")
-    preset: str = option("cpu", choices=["tiny", "cpu", "default"])
+    preset: str = option("cpu", choices=PRESETS)
     training_steps: int = option(600, minimum=1)
     batch_size: int = option(32, minimum=1)
     eval_freq: int = option(200, minimum=0)

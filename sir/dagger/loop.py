@@ -20,6 +20,7 @@ from typing import Any
 from sir import atomic
 from sir.config import option, overrides_from_flags, parse, validate
 from sir.errors import UserError, cli_errors
+from sir.policies.registry import PRESETS
 
 ROUNDS_CSV = "dagger_rounds.csv"
 # Correction seeds sit far from demo seeds (0...) and evaluation seeds (100000...).
@@ -34,7 +35,7 @@ class LoopConfig:
     rounds: int = option(3, "correction rounds after round 0", minimum=0)
     episodes_per_round: int = option(20, "policy episodes watched per round", minimum=1)
     policy: str = option("act", "policy type")
-    preset: str = option("cpu", "model size", choices=["tiny", "cpu", "default"])
+    preset: str = option("cpu", "model size", choices=PRESETS)
     training_steps: int = option(600, "training steps of every round", minimum=1)
     batch_size: int = option(32, minimum=1)
     eval_freq: int = option(200, minimum=0)

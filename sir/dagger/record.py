@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
-from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
-from sir.data.writer import refuse_if_busy
+from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
+from sir.data.record.runner import Episode, RecordingResult, open_writer, record_episodes
+from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
 
@@ -50,7 +50,7 @@ class ScriptedCorrector:
 
     Any object with ``reset(env)``, ``should_take_over(obs, policy_action, reward)``,
     ``take_over(env)``, ``act(obs)``, ``should_hand_back()`` and ``discarded`` can correct;
-    ``sir.data.teleop.HumanCorrector`` answers them with an operator's keys and device.
+    ``sir.data.record.teleop.HumanCorrector`` answers them with an operator's keys and device.
     """
 
     name = "expert"
@@ -189,7 +189,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
-        from sir.data.teleop import HumanCorrector
+        from sir.data.record.teleop import HumanCorrector
         from sir.envs.devices import check_screen, window_spec
 
         check_screen(cfg.corrector, spec)

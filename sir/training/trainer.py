@@ -68,22 +68,22 @@ def make_accelerator(device: str, amp: bool) -> Any:
 def train(config: TrainConfig) -> RunResult:
     """One training run, as ``python -m sir.training.train_policy`` runs it."""
     config = check(config)
+    if config.sequential:
+        raise UserError("train() runs one training run; --sequential stages run through "
+                        "sir.training.sequential.run_sequential(config), as train_policy does.")
     if config.push_to_hub:
         check_push(config.push_to_hub)  # before any work: offline, no token, no network
     quiet_libraries()
     from lerobot.configs.types import FeatureType
-    from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
-    from sir.data import make_dataloader, make_mixture, parse_repo_ids
-    from sir.data.args import mixture_kwargs
-    from sir.data.sampling import BatchStream
+    from sir.data import make_dataloader, make_mixture
+    from sir.data.mixture.sampling import BatchStream
     from sir.envs.layout import check_data_fits_env, spec_without_record
     from sir.eval.report import record_evaluation
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
     from sir.policies import build_config
-    from sir.policies.build import parse_policy_args
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
     from sir.training.ema import WeightAverage
@@ -106,7 +106,7 @@ def train(config: TrainConfig) -> RunResult:
     from sir.training.tracking import RunLogger, TrainingProgress
 
     # ---- setup -----------------------------------------------------------------------
-    repo_ids = parse_repo_ids(config.repo_ids)
+    repo_ids = config.repo_ids  # parsed by check()
     device = pick_device(config.device)
     accelerator = make_accelerator(device, config.amp)
     main_process = accelerator.is_main_process
@@ -144,7 +144,7 @@ def train(config: TrainConfig) -> RunResult:
 
     # ---- data ------------------------------------------------------------------------
     say("\nFiltering datasets...")
-    mixture = make_mixture(**{**mixture_kwargs(config), "repo_ids": repo_ids}, verbose=main_process)
+    mixture = make_mixture(config, verbose=main_process)
     spec = next((s for s in mixture.env_specs if s is not None), None)
     recorded, rebuilt = spec is not None, False
     if recorded:
@@ -180,7 +180,7 @@ def train(config: TrainConfig) -> RunResult:
             policy_name, config.preset, input_features, output_features, device,
             chunk_size=config.action_chunk_size, n_obs_steps=config.n_obs_steps,
             n_action_steps=config.n_action_steps, lr=config.lr, pretrained_path=config.pretrained_path,
-            dataset_features=mixture.features, policy_args=parse_policy_args(config.policy_args),
+            dataset_features=mixture.features, policy_args=config.policy_overrides,
         )
         stats = mixture.stats
     else:
@@ -193,10 +193,7 @@ def train(config: TrainConfig) -> RunResult:
         if config.lr is not None:
             policy_cfg.optimizer_lr = config.lr
         stats = None if resume is not None else finetune.merge_stats(finetune.saved_stats(base_path), mixture.stats)
-    mixture.set_delta_timestamps(resolve_delta_timestamps(policy_cfg, mixture))
-    # Diffusion's windows must not start where the action horizon is mostly padding
-    # (lerobot's own sampler reads this setting; sir's mixture samples instead).
-    mixture.skip_episode_ends(last=getattr(policy_cfg, "drop_n_last_frames", 0))
+    mixture.fit_policy(policy_cfg)
     policy = make_policy(policy_cfg, ds_meta=mixture)
     if resume is not None:
         _, preprocessor, postprocessor, _, _ = load_checkpoint(resume, device=device)
@@ -236,7 +233,7 @@ def train(config: TrainConfig) -> RunResult:
         say(f"  {info.repo_id}: {len(info.used_episodes)} episodes (of {info.total_episodes} total), {info.frames} frames")
     say(f"  Total frames: {mixture.num_frames}")
 
-    # Camera videos decoded once, not per sample (see sir.data.frames).
+    # Camera videos decoded once, not per sample (see sir.data.store.cache).
     frames = mixture.cache_frames(config.frame_cache_gb, config.frame_cache_dir)
     if frames.episodes:
         say(frames.line())
@@ -357,15 +354,16 @@ def train(config: TrainConfig) -> RunResult:
     accelerator.wait_for_everyone()
     if main_process:
         final = checkpoint("final_model", config.training_steps, last_eval)
-        if best is not None:
-            selection = choice.finish(run_dir / "best_model", best_eval[0] if best_eval else None, lambda folder: (
-                evaluate_saved(folder, choice.episodes, choice.seed, device, config.max_steps, config.eval_workers)),
-                say)
         logger.finish()
         say(BANNER)
         say(f"Training finished in {time.perf_counter() - start:.0f} s.")
         if best is not None:
-            say(f"Best success rate: {100 * best[0]:.1f}% -> {run_dir / 'best_model'}")
+            say(f"Best success rate during training: {100 * best[0]:.1f}%")
+            selection = choice.finish(run_dir / "best_model", best_eval[0] if best_eval else None, lambda folder: (
+                evaluate_saved(folder, choice.episodes, choice.seed, device, config.max_steps, config.eval_workers)),
+                say)
+            if selection is not None:
+                say(f"Best model: {run_dir / 'best_model'} (step {selection['chosen_step']})")
         say(f"Final model: {final}")
         if config.push_to_hub:
             pushed = model_to_push(run_dir, best is not None)

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
-from sir.data.writer import DatasetWriter, dataset_features
+from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
+from sir.data.record.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
 from sir.errors import Interrupted, UserError, interrupt_in
@@ -108,7 +108,7 @@ def open_writer(
     labels: dict[str, dict] = LABEL_FEATURE_SPECS, resumable: bool = False,
 ) -> DatasetWriter:
     """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features
-    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.dagger``);
+    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.mixture.weights``);
     ``resumable`` for ``record_episodes`` (see ``DatasetWriter``)."""
     example = observation_to_features(reset_env(env, seed), spec)
     features = dataset_features(spec, example, action_dim(env), extra=labels)

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from sir.data.batch import collate
+from sir.data.store.batch import collate
 from sir.errors import UserError
 
 
@@ -185,7 +185,9 @@ def make_dataloader(
     A mixture's batches are gathered whole (``Mixture.__getitems__``) and passed on by
     ``collate`` as they are; a dataset of single samples is collated by torch's default.
     """
-    sampler = mixture.sampler if mixture.sampler is not None else ShuffleSampler(len(mixture), seed)
+    sampler = mixture.take_sampler()
+    if sampler is None:
+        sampler = ShuffleSampler(len(mixture), seed)
     return torch.utils.data.DataLoader(
         mixture,
         batch_size=batch_size,

@@ -1,10 +1,7 @@
-"""DAgger labels, and which of their frames training samples and how often (``--dagger-mode``).
+"""Which frames of DAgger datasets training samples and how often (``--dagger-mode``).
 
-Every dataset sir records carries two per-frame features: ``source`` (0 = the policy acted,
-1 = a human or expert acted) and ``success`` (0/1, the episode's outcome). Demonstrations
-are all ``source`` 1, so lerobot's ``aggregate_datasets`` (which needs equal features) can
-merge demos with corrections. A labelled dataset whose chosen frames are all human is
-trained on as demos, every frame in every mode (failed episodes recorded with
+The labels are ``sir.data.labels``' ``source`` and ``success``. A labelled dataset whose
+chosen frames are all human is trained on as demos, every frame in every mode (failed episodes recorded with
 ``--keep-failures`` too); labels matter once policy frames are present. An episode
 counts as successful when any of its frames says so, so a recorder that marks only the
 final frame works as well as one that repeats the outcome on every frame. By default
@@ -20,14 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sir.data.labels import HUMAN, SOURCE, SUCCESS
 from sir.errors import UserError
-
-SOURCE = "source"
-SUCCESS = "success"
-LABEL_FEATURES = (SOURCE, SUCCESS)
-# int64 rather than bool, so lerobot's aggregation can merge corrections with other datasets.
-LABEL_FEATURE_SPECS = {name: {"dtype": "int64", "shape": (1,), "names": None} for name in LABEL_FEATURES}
-POLICY, HUMAN = 0, 1
 
 DEFAULT_MODE = "successful-corrections"
 ALL_FRAMES = "all"  # what --no-dagger-filter has always meant: every frame, uniformly
@@ -51,25 +42,6 @@ SIRIUS_INTERVENTION_SHARE = 0.5
 # that they and the other samples each make half of the data (the Sirius code's IWRDataset:
 # intervention weight (N - n_int) / n_int, every other sample 1).
 IWR_INTERVENTION_SHARE = 0.5
-
-
-def label_episode(frames: list[dict[str, np.ndarray]], takeover_step: int | None, success: bool) -> None:
-    """Add the labels to an episode's frames: ``source`` POLICY before ``takeover_step`` and
-    HUMAN from it on (all POLICY without a takeover), ``success`` the outcome on every frame."""
-    first_human = len(frames) if takeover_step is None else takeover_step
-    for t, frame in enumerate(frames):
-        frame[SOURCE] = np.array([POLICY if t < first_human else HUMAN], dtype=np.int64)
-        frame[SUCCESS] = np.array([int(success)], dtype=np.int64)
-
-
-def label_demo(frames: list[dict[str, np.ndarray]], success: bool) -> None:
-    """Label a demonstration: every frame ``source`` HUMAN, ``success`` the outcome (1 but for
-    failures kept with ``--keep-failures``)."""
-    label_episode(frames, 0, success)
-
-
-def is_dagger_dataset(features: dict[str, dict]) -> bool:
-    return all(key in features for key in LABEL_FEATURES)
 
 
 @dataclass
@@ -166,14 +138,6 @@ def frame_weights(mode: str | None, classes: np.ndarray) -> np.ndarray | None:
     if share is None or count in (0, len(classes)):
         return None
     return np.where(intervention, share / count, (1 - share) / (len(classes) - count))
-
-
-def successful_human_frames(
-    episode_index: np.ndarray, source: np.ndarray, success: np.ndarray, candidates: np.ndarray
-) -> tuple[np.ndarray, DaggerSummary]:
-    """Mask of the frames to train on among ``candidates`` (a mask over all frames)."""
-    keep, _, summary = select_frames(DEFAULT_MODE, episode_index, source, success, candidates)
-    return keep, summary
 
 
 def _successful_episodes(episode_index: np.ndarray, success: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -55,21 +55,35 @@ class WeightAverage:
         self.model.eval()
         self.model.requires_grad_(False)
         self.max_decay, self.power, self.updates = max_decay, power, updates
+        self._paired: tuple[torch.nn.Module, tuple[list, list, list, list]] | None = None
+
+    def _pairs(self, model: torch.nn.Module) -> tuple[list, list, list, list]:
+        """(averaged, their live tensors, copied, their live tensors), found once per model:
+        module by module, immediate parameters only, as Diffusion Policy's EMAModel.step walks
+        them, so a frozen or BatchNorm parameter is recognised by its own module."""
+        if self._paired is None or self._paired[0] is not model:
+            avg, live, copy_to, copy_from = [], [], [], []
+            for module, averaged in zip(model.modules(), self.model.modules(), strict=True):
+                for p, a in zip(module.parameters(recurse=False), averaged.parameters(recurse=False), strict=True):
+                    if isinstance(module, _BatchNorm) or not p.requires_grad:
+                        copy_to.append(a), copy_from.append(p)
+                    else:
+                        avg.append(a), live.append(p)
+            for b, a in zip(model.buffers(), self.model.buffers(), strict=True):
+                copy_to.append(a), copy_from.append(b)
+            self._paired = (model, (avg, live, copy_to, copy_from))
+        return self._paired[1]
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> float:
-        """Fold ``model``'s weights in; returns the decay used."""
+        """Fold ``model``'s weights in: avg = decay * avg + (1 - decay) * weight; returns the decay."""
         decay = ema_decay(self.updates, self.max_decay, self.power)
-        # Module by module, immediate parameters only, as Diffusion Policy's EMAModel.step
-        # walks them, so a frozen or BatchNorm parameter is recognised by its own module.
-        for module, averaged in zip(model.modules(), self.model.modules(), strict=True):
-            for live, avg in zip(module.parameters(recurse=False), averaged.parameters(recurse=False), strict=True):
-                if isinstance(module, _BatchNorm) or not live.requires_grad:
-                    avg.copy_(live.detach())
-                else:
-                    avg.mul_(decay).add_(live.detach().to(avg.dtype), alpha=1 - decay)
-        for live, avg in zip(model.buffers(), self.model.buffers(), strict=True):
-            avg.copy_(live)
+        avg, live, copy_to, copy_from = self._pairs(model)
+        if avg:  # one call over all tensors: the per-tensor loop cost more than the maths
+            torch._foreach_mul_(avg, decay)
+            torch._foreach_add_(avg, [p.detach() for p in live], alpha=1 - decay)
+        for a, p in zip(copy_to, copy_from, strict=True):
+            a.copy_(p.detach())
         self.updates += 1
         return decay
 

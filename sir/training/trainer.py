@@ -194,6 +194,11 @@ def train(config: TrainConfig) -> RunResult:
             policy_cfg.optimizer_lr = config.lr
         stats = None if resume is not None else finetune.merge_stats(finetune.saved_stats(base_path), mixture.stats)
     mixture.fit_policy(policy_cfg)
+    if mixture.dagger_mode == "sirius" and getattr(policy_cfg, "do_mask_loss_for_padding", True) is False:
+        # Sirius's pre-intervention actions reach the loss as padding (sir.data.mixture.build);
+        # Diffusion skips padding only when asked to.
+        policy_cfg.do_mask_loss_for_padding = True
+        say("--dagger-mode sirius: do_mask_loss_for_padding set, so pre-intervention actions in a chunk are not trained on")
     policy = make_policy(policy_cfg, ds_meta=mixture)
     if resume is not None:
         _, preprocessor, postprocessor, _, _ = load_checkpoint(resume, device=device)

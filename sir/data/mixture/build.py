@@ -53,6 +53,10 @@ def make_mixture(
     balance_datasets, balance_episodes, seed = config.balance_datasets, config.balance_episodes, config.seed
     check_share_options(weight_array, balance_datasets)
     mode = dagger.resolve_mode(config.dagger_mode, not config.no_dagger_filter)
+    if mode in dagger.POOLED_MODES and (weight_array is not None or balance_datasets):
+        flag = "--dataset-weights" if weight_array is not None else "--balance-datasets"
+        raise UserError(f"--dagger-mode {mode} sets every sample's share over the whole mixture (its source's "
+                        f"weights); {flag} would change them: give only one.")
     if image_transforms is None:
         image_transforms = make_image_transforms(config.image_transforms)
     episodes = config.episodes
@@ -90,6 +94,11 @@ def make_mixture(
         frames, summary, classes = dagger.training_frames(
             res.repo_id, store.frame_episode, store.extra if is_dagger else None, chosen_episodes[index], mode, say
         )
+        if mode == "sirius" and classes is not None:
+            # Sirius weights every timestep of a training sequence by its own class; the
+            # pre-intervention steps' weight (0.002 of all) is nearly none, so sir leaves
+            # them out of every action chunk as padding, which ACT's and Diffusion's losses skip.
+            store.mask_actions(classes == dagger.PRE_INTERVENTION)
         stores.append(store)
         used_frames.append(frames)
         frame_classes.append(classes)

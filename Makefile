@@ -26,7 +26,7 @@ TRAIN_ARGS ?=
 EVAL_ARGS ?=
 comma := ,
 
-.PHONY: install test test-quick demo data train eval results bc-vs-dagger lint clean distclean
+.PHONY: install test test-quick demo data train eval results lerobot-beside bc-vs-dagger lint clean distclean
 
 # Re-run the install when the lock or pyproject changes, or when this checkout moved
 # (the editable install points at the checkout's path).
@@ -76,6 +76,13 @@ demo: install
 TASKS ?= Lift,PickPlaceCan,NutAssemblySquare,Stack
 results: install
 	OMP_NUM_THREADS=1 $(PY) -m sir.results.run --tasks $(TASKS)
+
+# lerobot-train beside sir: PickPlaceCan's 200 demos (recorded by make results), the recipe's
+# policy configuration and batch, MINUTES of lerobot-train, its last checkpoint scored by
+# sir.eval.evaluate on the results' 50 held-out seeds; both trainers' steps/s in one run.
+MINUTES ?= 60
+lerobot-beside: install
+	OMP_NUM_THREADS=1 $(PY) benchmarks/lerobot_train_beside.py --task PickPlaceCan --minutes $(MINUTES)
 
 # BC on more demos against BC on fewer demos plus DAgger corrections, at an equal number of
 # expert-labelled frames (see docs/dagger.md for the measured table). Its defaults are the

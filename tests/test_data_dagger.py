@@ -29,7 +29,7 @@ def test_only_human_frames_of_successful_episodes_are_samples(data_root, data_da
     info = mix.infos[0]
     assert info.used_episodes == [0, 2] and info.frames == 22
     assert info.dagger == {"episodes": 4, "policy_frames": 25, "human_frames": 32, "successful_episodes": 3,
-                           "kept_episodes": 2, "kept_frames": 22}
+                           "kept_episodes": 2, "kept_frames": 22, "takeovers": 2, "autonomous_successes": 1}
 
 
 def test_windows_read_the_policy_frames_before_a_takeover(data_root, data_dagger):

@@ -132,6 +132,11 @@ class RecordConfig:
     corrector: str = option("expert", "who corrects: the task's scripted expert, or a person with this robosuite "
                             "input device, watching a window (needs a screen)", choices=["expert", *DEVICES])
     auto_save_on_success: bool = option(False, "also save episodes the policy finished alone (all frames source 0)")
+    drop_failures: bool = option(False, "save no episode that ran out of steps without success, corrected or not "
+                                 "(Sirius's collection discards them; the DAgger loop sets this)")
+    label_budget: int | None = option(None, "stop after the episode in which the corrector's labels (its frames, "
+                                      "saved or not) reach this many, as Sirius caps the human samples of a round",
+                                      minimum=1)
     max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)", minimum=1)
     seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
     patience: int = option(TakeoverRule.patience, "the scripted corrector takes over after this many steps without "
@@ -151,6 +156,12 @@ class RecordConfig:
                                  minimum=1)
     no_hand_back: bool = option(False, "the scripted corrector finishes the episode once it has taken over, never "
                                 "handing back (a person hands back with the takeover key either way)")
+    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
+                             "lerobot)")
+    robot: str | None = option(None, "robot for --env (default: Panda)")
+    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
+    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
+                                    minimum=8)
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
 
 
@@ -165,6 +176,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     """Run ``cfg.episodes`` DAgger episodes and write the corrected ones (and, with
     ``auto_save_on_success``, the policy's own successes) to ``cfg.root/cfg.repo_id``."""
     from sir.envs.factory import make_env
+    from sir.eval.evaluate import check_env_flags, check_model_fits_env, spec_from_flags
     from sir.experts import EXPERTS, make_expert
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
@@ -172,7 +184,11 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     validate(cfg)
     refuse_if_busy(cfg.root, cfg.repo_id)
     quiet_libraries()
-    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device))
+    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device),
+                                                    spec=spec_from_flags(cfg))
+    if cfg.env is not None:
+        check_env_flags(cfg, spec)
+        check_model_fits_env(policy.config, spec)
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
@@ -192,7 +208,8 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
         "recorded_by": "sir.dagger.record", "checkpoint": str(Path(cfg.checkpoint).resolve()),
         "checkpoint_step": info.get("step"), "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
         "corrector": cfg.corrector, "takeover_rule": asdict(rule) if rule else None, "first_seed": cfg.seed,
-        "auto_save_on_success": cfg.auto_save_on_success, "episodes": [],
+        "auto_save_on_success": cfg.auto_save_on_success, "drop_failures": cfg.drop_failures,
+        "label_budget": cfg.label_budget, "episodes": [],
     }
     try:
         writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS,
@@ -200,13 +217,16 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
         result = record_episodes(
             writer, env, spec, CorrectedPolicy(policy, pre, post, corrector, spec.task), cfg.seed, cfg.episodes,
             cfg.max_steps or spec.horizon, until_written=False,
-            keep=lambda ep: ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success),
+            keep=lambda ep: (ep.success or not cfg.drop_failures) and (
+                ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success)),
+            stop=(lambda r: r.corrector_frames >= cfg.label_budget) if cfg.label_budget else None,
             desc=f"DAgger {spec.env_name}",
             status=lambda r: {"interventions": r.interventions, "takeovers": r.takeovers, "policy_ok": r.policy_successes,
                               "corrected_ok": r.corrected_successes, **({"discarded": r.discarded} if human else {})},
-            info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions, "takeovers": r.takeovers,
+            info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
                             "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
-                            "saved": r.episodes, "discarded": r.discarded},
+                            "saved": r.episodes, "discarded": r.discarded, "takeovers": r.takeovers,
+                            "deployment_frames": r.deployment_frames, "corrector_frames": r.corrector_frames},
         )
     finally:
         if human:

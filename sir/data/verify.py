@@ -63,34 +63,51 @@ def draw(mix, num_samples: int, seed: int) -> np.ndarray:
 
 
 def class_rows(mix, drawn: np.ndarray) -> list[list[str]]:
-    """Per class of sample: how many the mixture has, its intended and realized share."""
+    """Per class of sample: how many the mixture has, the share its --dagger-mode's source
+    gives it over the pooled mixture (where the mode sets one), its intended share (under the
+    sampler) and its realized share among ``drawn``."""
     from sir.data.mixture.weights import CLASS_NAMES
 
     every = mix.class_of(np.arange(len(mix)))
     probs = np.full(len(mix), 1 / len(mix)) if mix.sampler is None else mix.sampler.probabilities()
     counts = np.bincount(every, minlength=len(CLASS_NAMES))
+    rule = mix.class_shares()
     intended = np.bincount(every, weights=probs, minlength=len(CLASS_NAMES))
     realized = np.bincount(mix.class_of(drawn), minlength=len(CLASS_NAMES)) / len(drawn)
-    return [[name, str(n), f"{100 * q:.1f}%", f"{100 * p:.1f}%", f"{100 * (p - q):+.1f}"]
-            for name, n, q, p in zip(CLASS_NAMES, counts, intended, realized, strict=True)]
+    return [[name, str(n), "-" if rule is None else f"{100 * r:.1f}%", f"{100 * q:.1f}%", f"{100 * p:.1f}%",
+             f"{100 * (p - q):+.1f}"]
+            for name, n, r, q, p in zip(CLASS_NAMES, counts, rule if rule is not None else counts, intended, realized,
+                                        strict=True)]
+
+
+def label_summary(info) -> str:
+    """A DAgger dataset's labels as a person's log would sum them up."""
+    if info.dagger_mode is None:
+        return "not a DAgger dataset"
+    if info.dagger is None:
+        return f"every frame ({info.dagger_mode})"
+    d = info.dagger
+    frames = d["policy_frames"] + d["human_frames"]
+    outcomes = ("outcomes not recorded" if info.labels is not None and info.labels.success is None else
+                f"{d['successful_episodes']}/{d['episodes']} episodes successful "
+                f"({d.get('autonomous_successes', 0)} without help)")
+    return (f"policy {d['policy_frames']} / human {d['human_frames']} frames (intervention ratio "
+            f"{d['human_frames'] / max(frames, 1):.2f}), {d.get('takeovers', 0) / max(d['episodes'], 1):.2f} takeovers "
+            f"per episode, {outcomes}; {info.dagger_mode}")
 
 
 def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
     print(f"\nDatasets ({len(mix.repo_ids)}, {mix.fps} fps):")
     rows = []
     for i, info in enumerate(mix.infos):
-        if info.dagger_mode is None:
-            labels = "not a DAgger dataset"
-        elif info.dagger is None:
-            labels = f"every frame ({info.dagger_mode})"
-        else:
-            d = info.dagger
-            labels = (f"policy {d['policy_frames']} / human {d['human_frames']} frames, "
-                      f"{d['successful_episodes']}/{d['episodes']} episodes successful; {info.dagger_mode}")
+        labels = label_summary(info)
         rows.append([str(i), info.repo_id, f"{len(info.used_episodes)}/{info.total_episodes}",
                      f"{info.frames}/{info.total_frames}", str(info.fps), labels, info.revision or "local"])
     print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels", "revision"]))
     print(f"  root: {', '.join(str(i.root) for i in mix.infos)}")
+    for info in mix.infos:
+        if info.labels is not None and not info.labels.is_sirs:
+            print(f"  labels of {info.repo_id}: {info.labels.describe()}")
 
     print("\nFeatures served:")
     print(_table([[k, f["dtype"], str(tuple(f["shape"]))] for k, f in mix.features.items()], ["feature", "dtype", "shape"]))
@@ -119,8 +136,10 @@ def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
     per_episode = np.unique(mix.episode_of(drawn), return_counts=True)[1]
     print(f"  episodes drawn: {len(per_episode)} of the {mix.num_episodes} used, "
           f"{per_episode.min()} to {per_episode.max()} samples each")
-    print("\nClasses of samples (intended: their probability under the sampler; see --dagger-mode):")
-    print(_table(class_rows(mix, drawn), ["class", "samples", "intended", "realized", "difference (points)"]))
+    print("\nClasses of samples (source's rule: the pooled share the mode's source gives; intended: the "
+          "probability under the sampler; see --dagger-mode):")
+    print(_table(class_rows(mix, drawn), ["class", "samples", "source's rule", "intended", "realized",
+                                          "difference (points)"]))
 
     from sir.data.mixture.sampling import make_dataloader
 

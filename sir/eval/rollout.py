@@ -123,7 +123,7 @@ def evaluate_tasks(
     fixes how episodes are grouped into waves for the batched policy; per-episode results
     depend on it (batched float maths can differ in the last bits), never on ``workers``.
     """
-    from tqdm import tqdm
+    from sir.progress import Progress
 
     start = time.perf_counter()
     tasks = [EvalTask.of(t) for t in tasks]
@@ -148,7 +148,7 @@ def evaluate_tasks(
     # simulators, and keeps the float maths the same however many workers run.
     torch.set_num_threads(1)
     policy.eval()
-    bar = tqdm(total=total, desc="Evaluating", unit="ep", leave=False, disable=not progress)
+    bar = Progress(total, "Evaluating", "ep", leave=False, enabled=progress)
     try:
         engine = Engine(policy, preprocessor, postprocessor, backend, waves, lanes, seed,
                         on_episodes=bar.update, n_workers=n_workers)

@@ -23,7 +23,7 @@ from sir.envs.spec import EnvSpec
 from sir.errors import UserError, note_kept
 from sir.hub import check_push
 from sir.runtime import pick_device, quiet_libraries, seed_everything
-from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save
+from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save, report_to
 
 BANNER = "=" * 60
 
@@ -38,6 +38,7 @@ class RunResult:
     best_model: Path | None = None  # None when the run never evaluated
     best_step: int | None = None
     best_metrics: dict[str, Any] | None = None  # the best evaluation's summary (success_rate, success_ci95, ...)
+    selection: dict[str, Any] | None = None  # how best_model was chosen (sir.training.selection)
     last_metrics: dict[str, Any] | None = None
     datasets: list[dict[str, Any]] = field(default_factory=list)  # repo_id, root, episodes used, frames, revision
 
@@ -85,8 +86,17 @@ def train(config: TrainConfig) -> RunResult:
     from sir.policies import build_config
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
+    from sir.training.ema import WeightAverage
     from sir.training.publish import model_to_push, push_model
+    from sir.training.schedule import describe, scheduler_config
+    from sir.training.selection import (
+        RUN_STATE_KEY,
+        BestModelChoice,
+        evaluate_saved,
+        select_episodes,
+    )
     from sir.training.state import (
+        TRAINING_STATE_DIR,
         data_position,
         data_record,
         load_training_state,
@@ -184,6 +194,11 @@ def train(config: TrainConfig) -> RunResult:
             policy_cfg.optimizer_lr = config.lr
         stats = None if resume is not None else finetune.merge_stats(finetune.saved_stats(base_path), mixture.stats)
     mixture.fit_policy(policy_cfg)
+    if mixture.dagger_mode == "sirius" and getattr(policy_cfg, "do_mask_loss_for_padding", True) is False:
+        # Sirius's pre-intervention actions reach the loss as padding (sir.data.mixture.build);
+        # Diffusion skips padding only when asked to.
+        policy_cfg.do_mask_loss_for_padding = True
+        say("--dagger-mode sirius: do_mask_loss_for_padding set, so pre-intervention actions in a chunk are not trained on")
     policy = make_policy(policy_cfg, ds_meta=mixture)
     if resume is not None:
         _, preprocessor, postprocessor, _, _ = load_checkpoint(resume, device=device)
@@ -195,12 +210,18 @@ def train(config: TrainConfig) -> RunResult:
     params = [p for p in policy.parameters() if p.requires_grad]
     # LoRA: only the adapters train; lerobot's optim params would list frozen base weights too.
     optimizer = optimizer_cfg.build(params if config.lora_rank is not None else policy.get_optim_params())
-    scheduler_cfg = policy_cfg.get_scheduler_preset()
+    scheduler_cfg = scheduler_config(config, policy_cfg, optimizer.param_groups[0]["lr"])
     scheduler = scheduler_cfg.build(optimizer, config.training_steps) if scheduler_cfg else None
     grad_clip = config.grad_clip_norm if config.grad_clip_norm is not None else getattr(optimizer_cfg, "grad_clip_norm", None)
     start_step, run_state = 0, {}
     if resume is not None:
         start_step, run_state = load_training_state(resume, optimizer, scheduler)
+    ema = None  # the average evaluation and model folders use (--ema-decay); the main process keeps it
+    if config.ema_decay is not None and main_process:
+        ema = WeightAverage(policy, config.ema_decay, config.ema_power, int((run_state.get("ema") or {}).get("updates", 0)))
+        if resume is not None and not ema.load(resume / TRAINING_STATE_DIR):
+            ema.updates = 0
+            say(f"note: {resume} holds no weight average (trained without --ema-decay); it starts from its weights.")
     n_params = sum(p.numel() for p in policy.parameters())
     n_trainable = sum(p.numel() for p in params)
     say(f"\n{policy_name.upper()} policy created")
@@ -208,7 +229,9 @@ def train(config: TrainConfig) -> RunResult:
     for name in ("chunk_size", "horizon", "n_obs_steps", "n_action_steps"):
         if hasattr(policy_cfg, name):
             say(f"  {name}: {getattr(policy_cfg, name)}")
-    say(f"  Learning rate: {optimizer.param_groups[0]['lr']:g}")
+    say(f"  Learning rate: {optimizer.param_groups[0]['lr']:g}, schedule {describe(scheduler_cfg)}")
+    if config.ema_decay is not None:
+        say(f"  Weight average: decay up to {config.ema_decay:g} (power {config.ema_power:g}); evaluated and saved")
 
     say("\nDatasets:")
     for info in mixture.infos:
@@ -223,38 +246,50 @@ def train(config: TrainConfig) -> RunResult:
                              pin_memory=device.startswith("cuda"), seed=config.seed)
     policy, optimizer, loader = accelerator.prepare(policy, optimizer, loader)
     model = accelerator.unwrap_model(policy)
+    evaluated = ema.model if ema is not None else model
     video_dir = Path(config.video_dir) if config.video_dir else run_dir / "videos"
     data_info = [
         {"repo_id": i.repo_id, "root": str(i.root), "episodes": [int(e) for e in i.used_episodes],
          "total_episodes": i.total_episodes, "frames": i.frames, "revision": getattr(i, "revision", None)}
         for i in mixture.infos
     ]
-    logger = None
+    logger, selection = None, None
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         saved = config_to_save(config, device=device, eval_seed=eval_seed, env_spec=spec.to_dict(),
                                effective_batch_size=effective, datasets=data_info)
         atomic.write_json(run_dir / CONFIG_FILENAME, saved)
-        logger = RunLogger(run_dir, saved, config.use_wandb, config.wandb_project, config.wandb_entity,
+        logger = RunLogger(run_dir, saved, report_to(config), config.wandb_project, config.wandb_entity,
                            config.wandb_run_name, run_id=run_state.get("wandb_run_id"),
                            resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
     best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
     best_eval: tuple[int, dict[str, Any]] | None = None
+    choice = BestModelChoice(run_dir, config.select_top_k, select_episodes(config), config.select_seed,
+                             {"episodes": config.eval_episodes, "seed": eval_seed},
+                             run_state.get(RUN_STATE_KEY)) if main_process and not config.no_eval else None
     losses: list[tuple[int, float]] = []  # (step, loss) since the last evaluation, for its plot
 
     def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
+        # A resumable checkpoint_<step> keeps the trained weights (the average beside them in
+        # training_state/); the model folders keep the evaluated ones.
+        weights = model if with_state or ema is None else ema.model
         info = {"step": step, "policy": policy_name, "preset": config.preset, "metrics": metrics,
+                "weights": "trained" if weights is model else {"average": ema.record()},
                 "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)}
 
         def write_state(folder: Path) -> None:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
                                 scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None,
                                             "data": data_record(batches.position(), config.batch_size,
-                                                                accelerator.num_processes, config.seed)})
+                                                                accelerator.num_processes, config.seed),
+                                            "ema": ema.record() if ema is not None else None,
+                                            RUN_STATE_KEY: choice.state() if choice is not None else []})
+            if ema is not None:
+                ema.save(folder / TRAINING_STATE_DIR)
 
-        saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
+        saved = save_checkpoint(run_dir / name, weights, preprocessor, postprocessor, spec, info,
                                 write_state if with_state else None)
         if with_state:
             note_kept(f"last checkpoint {saved}")  # the line Ctrl-C prints (sir.errors.cli_errors)
@@ -264,7 +299,7 @@ def train(config: TrainConfig) -> RunResult:
         nonlocal best, best_eval
         video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
         try:
-            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes,
+            metrics = evaluate_policy(evaluated, preprocessor, postprocessor, spec, config.eval_episodes,
                                       config.max_steps, seed=eval_seed, video_path=video,
                                       video_episodes=config.video_episodes, workers=config.eval_workers)
         except BaseException:
@@ -284,6 +319,7 @@ def train(config: TrainConfig) -> RunResult:
             best, best_eval = score, (step, summary)
             checkpoint("best_model", step, summary)
             progress.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
+        choice.offer(step, score, summary, lambda folder: checkpoint(str(folder.relative_to(run_dir)), step, summary))
         return summary
 
     # ---- loop ------------------------------------------------------------------------
@@ -298,6 +334,8 @@ def train(config: TrainConfig) -> RunResult:
     for step in range(start_step + 1, config.training_steps + 1):
         loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
                                          config.grad_accum_steps, grad_clip, scheduler)
+        if ema is not None:
+            ema.update(model)
         if not main_process:
             continue
         log_now = step % config.log_freq == 0 or step == start_step + 1
@@ -325,14 +363,20 @@ def train(config: TrainConfig) -> RunResult:
         say(BANNER)
         say(f"Training finished in {time.perf_counter() - start:.0f} s.")
         if best is not None:
-            say(f"Best success rate: {100 * best[0]:.1f}% -> {run_dir / 'best_model'}")
+            say(f"Best success rate during training: {100 * best[0]:.1f}%")
+            selection = choice.finish(run_dir / "best_model", best_eval[0] if best_eval else None, lambda folder: (
+                evaluate_saved(folder, choice.episodes, choice.seed, device, config.max_steps, config.eval_workers)),
+                say)
+            if selection is not None:
+                say(f"Best model: {run_dir / 'best_model'} (step {selection['chosen_step']})")
         say(f"Final model: {final}")
         if config.push_to_hub:
             pushed = model_to_push(run_dir, best is not None)
             say(f"Pushed {pushed} to {config.push_to_hub}: {push_model(pushed, config.push_to_hub, model, repo_ids)}")
     accelerator.end_training()
-    if best_eval is None and best is not None:
-        # Resumed after its best evaluation: the best model's own record says when and how well.
+    if best is not None:
+        # The best model's own record says which it is, when and how well (it may have been
+        # chosen among the candidates, or before this process resumed the run).
         import json
 
         saved = json.loads((run_dir / "best_model" / "sir_checkpoint.json").read_text())
@@ -341,5 +385,5 @@ def train(config: TrainConfig) -> RunResult:
         run_dir=run_dir, final_model=run_dir / "final_model", env_spec=spec,
         best_model=run_dir / "best_model" if best is not None else None,
         best_step=best_eval[0] if best_eval else None, best_metrics=best_eval[1] if best_eval else None,
-        last_metrics=last_eval, datasets=data_info,
+        last_metrics=last_eval, datasets=data_info, selection=selection,
     )

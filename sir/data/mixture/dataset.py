@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sir.data.labels import LabelMapping
 from sir.data.mixture import weights as dagger
 from sir.data.mixture.compat import FeaturePlan
 from sir.data.mixture.sampling import (
@@ -55,6 +56,7 @@ class DatasetInfo:
     fps: int = 0
     dagger: dict[str, int] | None = None  # DaggerSummary counts, for DAgger datasets
     dagger_mode: str | None = None  # how a DAgger dataset's frames were chosen and weighted
+    labels: LabelMapping | None = None  # where its source and success labels come from
 
 
 @dataclass
@@ -168,10 +170,12 @@ class Mixture(torch.utils.data.Dataset):
             s = self._sharing
             sizes = [len(f) for f in self._frames]
             # Weighted after the ends are skipped, so that the mode's class shares hold for the samples.
-            frame_weights = [dagger.frame_weights(i.dagger_mode, c) for i, c in zip(self.infos, self._classes, strict=True)]
+            everything = np.arange(len(self))
+            probabilities = dagger.pooled_probabilities(self.dagger_mode, self.class_of(everything),
+                                                        self.episode_of(everything), s.balance_episodes)
             self._sampler = make_sampler(
                 self._starts, sizes, self._runs, self.requested_shares, s.balance_episodes,
-                uniform=s.weights is None and not s.balance_datasets, seed=s.seed, frame_weights=frame_weights,
+                uniform=s.weights is None and not s.balance_datasets, seed=s.seed, probabilities=probabilities,
             )
         return self._sampler
 
@@ -215,6 +219,17 @@ class Mixture(torch.utils.data.Dataset):
             return [per_episode[ep] for ep in episodes], [int(used[ep]) for ep in episodes]
         whole = {k: np.asarray(v, dtype=np.float64) for k, v in store.meta.stats[key].items()}
         return [whole], [int(used.sum())]
+
+    @property
+    def dagger_mode(self) -> str | None:
+        """The ``--dagger-mode`` of the mixture's DAgger datasets (None: demos only)."""
+        return next((i.dagger_mode for i in self.infos if i.dagger_mode is not None), None)
+
+    def class_shares(self) -> np.ndarray | None:
+        """The share of samples per class (``CLASS_NAMES``) that the mode's rule gives this
+        mixture, None where it sets none (``sir.data.mixture.weights.class_shares``)."""
+        counts = np.bincount(self.class_of(np.arange(len(self))), minlength=len(dagger.CLASS_NAMES))
+        return dagger.class_shares(self.dagger_mode, counts)
 
     # -- lerobot metadata interface ---------------------------------------------------------
     @property

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sir.data.labels import HUMAN, SOURCE, SUCCESS
+from sir.data.labels import HUMAN, SOURCE, SUCCESS, LabelMapping, missing_success
 from sir.errors import UserError
 
 DEFAULT_MODE = "successful-corrections"
@@ -34,14 +34,19 @@ CLASS_NAMES = ("demo", "policy", "pre-intervention", "intervention")
 # pre-intervention with preintv_relabeling {"mode": "fixed", "fixed_preintv_length": 15}
 # (0.75 s at robosuite's 20 Hz), stopping early at an earlier human step.
 SIRIUS_PRE_INTERVENTION_STEPS = 15
-# robomimic/utils/dataset.py, WeightedDataset._sirius_reweight: weight_intv = 0.5, the
-# share of the (weighted) samples that interventions get; pre-intervention samples get 0.002
-# in all there (the paper's target share for them is zero), so sir removes them.
+# robomimic/utils/dataset.py, WeightedDataset._sirius_reweight, over the pooled training set:
+# w_demos = 1 (demos keep their natural ratio), weight_intv = 0.5 (interventions' share),
+# weight_preintv = 0.002 (pre-intervention's share), and robot frames the remainder,
+# (1 - weight_intv - ratio_demos - weight_preintv) / ratio_rollouts.
 SIRIUS_INTERVENTION_SHARE = 0.5
-# Intervention-weighted regression (Mandlekar et al. 2020, arXiv:2012.06733) weights interventions so
-# that they and the other samples each make half of the data (the Sirius code's IWRDataset:
-# intervention weight (N - n_int) / n_int, every other sample 1).
+SIRIUS_PRE_INTERVENTION_SHARE = 0.002
+# Intervention-weighted regression (Mandlekar et al. 2020, arXiv:2012.06733), as the Sirius
+# repo implements it (robomimic/utils/dataset.py, IWRDataset.get_dataset_sampler): each
+# intervention sample weighs (N - n_int) / n_int over all N samples, every other sample 1,
+# so interventions are half of all samples and demos and robot frames the other half.
 IWR_INTERVENTION_SHARE = 0.5
+POOLED_MODES = ("iwr", "sirius")  # modes whose weights are over the whole mixture
+OUTCOME_MODES = (DEFAULT_MODE, "sirius")  # modes that tell successful episodes apart
 
 
 @dataclass
@@ -52,6 +57,8 @@ class DaggerSummary:
     successful_episodes: int
     kept_episodes: int  # successful episodes with at least one human frame
     kept_frames: int
+    takeovers: int = 0  # policy-to-human hand-overs (a demo-like all-human episode has none)
+    autonomous_successes: int = 0  # successful episodes with no human frame
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -108,9 +115,10 @@ def select_frames(
     - hg-dagger: every human frame, whatever the outcome (HG-DAgger aggregates all of the
       expert's labels);
     - iwr, all: every frame;
-    - sirius: the frames of successful episodes but their pre-intervention windows (Sirius
-      learns from deployments the human saw through to success; its collection discards the
-      other trials, so a failed episode is dropped whole).
+    - sirius: the frames of successful episodes (Sirius learns from deployments seen through
+      to success; its collection discards the other trials, so a failed episode is dropped
+      whole); their pre-intervention frames stay, at Sirius's small share, and their actions
+      are left out of other samples' chunks (``Mixture``).
     """
     classes = sample_classes(episode_index, source)
     successful = _successful_episodes(episode_index, success, candidates)[episode_index]
@@ -120,24 +128,53 @@ def select_frames(
     elif mode == "hg-dagger":
         keep = candidates & human
     elif mode == "sirius":
-        keep = candidates & successful & (classes != PRE_INTERVENTION)
+        keep = candidates & successful
     else:
         keep = candidates.copy()
     return keep, classes, _summary(episode_index, human, success, candidates, keep)
 
 
-def frame_weights(mode: str | None, classes: np.ndarray) -> np.ndarray | None:
-    """Sampling weights of samples of ``classes`` within their dataset, or None for uniform.
-
-    iwr and sirius give the interventions their share of the dataset's samples and the
-    other samples the rest, each class uniformly; the dataset's own share is untouched.
-    """
-    share = {"iwr": IWR_INTERVENTION_SHARE, "sirius": SIRIUS_INTERVENTION_SHARE}.get(mode)
-    intervention = classes == INTERVENTION
-    count = int(intervention.sum())
-    if share is None or count in (0, len(classes)):
+def class_shares(mode: str | None, counts: np.ndarray) -> np.ndarray | None:
+    """The share of all samples each class (``CLASS_NAMES``) gets under ``mode``, over the
+    pooled mixture whose samples number ``counts`` per class; None: every sample equally
+    likely (within the datasets' shares)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if mode not in POOLED_MODES or counts[INTERVENTION] in (0, total):
         return None
-    return np.where(intervention, share / count, (1 - share) / (len(classes) - count))
+    shares = np.zeros(len(CLASS_NAMES))
+    if mode == "iwr":
+        others = counts.copy()
+        others[INTERVENTION] = 0
+        shares = others / others.sum() * (1 - IWR_INTERVENTION_SHARE)
+        shares[INTERVENTION] = IWR_INTERVENTION_SHARE
+        return shares
+    shares[DEMO] = counts[DEMO] / total
+    shares[INTERVENTION] = SIRIUS_INTERVENTION_SHARE
+    shares[PRE_INTERVENTION] = SIRIUS_PRE_INTERVENTION_SHARE if counts[PRE_INTERVENTION] else 0.0
+    # Sirius's formula leaves robot frames a negative weight when demos are more than half
+    # the data; sir gives them none then, and the rest is scaled to a whole.
+    shares[ROBOT] = max(0.0, 1 - shares.sum()) if counts[ROBOT] else 0.0
+    return shares / shares.sum()
+
+
+def pooled_probabilities(mode: str | None, classes: np.ndarray, episodes: np.ndarray,
+                         balance_episodes: bool = False) -> np.ndarray | None:
+    """Each sample's probability under ``mode``'s class shares (``class_shares``), the
+    samples of a class equally likely, or with ``balance_episodes`` each episode's part of a
+    class equally likely and its samples within it; None where the mode sets no shares."""
+    counts = np.bincount(classes, minlength=len(CLASS_NAMES))
+    shares = class_shares(mode, counts)
+    if shares is None:
+        return None
+    if not balance_episodes:
+        return shares[classes] / counts[classes]
+    # Per (class, episode) cell: the class's share over its episodes, then over the cell's samples.
+    stride = int(episodes.max()) + 1
+    cells, cell, cell_size = np.unique(classes.astype(np.int64) * stride + episodes, return_inverse=True,
+                                       return_counts=True)
+    episodes_per_class = np.bincount(cells // stride, minlength=len(CLASS_NAMES))
+    return shares[classes] / episodes_per_class[classes] / cell_size[cell]
 
 
 def _successful_episodes(episode_index: np.ndarray, success: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -147,35 +184,53 @@ def _successful_episodes(episode_index: np.ndarray, success: np.ndarray, candida
 
 def _summary(episode_index: np.ndarray, human: np.ndarray, success: np.ndarray, candidates: np.ndarray,
              keep: np.ndarray) -> DaggerSummary:
+    successful = _successful_episodes(episode_index, success, candidates)
+    same_episode = np.r_[False, episode_index[1:] == episode_index[:-1]]
+    takeover = candidates & human & same_episode & ~np.r_[False, human[:-1]]
+    num_episodes = len(successful)
+    any_human = np.bincount(episode_index[candidates], weights=human[candidates], minlength=num_episodes) > 0
+    used = np.bincount(episode_index[candidates], minlength=num_episodes) > 0
     return DaggerSummary(
         episodes=int(np.unique(episode_index[candidates]).size),
         policy_frames=int((candidates & ~human).sum()),
         human_frames=int((candidates & human).sum()),
-        successful_episodes=int(_successful_episodes(episode_index, success, candidates).sum()),
+        successful_episodes=int(successful.sum()),
         kept_episodes=int(np.unique(episode_index[keep]).size),
         kept_frames=int(keep.sum()),
+        takeovers=int(takeover.sum()),
+        autonomous_successes=int((used & successful & ~any_human).sum()),
     )
 
 
 def training_frames(
-    repo_id: str, frame_episode: np.ndarray, labels: dict[str, np.ndarray] | None, chosen: np.ndarray,
-    mode: str, say: Callable[[str], None],
+    repo_id: str, frame_episode: np.ndarray, labels: dict[str, np.ndarray | None] | None, chosen: np.ndarray,
+    mode: str, say: Callable[[str], None], mapping: LabelMapping | None = None,
 ) -> tuple[np.ndarray, DaggerSummary | None, np.ndarray | None]:
     """(the frames a dataset trains on, its DaggerSummary, every frame's class), announced
-    with ``say``. ``labels`` holds the DAgger label columns, None for another dataset."""
+    with ``say``. ``labels`` holds the DAgger labels (``LabelMapping.read``; success None
+    where the dataset records no outcome), None for another dataset; ``mapping`` names the
+    columns they were read from."""
     candidates = np.isin(frame_episode, chosen)
     if labels is None:
         frames = np.flatnonzero(candidates)
         say(f"{repo_id}: not a DAgger dataset, using all {len(chosen)} episodes ({len(frames)} frames)")
         return frames, None, None
-    source = check_labels(repo_id, SOURCE, labels[SOURCE])
-    success = check_labels(repo_id, SUCCESS, labels[SUCCESS])
+    mapping = mapping or LabelMapping(SOURCE, SUCCESS)
+    source = check_labels(repo_id, mapping.source, labels[SOURCE])
+    if labels[SUCCESS] is None:
+        success = np.zeros_like(source)
+    else:
+        success = check_labels(repo_id, mapping.success or SUCCESS, labels[SUCCESS])
+    if not mapping.is_sirs:
+        say(f"{repo_id}: DAgger labels {mapping.describe()}")
     if np.all(source[candidates] == HUMAN):
         # Demonstrations (sir labels its demos so): every frame, as for unlabelled demos, failed
         # episodes kept with --keep-failures too.
         frames = np.flatnonzero(candidates)
         say(f"{repo_id}: demonstrations (every frame human), using all {len(chosen)} episodes ({len(frames)} frames)")
         return frames, None, None
+    if labels[SUCCESS] is None and mode in OUTCOME_MODES:
+        raise UserError(missing_success(repo_id, mapping, mode, tuple(m for m in MODES if m not in OUTCOME_MODES)))
     keep, classes, summary = select_frames(mode, frame_episode, source, success, candidates)
     if mode == ALL_FRAMES:
         say(f"{repo_id}: DAgger filter off, using all {len(chosen)} episodes ({summary.kept_frames} frames)")
@@ -185,7 +240,7 @@ def training_frames(
     if mode == DEFAULT_MODE:
         say(filter_message(repo_id, summary))
     else:
-        say(_mode_message(repo_id, mode, summary, classes, keep, candidates))
+        say(_mode_message(repo_id, mode, summary, classes, keep, candidates, labels[SUCCESS] is not None))
     return np.flatnonzero(keep), summary, classes
 
 
@@ -197,23 +252,25 @@ def filter_message(repo_id: str, summary: DaggerSummary) -> str:
 
 
 def _mode_message(repo_id: str, mode: str, summary: DaggerSummary, classes: np.ndarray, keep: np.ndarray,
-                  candidates: np.ndarray) -> str:
+                  candidates: np.ndarray, outcomes: bool = True) -> str:
     head = f"{repo_id}: {mode}: {summary.episodes} episodes → {summary.kept_episodes} ({summary.kept_frames} frames)"
     if mode == "hg-dagger":
-        return f"{head}, every human frame ({summary.successful_episodes} episodes successful)"
-    intervention = int((keep & (classes == INTERVENTION)).sum())
-    share = IWR_INTERVENTION_SHARE if mode == "iwr" else SIRIUS_INTERVENTION_SHARE
-    if frame_weights(mode, classes[keep]) is None:
-        weighting = "one class only, sampled uniformly"
-    else:
-        weighting = (f"{intervention} intervention frames weighted to {share:.0%} of the dataset's samples, "
-                     f"{summary.kept_frames - intervention} policy frames to {1 - share:.0%}")
+        return f"{head}, every human frame" + (f" ({summary.successful_episodes} episodes successful)" if outcomes
+                                               else " (outcomes not recorded)")
+    kept = np.bincount(classes[keep], minlength=len(CLASS_NAMES))
+    parts = ", ".join(f"{n} {name}" for name, n in zip(CLASS_NAMES[1:], kept[1:], strict=True) if n)
+    rule = ("interventions half of the mixture's samples, demos and policy frames the other half (IWR)"
+            if mode == "iwr" else
+            f"interventions {SIRIUS_INTERVENTION_SHARE:.0%} of the mixture's samples, pre-intervention "
+            f"{SIRIUS_PRE_INTERVENTION_SHARE:.1%} (the up to {SIRIUS_PRE_INTERVENTION_STEPS} policy frames before "
+            "each takeover, their actions left out of other samples' chunks), demos at their natural share, "
+            "policy frames the rest (Sirius)")
+    head = f"{head}: {parts}; {rule}"
     if mode == "iwr":
-        return f"{head}, {weighting}"
+        return head
     failed = summary.episodes - summary.successful_episodes
     removed = int((candidates & ~keep).sum())
-    return (f"{head}, {weighting}; removed the up to {SIRIUS_PRE_INTERVENTION_STEPS} policy frames before each "
-            f"takeover and {failed} failed episode{'s' if failed != 1 else ''} ({removed} frames)")
+    return f"{head}; removed {failed} failed episode{'s' if failed != 1 else ''} ({removed} frames)"
 
 
 def no_corrections_error(repo_id: str, summary: DaggerSummary) -> UserError:

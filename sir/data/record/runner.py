@@ -161,22 +161,35 @@ class RecordingResult:
     tried: int = 0
     successes: int = 0
     interventions: int = 0  # episodes a corrector took over
-    takeovers: int = 0  # takeovers in all, several an episode where the corrector handed back
     policy_successes: int = 0  # successes without a takeover
     corrected_successes: int = 0  # successes after a takeover
     per_episode: list[dict[str, Any]] = field(default_factory=list)  # one entry per episode run
     discarded: int = 0  # episodes the actor threw away: not counted as tried
-    human_frames: int = 0  # frames of written episodes labelled ``source`` HUMAN: the expert labels given
+    human_frames: int = 0  # frames of written episodes labelled ``source`` HUMAN
+    # Over every episode run, written or not: what a person's log of the deployments shows.
+    deployment_frames: int = 0
+    corrector_frames: int = 0  # the labels the corrector gave, kept or not (the label budget counts them)
+    takeovers: int = 0  # hand-overs from the policy to the corrector
+
+    def intervention_ratio(self) -> float | None:
+        """Corrector frames over deployment frames (Sirius's measure of how much help was needed)."""
+        return self.corrector_frames / self.deployment_frames if self.deployment_frames else None
 
     def count(self, episode: Episode, saved: bool) -> None:
         if episode.discarded:
             self.discarded += 1
             return
         corrected = episode.takeover_step is not None
+        sources = [int(f[SOURCE][0]) for f in episode.frames if SOURCE in f]
+        self.deployment_frames += len(episode.frames)
+        self.corrector_frames += sum(s == HUMAN for s in sources)
+        # A corrector's log counts them (several an episode where it handed back), a takeover at
+        # the first step too; otherwise the hand-overs within the labels.
+        self.takeovers += (len(episode.corrections) if episode.corrections is not None
+                           else sum(a != HUMAN and b == HUMAN for a, b in itertools.pairwise(sources)))
         self.tried += 1
         self.successes += episode.success
         self.interventions += corrected
-        self.takeovers += len(episode.corrections or ())
         self.policy_successes += episode.success and not corrected
         self.corrected_successes += episode.success and corrected
         if saved:
@@ -205,6 +218,7 @@ def record_episodes(
     desc: str,
     status: Callable[[RecordingResult], dict[str, Any]],
     info: Callable[[RecordingResult], dict[str, Any]] | None = None,
+    stop: Callable[[RecordingResult], bool] | None = None,
 ) -> RecordingResult:
     """Run episodes (episode i from seed ``first_seed + i``), write those ``keep`` accepts
     (never a discarded one), then finalize the dataset. Closes ``env``.
@@ -212,17 +226,18 @@ def record_episodes(
     ``until_written``: run until ``episodes`` are written (the bar counts written episodes),
     giving up after 3 x ``episodes`` without a success; otherwise run ``episodes`` (the bar
     counts episodes run). ``status`` gives the bar's counters; ``info``, what to add to the
-    dataset's sir_info.json. A writer that recovered an interrupted recording's episodes
+    dataset's sir_info.json; ``stop``, when it says so after an episode, ends the recording
+    early (a label budget spent). A writer that recovered an interrupted recording's episodes
     goes on after them: its counts, and the seeds after the last episode it kept.
     Ctrl-C keeps the finished episodes and raises ``Interrupted`` (what was kept).
     """
-    from tqdm import tqdm
+    from sir.progress import Progress
 
     notes = writer.recovered or {}
     result = RecordingResult(**notes["result"]) if "result" in notes else RecordingResult()
     runs = int(notes.get("runs", 0))  # episodes run so far, discarded ones too
     next_seed = int(notes.get("next_seed", first_seed))
-    bar = tqdm(total=episodes, initial=result.episodes if until_written else runs, desc=desc, unit="ep")
+    bar = Progress(episodes, desc, "ep", initial=result.episodes if until_written else runs)
     seeds = itertools.count(next_seed) if until_written else range(next_seed, next_seed + max(0, episodes - runs))
     interrupted = False
     try:
@@ -245,9 +260,9 @@ def record_episodes(
                          "runs": runs, "next_seed": seed + 1}
                 writer.add_episode(episode.frames, progress=notes)
             result = counted
-            if saved or not until_written:
-                bar.update(1)
-            bar.set_postfix(status(result))
+            bar.update(1 if saved or not until_written else 0, **status(result))
+            if stop is not None and stop(result):
+                break
             if until_written and result.tried >= 3 * episodes and not result.successes:
                 raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
     except BaseException as err:

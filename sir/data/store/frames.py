@@ -25,6 +25,7 @@ from sir.data.store.cache import CacheReport, CameraFrames, EpisodeVideo, cache_
 from sir.errors import UserError
 
 VISUAL_DTYPES = ("image", "video")
+ACTION = "action"  # lerobot's action feature
 
 
 def is_visual(feature: dict) -> bool:
@@ -172,6 +173,7 @@ class FrameStore:
         self._image_dataset = None
         self.frames = CameraFrames()  # filled by cache_frames; episodes not in it are decoded per sample
         self._windows: list[tuple[np.ndarray, list[str]]] = []  # (offsets [1, n], keys)
+        self._masked_actions: np.ndarray | None = None  # frames whose action no window trains on
         self._single = list(self.columns.items())
 
     # -- windows ----------------------------------------------------------------------
@@ -184,6 +186,13 @@ class FrameStore:
         self._windows = [(np.array(offsets, dtype=np.int64)[None, :], keys) for offsets, keys in groups.items()]
         windowed = {k for _, keys in self._windows for k in keys}
         self._single = [(k, col) for k, col in self.columns.items() if k not in windowed]
+
+    def mask_actions(self, frames: np.ndarray) -> None:
+        """Leave the actions of ``frames`` (a mask over all frames) out of every action window:
+        they are marked ``action_is_pad``, as steps past an episode's end are, so lerobot's
+        losses that skip padding (ACT's; Diffusion's with ``do_mask_loss_for_padding``)
+        do not train on them."""
+        self._masked_actions = np.asarray(frames, dtype=bool)
 
     def cache_frames(
         self, episodes: Iterable[int], budget_bytes: int, cache_dir: Path, progress: Callable | None = None
@@ -223,14 +232,18 @@ class FrameStore:
             high = (self._frame_stop[frames] - 1 - frames)[:, None]
             for offsets, keys in self._windows:
                 window_rows = np.maximum(np.minimum(offsets, high), low) + frames[:, None]
-                pad = torch.from_numpy((offsets < low) | (offsets > high))
+                outside = (offsets < low) | (offsets > high)
+                pad = torch.from_numpy(outside)
                 for key in keys:
                     col = self.columns.get(key)
                     if col is not None:
                         batch[key] = take(col, window_rows)
                     else:
                         query[key] = window_rows
-                    batch[f"{key}_is_pad"] = pad.clone()  # each key its own tensor, as collation gives
+                    if key == ACTION and self._masked_actions is not None:
+                        batch[f"{key}_is_pad"] = torch.from_numpy(outside | self._masked_actions[window_rows])
+                    else:
+                        batch[f"{key}_is_pad"] = pad.clone()  # each key its own tensor, as collation gives
         if self.camera_keys:
             batch.update(self._camera_frames(frames, query))
         for key in self.string_keys:

@@ -82,7 +82,6 @@ def main() -> None:
     parser.add_argument("--rules", nargs="*", default=["{}"], help="JSON objects of TakeoverRule fields")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    start = None
     if args.checkpoint:
         from sir.policies.checkpoint import load_checkpoint
 
@@ -93,12 +92,15 @@ def main() -> None:
     else:
         spec = default_spec(args.expert, horizon=args.max_steps or 300)
         env = make_env(spec)
-        policy, pre, post = ExpertPolicy(env, args.expert), (lambda b: b), (lambda a: a)
-        start = lambda: policy.expert.reset(env)  # noqa: E731
+        pre = post = lambda x: x  # noqa: E731
         seeds = range(1000, 1000 + args.episodes)
     try:
         for text in args.rules:
-            overrides = json.loads(text)
+            overrides, start = json.loads(text), None
+            if args.expert:
+                # A fresh expert for each rule, so that every rule sees the same noise.
+                policy = ExpertPolicy(env, args.expert)
+                start = lambda p=policy: p.expert.reset(env)  # noqa: E731
             row = measure(env, spec, policy, pre, post, TakeoverRule(**overrides), seeds,
                           args.max_steps or spec.horizon, start)
             print(json.dumps({"rule": overrides, **row}), flush=True)

@@ -24,11 +24,14 @@ class ResumableExpert(Expert, Protocol):
     ``next_subgoal(level)``: the first sub-goal (a key of ``subgoals``, which names each)
     above a phase's PROGRESS ``level``; ``reached(subgoal)``: whether the expert is past it.
     ``read_phase(obs)``: the phase the state shows, without touching the expert's plan.
+    ``progress``: after each ``act``, how far the task has come, as (the phase's level, a
+    distance within it in metres, larger further on), for telling a stall.
     """
 
     phase: str
     resumed_phase: str | None
     subgoals: dict[int, str]
+    progress: tuple[int, float]
 
     def resume(self) -> None: ...
 

@@ -37,6 +37,7 @@ from sir.data.record.runner import (
 from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
+from sir.eval.evaluate import ModelEnvConfig
 
 
 class CorrectedPolicy:
@@ -124,7 +125,7 @@ class CorrectedPolicy:
 
 
 @dataclass
-class RecordConfig:
+class RecordConfig(ModelEnvConfig):
     checkpoint: str = option(None, "the policy's model folder (e.g. .../best_model)", required=True)
     episodes: int = option(20, "episodes to run", minimum=1)
     root: str = option("data", "folder that holds datasets")
@@ -156,12 +157,6 @@ class RecordConfig:
                                  minimum=1)
     no_hand_back: bool = option(False, "the scripted corrector finishes the episode once it has taken over, never "
                                 "handing back (a person hands back with the takeover key either way)")
-    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
-                             "lerobot)")
-    robot: str | None = option(None, "robot for --env (default: Panda)")
-    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
-    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
-                                    minimum=8)
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
 
 

@@ -20,7 +20,20 @@ from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
 
 
 @dataclass
-class EvalConfig:
+class ModelEnvConfig:
+    """The env for a model folder saved without sir's EnvSpec (a lerobot-trained one): the
+    flags every command that rolls a saved model out shares."""
+
+    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
+                             "lerobot)")
+    robot: str | None = option(None, "robot for --env (default: Panda)")
+    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
+    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
+                                    minimum=8)
+
+
+@dataclass
+class EvalConfig(ModelEnvConfig):
     checkpoint: str = option(None, "a best_model, final_model or checkpoint_<step> folder", required=True)
     episodes: int = option(50, "episodes to run", minimum=1)
     max_steps: int | None = option(None, "step limit per episode (default: the EnvSpec's horizon)", minimum=1)
@@ -30,12 +43,6 @@ class EvalConfig:
     video_path: str | None = option(None, "default: <output-dir>/eval.mp4")
     output_dir: str | None = option(None, "where eval_results.json (and the video) go (default: eval/<model> beside "
                                     "the model folder, e.g. <run>/eval/best_model)")
-    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
-                             "lerobot)")
-    robot: str | None = option(None, "robot for --env (default: Panda)")
-    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
-    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
-                                    minimum=8)
     render_camera: str = option("agentview", "camera the video is rendered from")
     render_size: int = option(256, "side of each video tile, in pixels", minimum=16)
     workers: int | None = option(

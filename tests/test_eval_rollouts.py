@@ -357,3 +357,32 @@ def test_a_step_limit_above_the_recorded_horizon_is_honoured():
 
     metrics = evaluate_policy(Still(), identity, identity, EnvSpec(horizon=5), 1, 9, workers=1, batch_width=1)
     assert [e["length"] for e in metrics["per_episode"]] == [9]
+
+
+def test_a_worker_error_keeps_its_whole_message_and_a_user_error_reaches_the_caller_as_one():
+    """Worker answers are typed: an exception travels as its type, message and traceback, so
+    a message holding ': ' (as robosuite's and sir's do) reaches the user whole."""
+    from sir.errors import UserError
+    from sir.eval.worker import Release, Reply, Start, WorkerError, handle
+
+    class Refuses(SlotEnvs):
+        def start(self, slot, key, seed, max_steps, record):
+            raise UserError(f"episode {seed}: the env refuses: for a reason")
+
+    key = EnvKey.make(SPEC, None, 64, ENV_BUILD_SEED)
+    replies = handle(Refuses(), [Release(), Start(3, 7, key, 11, 5, False)])
+    assert len(replies) == 1 and isinstance(replies[0], Reply)
+    slot, token, error = replies[0]
+    assert (slot, token) == (3, 7) and isinstance(error, WorkerError)
+    assert (error.user_error, error.kind, error.message) == (True, "UserError", "episode 11: the env refuses: for a reason")
+    assert "Traceback" in error.traceback
+
+    in_process = pools.shared_workers(1)
+    real, in_process.envs = in_process.envs, Refuses()
+    try:
+        with pytest.raises(UserError) as caught:
+            evaluate_policy(ScriptedLiftPolicy(), identity, identity, SPEC, 1, 5, workers=1)
+        assert str(caught.value) == f"episode {DEFAULT_EVAL_SEED}: the env refuses: for a reason"
+    finally:
+        pools.discard(in_process)
+        real.close()

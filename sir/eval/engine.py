@@ -33,7 +33,16 @@ import torch
 from sir.errors import UserError
 from sir.eval.batch import RngStream, clone_policy, features_to_batch, policy_device, wave_seed
 from sir.eval.pool import Event, describe_exit
-from sir.eval.worker import FAILURE_ACTION, EnvKey, StepReport, WorkerError
+from sir.eval.worker import (
+    FAILURE_ACTION,
+    Command,
+    EnvKey,
+    Release,
+    Start,
+    Step,
+    StepReport,
+    WorkerError,
+)
 
 # A wave whose worker keeps dying is re-run this many times; then the episodes on that
 # worker are failed, so one episode that crashes the simulator cannot stall an evaluation.
@@ -164,15 +173,12 @@ class Engine:
     def _slot_id(self, lane: _Lane, pos: int) -> int:
         return lane.index * self.width + pos
 
-    def _worker_of(self, lane: _Lane, pos: int) -> int:
+    def _worker_of(self, lane: _Lane) -> int:
         return lane.index % self.n_workers
 
-    def _send(self, lane: _Lane, commands: dict[int, tuple]) -> None:
-        by_worker: dict[int, list[tuple]] = {}
-        for pos, command in commands.items():
-            by_worker.setdefault(self._worker_of(lane, pos), []).append(command)
-        for worker, batch in by_worker.items():
-            self.workers.send(worker, batch)
+    def _send(self, lane: _Lane, commands: list[Command]) -> None:
+        if commands:
+            self.workers.send(self._worker_of(lane), commands)
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> EngineResult:
@@ -182,7 +188,7 @@ class Engine:
     def _run(self, interrupted: Callable[[], bool]) -> EngineResult:
         start = time.perf_counter()
         for worker in range(self.n_workers):
-            self.workers.send(worker, [("release", None, None)])
+            self.workers.send(worker, [Release()])
         pending = deque(range(len(self.waves)))
         for lane in self.lanes:
             self._assign(lane, pending)
@@ -226,14 +232,15 @@ class Engine:
         lane.policy.reset()
         lane.rng = RngStream(wave_seed(self.seed, lane.wave), self.device)
         lane.slots = [_Slot(plan) for plan in plans]
-        commands = {}
+        commands: list[Command] = []
+        lane.awaiting = set()
         for pos, slot in enumerate(lane.slots):
             if pos in lane.doomed:
                 slot.finish(False, lane.doomed[pos])
                 continue
             p = slot.plan
-            commands[pos] = ("start", self._slot_id(lane, pos), lane.token, p.key, p.seed, p.max_steps, p.record)
-        lane.awaiting = set(commands)
+            commands.append(Start(self._slot_id(lane, pos), lane.token, p.key, p.seed, p.max_steps, p.record))
+            lane.awaiting.add(pos)
         self._send(lane, commands)
 
     def _step(self, lane: _Lane) -> None:
@@ -245,15 +252,16 @@ class Engine:
             action = self.postprocessor(lane.policy.select_action(self.preprocessor(batch)))
         actions = action.detach().to("cpu", torch.float32).numpy()
         finite = np.isfinite(actions).all(axis=1)
-        commands = {}
+        commands: list[Command] = []
+        lane.awaiting = set()
         for pos, slot in enumerate(lane.slots):
             if not slot.live:
                 continue
             if not finite[pos]:
                 slot.finish(False, FAILURE_ACTION)
                 continue
-            commands[pos] = ("step", self._slot_id(lane, pos), lane.token, actions[pos])
-        lane.awaiting = set(commands)
+            commands.append(Step(self._slot_id(lane, pos), lane.token, actions[pos]))
+            lane.awaiting.add(pos)
         self._send(lane, commands)
 
     def _finish_wave(self, lane: _Lane) -> None:
@@ -268,16 +276,16 @@ class Engine:
         if event.replies is None:
             self._on_death(event)
             return
-        for slot_id, token, report in event.replies:
-            lane_index = slot_id // self.width
-            if lane_index >= len(self.lanes) or token != self.lanes[lane_index].token:
+        for reply in event.replies:
+            lane_index = reply.slot // self.width
+            if lane_index >= len(self.lanes) or reply.token != self.lanes[lane_index].token:
                 continue  # an answer for a run of a wave that was started again
-            lane = self.lanes[lane_index]
+            report = reply.report
             if isinstance(report, WorkerError):
                 if report.user_error:
-                    raise UserError(report.message.split(": ", 1)[-1])
-                raise RuntimeError(f"an evaluation worker failed: {report.message}\n{report.traceback}")
-            self._on_report(lane, slot_id % self.width, report)
+                    raise UserError(report.message)
+                raise RuntimeError(f"an evaluation worker failed: {report.kind}: {report.message}\n{report.traceback}")
+            self._on_report(self.lanes[lane_index], reply.slot % self.width, report)
 
     def _on_report(self, lane: _Lane, pos: int, report: StepReport) -> None:
         slot = lane.slots[pos]
@@ -301,8 +309,9 @@ class Engine:
         for lane in self.lanes:
             if lane.wave is None:
                 continue
-            hit = [pos for pos, slot in enumerate(lane.slots)
-                   if slot.live and self._worker_of(lane, pos) == event.worker]
+            if self._worker_of(lane) != event.worker:
+                continue
+            hit = [pos for pos, slot in enumerate(lane.slots) if slot.live]
             if not hit:
                 continue
             lane.restarts += 1

@@ -17,14 +17,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sir.eval.worker import SlotEnvs, handle, worker_main
+from sir.eval.worker import Command, Reply, SlotEnvs, handle, worker_main
 
 
 class Event(NamedTuple):
     """Replies from a worker, or (``replies`` None) the news that it died."""
 
     worker: int
-    replies: list[tuple] | None
+    replies: list[Reply] | None
     exitcode: int | None = None
 
 
@@ -57,7 +57,9 @@ def _context() -> Any:
 
 
 class WorkerPool:
-    """``size`` worker processes, each serving the slots ``slot % size == index``."""
+    """``size`` worker processes, numbered 0 to size - 1. A worker serves whatever slots the
+    commands sent to it name (the engine keeps each lane's slots on one worker, lane l on
+    worker l % the workers it uses); it holds their envs."""
 
     def __init__(self, size: int):
         if size < 1:
@@ -81,7 +83,7 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [proc.pid for proc in self._procs]
 
-    def send(self, index: int, commands: list[tuple]) -> None:
+    def send(self, index: int, commands: list[Command]) -> None:
         try:
             self._conns[index].send(commands)
         except (BrokenPipeError, OSError):
@@ -170,7 +172,7 @@ class InProcess:
         self.envs = SlotEnvs()
         self._pending: list[Event] = []
 
-    def send(self, index: int, commands: list[tuple]) -> None:
+    def send(self, index: int, commands: list[Command]) -> None:
         # Resets seed NumPy's global RNG; the caller's (e.g. the trainer's) stream is put back.
         saved = np.random.get_state()
         try:

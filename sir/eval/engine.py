@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sir.errors import UserError
 from sir.eval.batch import RngStream, clone_policy, features_to_batch, policy_device, wave_seed
-from sir.eval.pool import Event, describe_exit
+from sir.eval.pool import Event
 from sir.eval.worker import (
     FAILURE_ACTION,
     Command,
@@ -282,9 +281,7 @@ class Engine:
                 continue  # an answer for a run of a wave that was started again
             report = reply.report
             if isinstance(report, WorkerError):
-                if report.user_error:
-                    raise UserError(report.message)
-                raise RuntimeError(f"an evaluation worker failed: {report.kind}: {report.message}\n{report.traceback}")
+                raise report.exception()
             self._on_report(self.lanes[lane_index], reply.slot % self.width, report)
 
     def _on_report(self, lane: _Lane, pos: int, report: StepReport) -> None:
@@ -304,7 +301,7 @@ class Engine:
     def _on_death(self, event: Event) -> None:
         self.worker_restarts += 1
         if self.worker_restarts > 3 * self.n_workers + len(self.waves):
-            raise RuntimeError(f"evaluation workers keep dying (last: {describe_exit(event.exitcode)})")
+            raise RuntimeError(f"evaluation workers keep dying (last: {event.death()})")
         self.workers.replace(event.worker)
         for lane in self.lanes:
             if lane.wave is None:
@@ -317,5 +314,5 @@ class Engine:
             lane.restarts += 1
             if lane.restarts > MAX_WAVE_RESTARTS:
                 for pos in hit:
-                    lane.doomed[pos] = f"worker process died ({describe_exit(event.exitcode)})"
+                    lane.doomed[pos] = f"worker process died ({event.death()})"
             self._launch(lane)

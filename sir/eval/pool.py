@@ -26,6 +26,10 @@ class Event(NamedTuple):
     worker: int
     replies: list[Reply] | None
     exitcode: int | None = None
+    cause: str | None = None  # how it died, where an exit code does not say (a Ray actor)
+
+    def death(self) -> str:
+        return self.cause or describe_exit(self.exitcode)
 
 
 def default_workers() -> int:
@@ -197,10 +201,23 @@ class InProcess:
 _shared: dict[str, Any] = {}
 
 
-def shared_workers(workers: int) -> WorkerPool | InProcess:
+def shared_workers(workers: int, backend: str = "local", ray_address: str | None = None) -> Any:
     """The pool kept for this process's evaluations: in-process for ``workers`` <= 1, else
     a pool of at least ``workers`` processes (a larger one is kept and partly used, so
-    evaluations of different sizes do not restart workers; a smaller one is replaced)."""
+    evaluations of different sizes do not restart workers; a smaller one is replaced).
+    ``backend`` "ray": at least ``workers`` Ray actors on the cluster at ``ray_address``."""
+    if backend == "ray":
+        from sir.eval.cluster import RayPool
+
+        pool = _shared.get("ray")
+        if pool is not None and (pool.closed or pool.size < workers):
+            pool.close()
+            pool = None
+        if pool is None:
+            pool = _shared["ray"] = RayPool(workers, ray_address or "auto")
+        else:
+            pool.revive()
+        return pool
     if workers <= 1:
         if "local" not in _shared:
             _shared["local"] = InProcess()

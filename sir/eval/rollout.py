@@ -114,6 +114,8 @@ def evaluate_tasks(
     render_size: int = 256,
     progress: bool = False,
     batch_width: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate on several tasks: ``tasks`` are EvalTask or (name, spec, episodes[, max_steps]).
 
@@ -122,6 +124,8 @@ def evaluate_tasks(
     episodes), 1 to run in this process. ``batch_width`` (default: ``default_batch_width``)
     fixes how episodes are grouped into waves for the batched policy; per-episode results
     depend on it (batched float maths can differ in the last bits), never on ``workers``.
+    ``backend`` "ray" runs the envs as Ray actors on the cluster at ``ray_address`` (see
+    ``sir.eval.cluster``; ``workers`` None: one per CPU of the cluster), with the same results.
     """
     from tqdm import tqdm
 
@@ -135,12 +139,17 @@ def evaluate_tasks(
     record = video_path is not None and video_episodes > 0
     waves = plan_waves(tasks, max_steps, seed, width, video_episodes if record else 0,
                        render_camera if record else None, render_size)
-    n_workers = cores if workers is None else max(1, workers)
-    n_workers = min(n_workers, len(waves))
+    if workers is None:
+        workers = cores
+        if backend == "ray":
+            from sir.eval.cluster import cluster_cpus
+
+            workers = cluster_cpus(ray_address or "auto")
+    n_workers = min(max(1, workers), len(waves))
     lanes = min(len(waves), LANES_PER_WORKER * n_workers) if n_workers > 1 else 1
 
     workers_ready = time.perf_counter()
-    backend = pools.shared_workers(n_workers)
+    pool = pools.shared_workers(n_workers, backend, ray_address)
     startup = time.perf_counter() - workers_ready
     was_training = policy.training
     threads = torch.get_num_threads()
@@ -150,12 +159,12 @@ def evaluate_tasks(
     policy.eval()
     bar = tqdm(total=total, desc="Evaluating", unit="ep", leave=False, disable=not progress)
     try:
-        engine = Engine(policy, preprocessor, postprocessor, backend, waves, lanes, seed,
+        engine = Engine(policy, preprocessor, postprocessor, pool, waves, lanes, seed,
                         on_episodes=bar.update, n_workers=n_workers)
         result = engine.run()
     except BaseException:
         # Ctrl-C or an error mid-evaluation: the workers hold half-run episodes; stop them all.
-        pools.discard(backend)
+        pools.discard(pool)
         raise
     finally:
         bar.close()
@@ -197,6 +206,8 @@ def evaluate_policy(
     progress: bool = False,
     workers: int | None = None,
     batch_width: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` rollouts of at most ``max_steps`` steps (None: the spec's horizon);
     episode i always starts from the state of ``seed + i``.
@@ -205,11 +216,12 @@ def evaluate_policy(
     simulation or a non-finite action fails its episode (``failure`` says why). Returns
     success_rate, success_ci95 [low, high], avg_reward, avg_length, episodes, wall_time_s,
     env_steps_per_s, per_episode (episode, seed, success, reward, length, failure), the
-    failures by reason, and 'video' (a path) when one was written. ``workers`` and
-    ``batch_width``: see ``evaluate_tasks``.
+    failures by reason, and 'video' (a path) when one was written. ``workers``,
+    ``batch_width``, ``backend`` and ``ray_address``: see ``evaluate_tasks``.
     """
     return evaluate_tasks(
         policy, preprocessor, postprocessor, [EvalTask(spec.env_name, spec, episodes, max_steps)],
         seed=seed, workers=workers, video_path=video_path, video_episodes=video_episodes,
         render_camera=render_camera, render_size=render_size, progress=progress, batch_width=batch_width,
+        backend=backend, ray_address=ray_address,
     )

@@ -87,6 +87,12 @@ class WorkerError(NamedTuple):
     def of(cls, err: BaseException) -> WorkerError:
         return cls(isinstance(err, UserError), type(err).__name__, str(err), traceback.format_exc())
 
+    def exception(self, what: str = "an evaluation worker") -> Exception:
+        """The error to raise in the main process: a UserError as its one sentence."""
+        if self.user_error:
+            return UserError(self.message)
+        return RuntimeError(f"{what} failed: {self.kind}: {self.message}\n{self.traceback}".rstrip())
+
 
 # -- the protocol ------------------------------------------------------------------------
 # Main -> worker: one list of commands a message; None ends the worker. Worker -> main: one

@@ -27,6 +27,11 @@ class RunLogger:
             # A resumed run passes its wandb id back, so its curves continue in the same run.
             self.wandb = wandb.init(project=project, entity=entity, name=run_name, config=config,
                                     dir=str(run_dir), id=run_id, resume="allow" if run_id else None)
+            # Evaluations beside training finish after later training steps were logged, and
+            # wandb refuses a step below its last: they are plotted against eval/step instead.
+            self.wandb.define_metric("eval/step")
+            self.wandb.define_metric("eval/*", step_metric="eval/step")
+        self._wandb_step = 0
 
     @property
     def run_id(self) -> str | None:
@@ -42,11 +47,29 @@ class RunLogger:
             data = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
             if video:
                 data["eval/video"] = wandb.Video(video, format="mp4")
-            self.wandb.log(data, step=step)
+            if any(k.startswith("eval/") for k in data):
+                data["eval/step"] = step
+            self._wandb_step = max(self._wandb_step, step)
+            self.wandb.log(data, step=self._wandb_step)
 
     def finish(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+
+
+def logged_losses(path: Path, after: int, upto: int) -> list[tuple[int, float]]:
+    """The (step, train/loss) points of the log for steps in (after, upto]."""
+    if not path.is_file():
+        return []
+    points = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "train/loss" in record and after < record.get("step", -1) <= upto:
+            points.append((int(record["step"]), float(record["train/loss"])))
+    return points
 
 
 def drop_steps_after(path: Path, step: int) -> None:

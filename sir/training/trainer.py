@@ -79,21 +79,27 @@ def train(config: TrainConfig) -> RunResult:
     from sir.data.args import mixture_kwargs
     from sir.data.sampling import BatchStream
     from sir.envs.layout import check_data_fits_env, spec_without_record
-    from sir.eval.report import record_evaluation
+    from sir.eval.background import BackgroundEvaluator, EvalJob, spare_cores
+    from sir.eval.report import record_evaluation, recorded_steps
     from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
     from sir.policies import build_config
     from sir.policies.build import parse_policy_args
-    from sir.policies.checkpoint import load_checkpoint, save_checkpoint
+    from sir.policies.checkpoint import install_model, load_checkpoint, save_checkpoint
     from sir.training import finetune
     from sir.training.publish import model_to_push, push_model
     from sir.training.state import (
+        SNAPSHOT_DIR,
         data_position,
         data_record,
+        forget_recorded,
         load_training_state,
+        result_path,
+        resume_evaluations,
         save_training_state,
+        snapshot_path,
     )
     from sir.training.step import update
-    from sir.training.tracking import RunLogger, TrainingProgress
+    from sir.training.tracking import RunLogger, TrainingProgress, logged_losses
 
     # ---- setup -----------------------------------------------------------------------
     repo_ids = parse_repo_ids(config.repo_ids)
@@ -118,6 +124,14 @@ def train(config: TrainConfig) -> RunResult:
                                 f"--resume {run_dir}/checkpoint_<step> to continue it, or --overwrite to replace it.")
             shutil.rmtree(run_dir)
     eval_seed = DEFAULT_EVAL_SEED if config.eval_seed is None else config.eval_seed
+    spare = spare_cores(device, config.num_workers)
+    background = not config.no_eval and (config.async_eval if config.async_eval is not None else spare >= 1)
+    # In the background the rollouts share the machine with training: they get the spare cores.
+    eval_workers = config.eval_workers or (max(1, spare) if background and config.eval_backend == "local" else None)
+    if not config.no_eval and config.eval_backend == "ray" and main_process:
+        from sir.eval.cluster import resolve_address
+
+        resolve_address(config.ray_address)  # before any work: no cluster, one sentence
 
     say(BANNER)
     say(f"Training {policy_name.upper()} Policy with LeRobot (sir)")
@@ -131,6 +145,10 @@ def train(config: TrainConfig) -> RunResult:
     effective = config.batch_size * config.grad_accum_steps * accelerator.num_processes
     say(f"Batch size: {config.batch_size} (effective {effective}: x{config.grad_accum_steps} accumulation"
         f" x{accelerator.num_processes} processes)")
+    if not config.no_eval:
+        where = f"Ray cluster at {config.ray_address}" if config.eval_backend == "ray" else "local workers"
+        say(f"Evaluation: {'beside training (--async-eval)' if background else 'training waits (--no-async-eval)'}, "
+            f"{where}" + (f" x{eval_workers}" if eval_workers else ""))
 
     # ---- data ------------------------------------------------------------------------
     say("\nFiltering datasets...")
@@ -243,9 +261,38 @@ def train(config: TrainConfig) -> RunResult:
                            resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
+    # ---- evaluation hook ---------------------------------------------------------------
+    # Synchronous: the rollouts run on the live model and training waits. In the background
+    # (--async-eval): the weights and processors are written as a model folder (a snapshot)
+    # and rolled out by another process while training goes on; the results are logged at
+    # the step they belong to, and the snapshot becomes best_model if it is the best.
+    # Evaluation draws nothing from the training's RNGs, so both give the same results.
     best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
-    best_eval: tuple[int, dict[str, Any]] | None = None
-    losses: list[tuple[int, float]] = []  # (step, loss) since the last evaluation, for its plot
+    saved_best = run_state.get("best_eval")
+    best_eval: tuple[int, dict[str, Any]] | None = (saved_best["step"], saved_best["metrics"]) if saved_best else None
+    last_eval: dict[str, Any] | None = None
+    losses: list[tuple[int, float]] = []  # (step, loss) logged since the last recorded evaluation
+    unrecorded: dict[int, Path] = {}  # step -> snapshot of the evaluations still to record
+    snapshots = run_dir / SNAPSHOT_DIR
+    rerun: list[int] = []  # a resumed run's evaluations that its checkpoint had not recorded
+    if main_process and resume is not None:
+        rerun, recorded, lines = resume_evaluations(snapshots, run_state.get("pending_evals") or [])
+        for line in lines:
+            say(line)
+        for step, summary in recorded:  # recorded after the checkpoint was written
+            score = (summary["success_rate"], -summary["avg_length"])
+            if best is None or score > tuple(best):
+                best, best_eval = score, (step, summary)
+        # The losses since the last evaluation the history holds go into the next one's row.
+        done = [s for s in recorded_steps(run_dir) if s <= start_step and s not in rerun]
+        losses += logged_losses(logger.path, max(done, default=0), start_step)
+    evaluator = BackgroundEvaluator() if main_process and (background or rerun) else None
+    say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
+    say(BANNER)
+    policy.train()
+    batches = BatchStream(loader, *(data_position(run_state, config.batch_size, accelerator.num_processes,
+                                                  config.seed, say) if resume is not None else (0, 0)))
+    progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
 
     def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
         info = {"step": step, "policy": policy_name, "preset": config.preset, "metrics": metrics,
@@ -254,73 +301,127 @@ def train(config: TrainConfig) -> RunResult:
         def write_state(folder: Path) -> None:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
                                 scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None,
+                                            "best_eval": {"step": best_eval[0], "metrics": best_eval[1]}
+                                            if best_eval else None,
+                                            "pending_evals": sorted(unrecorded),
                                             "data": data_record(batches.position(), config.batch_size,
                                                                 accelerator.num_processes, config.seed)})
 
         saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
                                 write_state if with_state else None)
         if with_state:
+            forget_recorded(snapshots, sorted(unrecorded))
             note_kept(f"last checkpoint {saved}")  # the line Ctrl-C prints (sir.errors.cli_errors)
         return saved
 
-    def evaluate(step: int) -> dict[str, Any]:
-        nonlocal best, best_eval
-        video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
-        try:
-            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes,
-                                      config.max_steps, seed=eval_seed, video_path=video,
-                                      video_episodes=config.video_episodes, workers=config.eval_workers)
-        except BaseException:
-            # Hours of training are not lost to a failing evaluation: keep them resumable first.
-            saved = checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
-            progress.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")
-            raise
+    def take_results(step: int, metrics: dict[str, Any], snapshot: Path | None = None) -> None:
+        """Log the evaluation of ``step`` at that step; keep its model if it is the best."""
+        nonlocal best, best_eval, last_eval
         progress.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
-        record_evaluation(run_dir, step, metrics, losses)
-        losses.clear()
+        own = [point for point in losses if point[0] <= step]
+        losses[:] = [point for point in losses if point[0] > step]
+        record_evaluation(run_dir, step, metrics, own)
         logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
                           "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
                    video=metrics.get("video"))
         summary = {k: v for k, v in metrics.items() if k != "per_episode"}
+        last_eval = summary
         score = (metrics["success_rate"], -metrics["avg_length"])
+        unrecorded.pop(step, None)
+        if snapshot is not None:  # kept until a checkpoint holds it (see resume_evaluations)
+            atomic.write_json(result_path(snapshots, step), summary)
         if best is None or score > best:
             best, best_eval = score, (step, summary)
-            checkpoint("best_model", step, summary)
+            if snapshot is None:
+                checkpoint("best_model", step, summary)
+            else:
+                install_model(snapshot, run_dir / "best_model", metrics=summary)
             progress.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
-        return summary
+        elif snapshot is not None:
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+    def fail(step: int, now: int) -> None:
+        # Hours of training are not lost to a failing evaluation: keep them resumable first.
+        saved = checkpoint(f"checkpoint_{now}", now, last_eval, with_state=True)
+        progress.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")
+
+    def eval_settings(step: int) -> dict[str, Any]:
+        video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
+        return {"seed": eval_seed, "video_path": video, "video_episodes": config.video_episodes,
+                "workers": eval_workers, "backend": config.eval_backend, "ray_address": config.ray_address}
+
+    def submit(step: int, snapshot: Path) -> None:
+        unrecorded[step] = snapshot
+        replaced = evaluator.submit(EvalJob(step, str(snapshot), device, config.eval_episodes, config.max_steps,
+                                            eval_settings(step)))
+        if replaced is not None:
+            unrecorded.pop(replaced.step, None)
+            shutil.rmtree(replaced.model, ignore_errors=True)
+            progress.write(f"Evaluation of step {replaced.step} skipped: step {step} replaces it while step "
+                           f"{evaluator.running.step} is still being evaluated.")
+
+    def evaluate(step: int) -> None:
+        if evaluator is not None:
+            snapshot = save_checkpoint(snapshot_path(snapshots, step), model, preprocessor, postprocessor, spec,
+                                       {"step": step, "policy": policy_name, "preset": config.preset,
+                                        "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)})
+            submit(step, snapshot)
+            return
+        try:
+            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes,
+                                      config.max_steps, **eval_settings(step))
+        except BaseException:
+            fail(step, step)
+            raise
+        take_results(step, metrics)
+
+    def collect(now: int, wait: bool = False) -> None:
+        """Record the background evaluations that are done (with ``wait``: all of them)."""
+        for outcome in evaluator.wait() if wait else evaluator.poll():
+            if outcome.error is not None:
+                fail(outcome.step, now)
+                raise outcome.error.exception(f"the evaluation of step {outcome.step}")
+            take_results(outcome.step, outcome.metrics, Path(outcome.model))
 
     # ---- loop ------------------------------------------------------------------------
-    say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
-    say(BANNER)
-    policy.train()
-    batches = BatchStream(loader, *(data_position(run_state, config.batch_size, accelerator.num_processes,
-                                                  config.seed, say) if resume is not None else (0, 0)))
-    progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
+    for step in rerun:
+        submit(step, snapshot_path(snapshots, step))
     start = time.perf_counter()
-    last_eval: dict[str, Any] | None = None
-    for step in range(start_step + 1, config.training_steps + 1):
-        loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
-                                         config.grad_accum_steps, grad_clip, scheduler)
-        if not main_process:
-            continue
-        log_now = step % config.log_freq == 0 or step == start_step + 1
-        lr = optimizer.param_groups[0]["lr"]
-        progress.step(step, loss, lr, grad_norm, log_now)
-        if log_now:
-            losses.append((step, loss))
-            record = {"train/loss": loss, "train/grad_norm": grad_norm,
-                      "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
-            record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
-            if step == start_step + 1 and start_step:
-                # A resumed process's first record: its elapsed time counts from its own start
-                # (sir.results.run_times adds the processes up from this mark).
-                record["train/resumed_at"] = start_step
-            logger.log(step, record)
-        if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps):
-            last_eval = evaluate(step)
-        if step % config.save_freq == 0:
-            checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
-    progress.close()
+    try:
+        for step in range(start_step + 1, config.training_steps + 1):
+            loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
+                                             config.grad_accum_steps, grad_clip, scheduler)
+            if not main_process:
+                continue
+            log_now = step % config.log_freq == 0 or step == start_step + 1
+            lr = optimizer.param_groups[0]["lr"]
+            progress.step(step, loss, lr, grad_norm, log_now)
+            if log_now:
+                losses.append((step, loss))
+                record = {"train/loss": loss, "train/grad_norm": grad_norm,
+                          "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
+                record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
+                if step == start_step + 1 and start_step:
+                    # A resumed process's first record: its elapsed time counts from its own start
+                    # (sir.results.run_times adds the processes up from this mark).
+                    record["train/resumed_at"] = start_step
+                logger.log(step, record)
+            if evaluator is not None:
+                collect(step)
+            if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0)
+                                       or step == config.training_steps):
+                evaluate(step)
+            if step % config.save_freq == 0:
+                checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
+        progress.close()
+        if evaluator is not None and main_process:
+            if evaluator.pending:
+                progress.write(f"Waiting for the evaluation of step {evaluator.pending[-1].step}...")
+            collect(config.training_steps, wait=True)
+            shutil.rmtree(snapshots, ignore_errors=True)  # every evaluation is recorded
+    finally:
+        if evaluator is not None:
+            evaluator.close()
     accelerator.wait_for_everyone()
     if main_process:
         final = checkpoint("final_model", config.training_steps, last_eval)
@@ -334,12 +435,6 @@ def train(config: TrainConfig) -> RunResult:
             pushed = model_to_push(run_dir, best is not None)
             say(f"Pushed {pushed} to {config.push_to_hub}: {push_model(pushed, config.push_to_hub, model, repo_ids)}")
     accelerator.end_training()
-    if best_eval is None and best is not None:
-        # Resumed after its best evaluation: the best model's own record says when and how well.
-        import json
-
-        saved = json.loads((run_dir / "best_model" / "sir_checkpoint.json").read_text())
-        best_eval = (saved["step"], saved["metrics"])
     return RunResult(
         run_dir=run_dir, final_model=run_dir / "final_model", env_spec=spec,
         best_model=run_dir / "best_model" if best is not None else None,

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sir.eval.worker import WorkerError
+from sir.eval.worker import WorkerError, describe_exit
 
 
 class EvalJob(NamedTuple):
@@ -170,7 +170,6 @@ class BackgroundEvaluator:
         return outcomes
 
     def _death(self) -> Outcome:
-        from sir.eval.pool import describe_exit
 
         self._proc.join(timeout=5)
         job = self.running

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sir.errors import UserError
 
 if TYPE_CHECKING:
-    from sir.eval.pool import Event
-    from sir.eval.worker import Command, Reply
+    from sir.eval.worker import Command, Event, Reply
 
 EVAL_BACKENDS = ("local", "ray")
 # Environment the actors need to build envs the way this machine does (offscreen GL).
@@ -120,7 +119,7 @@ class RayPool:
         self._pending[self._actors[index].handle.remote(commands)] = index
 
     def receive(self, timeout: float | None = None) -> list[Event]:
-        from sir.eval.pool import Event
+        from sir.eval.worker import Event
 
         if not self._pending:
             time.sleep(timeout or 0)

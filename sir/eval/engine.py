@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from sir.eval.batch import RngStream, clone_policy, features_to_batch, policy_device, wave_seed
-from sir.eval.pool import Event
 from sir.eval.worker import (
     FAILURE_ACTION,
     Command,
     EnvKey,
+    Event,
     Release,
     Start,
     Step,

@@ -10,26 +10,13 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
-import signal
 import time
 from multiprocessing.connection import wait
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from sir.eval.worker import Command, Reply, SlotEnvs, handle, worker_main
-
-
-class Event(NamedTuple):
-    """Replies from a worker, or (``replies`` None) the news that it died."""
-
-    worker: int
-    replies: list[Reply] | None
-    exitcode: int | None = None
-    cause: str | None = None  # how it died, where an exit code does not say (a Ray actor)
-
-    def death(self) -> str:
-        return self.cause or describe_exit(self.exitcode)
+from sir.eval.worker import Command, Event, SlotEnvs, handle, worker_main
 
 
 def default_workers() -> int:
@@ -38,15 +25,6 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
         return os.cpu_count() or 1
-
-
-def describe_exit(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
 
 
 def _context() -> Any:

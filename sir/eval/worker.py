@@ -259,6 +259,27 @@ def _close(env: Any) -> None:
         pass
 
 
+class Event(NamedTuple):
+    """Replies from a worker, or (``replies`` None) the news that it died."""
+
+    worker: int
+    replies: list[Reply] | None
+    exitcode: int | None = None
+    cause: str | None = None  # how it died, where an exit code does not say (a Ray actor)
+
+    def death(self) -> str:
+        return self.cause or describe_exit(self.exitcode)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
 def handle(envs: SlotEnvs, commands: list[Command]) -> list[Reply]:
     replies = []
     for command in commands:

@@ -79,27 +79,21 @@ def train(config: TrainConfig) -> RunResult:
     from sir.data.args import mixture_kwargs
     from sir.data.sampling import BatchStream
     from sir.envs.layout import check_data_fits_env, spec_without_record
-    from sir.eval.background import BackgroundEvaluator, EvalJob, spare_cores
-    from sir.eval.report import record_evaluation, recorded_steps
-    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
+    from sir.eval.rollout import DEFAULT_EVAL_SEED
     from sir.policies import build_config
     from sir.policies.build import parse_policy_args
-    from sir.policies.checkpoint import install_model, load_checkpoint, save_checkpoint
+    from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
+    from sir.training.evaluation import Evaluations, in_background
     from sir.training.publish import model_to_push, push_model
     from sir.training.state import (
-        SNAPSHOT_DIR,
         data_position,
         data_record,
-        forget_recorded,
         load_training_state,
-        result_path,
-        resume_evaluations,
         save_training_state,
-        snapshot_path,
     )
     from sir.training.step import update
-    from sir.training.tracking import RunLogger, TrainingProgress, logged_losses
+    from sir.training.tracking import RunLogger, TrainingProgress
 
     # ---- setup -----------------------------------------------------------------------
     repo_ids = parse_repo_ids(config.repo_ids)
@@ -124,10 +118,7 @@ def train(config: TrainConfig) -> RunResult:
                                 f"--resume {run_dir}/checkpoint_<step> to continue it, or --overwrite to replace it.")
             shutil.rmtree(run_dir)
     eval_seed = DEFAULT_EVAL_SEED if config.eval_seed is None else config.eval_seed
-    spare = spare_cores(device, config.num_workers)
-    background = not config.no_eval and (config.async_eval if config.async_eval is not None else spare >= 1)
-    # In the background the rollouts share the machine with training: they get the spare cores.
-    eval_workers = config.eval_workers or (max(1, spare) if background and config.eval_backend == "local" else None)
+    background, eval_workers = in_background(config, device)
     if not config.no_eval and config.eval_backend == "ray" and main_process:
         from sir.eval.cluster import resolve_address
 
@@ -261,131 +252,42 @@ def train(config: TrainConfig) -> RunResult:
                            resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
-    # ---- evaluation hook ---------------------------------------------------------------
-    # Synchronous: the rollouts run on the live model and training waits. In the background
-    # (--async-eval): the weights and processors are written as a model folder (a snapshot)
-    # and rolled out by another process while training goes on; the results are logged at
-    # the step they belong to, and the snapshot becomes best_model if it is the best.
-    # Evaluation draws nothing from the training's RNGs, so both give the same results.
-    best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
-    saved_best = run_state.get("best_eval")
-    best_eval: tuple[int, dict[str, Any]] | None = (saved_best["step"], saved_best["metrics"]) if saved_best else None
-    last_eval: dict[str, Any] | None = None
-    losses: list[tuple[int, float]] = []  # (step, loss) logged since the last recorded evaluation
-    unrecorded: dict[int, Path] = {}  # step -> snapshot of the evaluations still to record
-    snapshots = run_dir / SNAPSHOT_DIR
-    rerun: list[int] = []  # a resumed run's evaluations that its checkpoint had not recorded
-    if main_process and resume is not None:
-        rerun, recorded, lines = resume_evaluations(snapshots, run_state.get("pending_evals") or [])
-        for line in lines:
+    # ---- evaluation hook (see sir.training.evaluation: beside training or waited for) -----
+    evals = Evaluations(run_dir, {"episodes": config.eval_episodes, "max_steps": config.max_steps, "seed": eval_seed,
+                                  "video_episodes": config.video_episodes, "workers": eval_workers,
+                                  "backend": config.eval_backend, "ray_address": config.ray_address},
+                        device, logger, say, video_dir if config.save_video else None)
+    if main_process:
+        for line in evals.start(background, run_state, start_step if resume is not None else None):
             say(line)
-        for step, summary in recorded:  # recorded after the checkpoint was written
-            score = (summary["success_rate"], -summary["avg_length"])
-            if best is None or score > tuple(best):
-                best, best_eval = score, (step, summary)
-        # The losses since the last evaluation the history holds go into the next one's row.
-        done = [s for s in recorded_steps(run_dir) if s <= start_step and s not in rerun]
-        losses += logged_losses(logger.path, max(done, default=0), start_step)
-    evaluator = BackgroundEvaluator() if main_process and (background or rerun) else None
     say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
     say(BANNER)
     policy.train()
     batches = BatchStream(loader, *(data_position(run_state, config.batch_size, accelerator.num_processes,
                                                   config.seed, say) if resume is not None else (0, 0)))
     progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
+    evals.write = progress.write
+    model_info = {"policy": policy_name, "preset": config.preset, "datasets": data_info,
+                  "train_config": str(run_dir / CONFIG_FILENAME)}
 
     def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
-        info = {"step": step, "policy": policy_name, "preset": config.preset, "metrics": metrics,
-                "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)}
-
         def write_state(folder: Path) -> None:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                                scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None,
-                                            "best_eval": {"step": best_eval[0], "metrics": best_eval[1]}
-                                            if best_eval else None,
-                                            "pending_evals": sorted(unrecorded),
+                                scheduler, {**evals.run_state(), "wandb_run_id": logger.run_id if logger else None,
                                             "data": data_record(batches.position(), config.batch_size,
                                                                 accelerator.num_processes, config.seed)})
 
-        saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec, info,
-                                write_state if with_state else None)
+        saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec,
+                                {"step": step, **model_info, "metrics": metrics}, write_state if with_state else None)
         if with_state:
-            forget_recorded(snapshots, sorted(unrecorded))
+            evals.checkpointed()
             note_kept(f"last checkpoint {saved}")  # the line Ctrl-C prints (sir.errors.cli_errors)
         return saved
 
-    def take_results(step: int, metrics: dict[str, Any], snapshot: Path | None = None) -> None:
-        """Log the evaluation of ``step`` at that step; keep its model if it is the best."""
-        nonlocal best, best_eval, last_eval
-        progress.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
-        own = [point for point in losses if point[0] <= step]
-        losses[:] = [point for point in losses if point[0] > step]
-        record_evaluation(run_dir, step, metrics, own)
-        logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
-                          "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
-                   video=metrics.get("video"))
-        summary = {k: v for k, v in metrics.items() if k != "per_episode"}
-        last_eval = summary
-        score = (metrics["success_rate"], -metrics["avg_length"])
-        unrecorded.pop(step, None)
-        if snapshot is not None:  # kept until a checkpoint holds it (see resume_evaluations)
-            atomic.write_json(result_path(snapshots, step), summary)
-        if best is None or score > best:
-            best, best_eval = score, (step, summary)
-            if snapshot is None:
-                checkpoint("best_model", step, summary)
-            else:
-                install_model(snapshot, run_dir / "best_model", metrics=summary)
-            progress.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
-        elif snapshot is not None:
-            shutil.rmtree(snapshot, ignore_errors=True)
-
-    def fail(step: int, now: int) -> None:
-        # Hours of training are not lost to a failing evaluation: keep them resumable first.
-        saved = checkpoint(f"checkpoint_{now}", now, last_eval, with_state=True)
-        progress.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")
-
-    def eval_settings(step: int) -> dict[str, Any]:
-        video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
-        return {"seed": eval_seed, "video_path": video, "video_episodes": config.video_episodes,
-                "workers": eval_workers, "backend": config.eval_backend, "ray_address": config.ray_address}
-
-    def submit(step: int, snapshot: Path) -> None:
-        unrecorded[step] = snapshot
-        replaced = evaluator.submit(EvalJob(step, str(snapshot), device, config.eval_episodes, config.max_steps,
-                                            eval_settings(step)))
-        if replaced is not None:
-            unrecorded.pop(replaced.step, None)
-            shutil.rmtree(replaced.model, ignore_errors=True)
-            progress.write(f"Evaluation of step {replaced.step} skipped: step {step} replaces it while step "
-                           f"{evaluator.running.step} is still being evaluated.")
-
     def evaluate(step: int) -> None:
-        if evaluator is not None:
-            snapshot = save_checkpoint(snapshot_path(snapshots, step), model, preprocessor, postprocessor, spec,
-                                       {"step": step, "policy": policy_name, "preset": config.preset,
-                                        "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)})
-            submit(step, snapshot)
-            return
-        try:
-            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, config.eval_episodes,
-                                      config.max_steps, **eval_settings(step))
-        except BaseException:
-            fail(step, step)
-            raise
-        take_results(step, metrics)
-
-    def collect(now: int, wait: bool = False) -> None:
-        """Record the background evaluations that are done (with ``wait``: all of them)."""
-        for outcome in evaluator.wait() if wait else evaluator.poll():
-            if outcome.error is not None:
-                fail(outcome.step, now)
-                raise outcome.error.exception(f"the evaluation of step {outcome.step}")
-            take_results(outcome.step, outcome.metrics, Path(outcome.model))
+        evals.evaluate(step, model, preprocessor, postprocessor, spec, checkpoint, model_info)
 
     # ---- loop ------------------------------------------------------------------------
-    for step in rerun:
-        submit(step, snapshot_path(snapshots, step))
     start = time.perf_counter()
     try:
         for step in range(start_step + 1, config.training_steps + 1):
@@ -397,7 +299,7 @@ def train(config: TrainConfig) -> RunResult:
             lr = optimizer.param_groups[0]["lr"]
             progress.step(step, loss, lr, grad_norm, log_now)
             if log_now:
-                losses.append((step, loss))
+                evals.losses.append((step, loss))
                 record = {"train/loss": loss, "train/grad_norm": grad_norm,
                           "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
                 record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
@@ -406,38 +308,33 @@ def train(config: TrainConfig) -> RunResult:
                     # (sir.results.run_times adds the processes up from this mark).
                     record["train/resumed_at"] = start_step
                 logger.log(step, record)
-            if evaluator is not None:
-                collect(step)
+            evals.collect(step, checkpoint)  # the background evaluations done by now
             if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0)
                                        or step == config.training_steps):
                 evaluate(step)
             if step % config.save_freq == 0:
-                checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
+                checkpoint(f"checkpoint_{step}", step, evals.last, with_state=True)
         progress.close()
-        if evaluator is not None and main_process:
-            if evaluator.pending:
-                progress.write(f"Waiting for the evaluation of step {evaluator.pending[-1].step}...")
-            collect(config.training_steps, wait=True)
-            shutil.rmtree(snapshots, ignore_errors=True)  # every evaluation is recorded
+        if main_process:
+            evals.collect(config.training_steps, checkpoint, wait=True)
     finally:
-        if evaluator is not None:
-            evaluator.close()
+        evals.close()
     accelerator.wait_for_everyone()
     if main_process:
-        final = checkpoint("final_model", config.training_steps, last_eval)
+        final = checkpoint("final_model", config.training_steps, evals.last)
         logger.finish()
         say(BANNER)
         say(f"Training finished in {time.perf_counter() - start:.0f} s.")
-        if best is not None:
-            say(f"Best success rate: {100 * best[0]:.1f}% -> {run_dir / 'best_model'}")
+        if evals.best is not None:
+            say(f"Best success rate: {100 * evals.best[0]:.1f}% -> {run_dir / 'best_model'}")
         say(f"Final model: {final}")
         if config.push_to_hub:
-            pushed = model_to_push(run_dir, best is not None)
+            pushed = model_to_push(run_dir, evals.best is not None)
             say(f"Pushed {pushed} to {config.push_to_hub}: {push_model(pushed, config.push_to_hub, model, repo_ids)}")
     accelerator.end_training()
+    best_step, best_metrics = evals.best_eval or (None, None)
     return RunResult(
         run_dir=run_dir, final_model=run_dir / "final_model", env_spec=spec,
-        best_model=run_dir / "best_model" if best is not None else None,
-        best_step=best_eval[0] if best_eval else None, best_metrics=best_eval[1] if best_eval else None,
-        last_metrics=last_eval, datasets=data_info,
+        best_model=run_dir / "best_model" if evals.best is not None else None,
+        best_step=best_step, best_metrics=best_metrics, last_metrics=evals.last, datasets=data_info,
     )

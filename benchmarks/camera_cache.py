@@ -56,7 +56,7 @@ def rate(fn, indices: list[int], seconds: float) -> tuple[float, int]:
 def batch_rate(mix, indices: list[int], size: int, seconds: float) -> tuple[float, int]:
     """Samples per second of whole batches of ``size`` gathered and collated at once, as
     sir's DataLoader gets them, over the indices, for about ``seconds``."""
-    from sir.data.batch import collate
+    from sir.data.store.batch import collate
 
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -69,7 +69,6 @@ def batch_rate(mix, indices: list[int], size: int, seconds: float) -> tuple[floa
 
 def camera_act(mix, preset: str):
     from lerobot.configs.types import FeatureType
-    from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
@@ -80,14 +79,14 @@ def camera_act(mix, preset: str):
     inputs = {k: f for k, f in features.items() if k not in outputs}
     cfg = build_config("act", preset, inputs, outputs, "cpu", dataset_features=mix.features)
     assert CAMERA in cfg.input_features
-    mix.set_delta_timestamps(resolve_delta_timestamps(cfg, mix))
+    mix.fit_policy(cfg)
     policy = make_policy(cfg, ds_meta=mix)
     pre, _ = make_pre_post_processors(cfg, dataset_stats=mix.stats)
     return policy, pre
 
 
 def train_benchmark(mix, preset: str, batch_size: int, steps: int, num_workers: int) -> dict[str, float]:
-    from sir.data.sampling import make_dataloader
+    from sir.data.mixture.sampling import make_dataloader
 
     torch.manual_seed(0)
     policy, pre = camera_act(mix, preset)
@@ -159,13 +158,14 @@ def main() -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
     from sir.data.video import video_backend
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root) if args.root else Path(tmp)
         repo_id = f"cam{args.image_size}_{args.episodes}ep"
         path = record(root, repo_id, args.episodes, args.image_size)
-        mix = make_mixture(repo_id, root=root, verbose=False)
+        mix = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
         start = time.perf_counter()
         report = mix.cache_frames(cache_dir=Path(tmp) / "frames")
         decode_s = time.perf_counter() - start
@@ -176,7 +176,7 @@ def main() -> None:
         # which leaves the camera frame as nearly all of LeRobotDataset's cost.
         for label, delta in (("ACT's windows", {"action": [i / mix.fps for i in range(100)]}),
                              ("no windows (camera frame, state, action)", None)):
-            mix.set_delta_timestamps(delta)
+            mix.fit(delta)
             ds = LeRobotDataset(repo_id, root=path, delta_timestamps=delta, video_backend=video_backend())
             assert len(ds) == len(mix)
             load = os.getloadavg()[0]

@@ -32,7 +32,7 @@ REPO_ID = "bench_state_7500"
 
 
 def build_dataset(root: Path, episodes: int, length: int) -> Path:
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     path = root / REPO_ID
     if (path / "meta" / "info.json").is_file():
@@ -55,7 +55,6 @@ def rate(fn, indices: list[int], seconds: float) -> tuple[float, int]:
 
 def small_act(mix):
     from lerobot.configs.types import FeatureType
-    from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.policies.act.configuration_act import ACTConfig
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
@@ -63,7 +62,7 @@ def small_act(mix):
         device="cpu", dim_model=64, n_heads=2, dim_feedforward=256, n_encoder_layers=1,
         n_decoder_layers=1, n_vae_encoder_layers=1, latent_dim=8, chunk_size=100, n_action_steps=100,
     )
-    mix.set_delta_timestamps(resolve_delta_timestamps(cfg, mix))
+    mix.fit_policy(cfg)
     policy = make_policy(cfg, ds_meta=mix)
     pre, _ = make_pre_post_processors(cfg, dataset_stats=mix.stats)
     assert not any(f.type is FeatureType.VISUAL for f in cfg.input_features.values())
@@ -71,7 +70,7 @@ def small_act(mix):
 
 
 def train_benchmark(mix, batch_size: int, steps: int) -> dict[str, float]:
-    from sir.data.sampling import make_dataloader
+    from sir.data.mixture.sampling import make_dataloader
 
     torch.manual_seed(0)
     policy, pre = small_act(mix)
@@ -149,16 +148,17 @@ def main() -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
     from sir.data.video import video_backend
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root) if args.root else Path(tmp)
         path = build_dataset(root, args.episodes, args.length)
-        mix = make_mixture(REPO_ID, root=root, verbose=False)
+        mix = make_mixture(DataConfig(repo_ids=REPO_ID, root=root), verbose=False)
         fps = mix.fps
         # ACT's action window: chunk_size 100 frames from the current one.
         delta = {"action": [i / fps for i in range(100)]}
-        mix.set_delta_timestamps(delta)
+        mix.fit(delta)
         ds = LeRobotDataset(REPO_ID, root=path, delta_timestamps=delta, video_backend=video_backend())
         assert len(ds) == len(mix) == args.episodes * args.length
         indices = np.random.default_rng(0).integers(0, len(ds), 100_000).tolist()

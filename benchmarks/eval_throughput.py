@@ -107,9 +107,10 @@ def tiny_act(root: Path, repo_id: str):
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
     from sir.policies import build_config
 
-    mixture = make_mixture(repo_id, root=root, verbose=False)
+    mixture = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
     features = dataset_to_policy_features(mixture.features)
     outputs = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
     inputs = {k: f for k, f in features.items() if k not in outputs}

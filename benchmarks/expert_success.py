@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from sir.data.collect import run_expert_episode
+from sir.data.record.runner import ExpertActor, run_episode
 from sir.envs.factory import make_env
 from sir.envs.spec import default_spec
 from sir.experts import EXPERTS, ExpertNoise, make_expert
@@ -33,7 +33,8 @@ def measure(env_name: str, seeds: int, max_steps: int, noise: ExpertNoise, first
     start = time.perf_counter()
     try:
         for seed in range(first_seed, first_seed + seeds):
-            frames, success = run_expert_episode(env, spec, expert, seed, max_steps)
+            episode = run_episode(env, spec, ExpertActor(expert), seed, max_steps)
+            frames, success = episode.frames, episode.success
             lengths.append(len(frames))
             successes.append(success)
     finally:

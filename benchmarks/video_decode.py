@@ -9,7 +9,7 @@ H.264 as lerobot's writer encodes it). Two ways of reading it, each with lerobot
 1. random access: ``LeRobotDataset[i]`` on random frames (one camera frame per sample, as
    ACT reads it), in this process;
 2. whole episodes: lerobot's ``decode_video_frames`` asked for every frame of an episode at
-   once, which is how sir's frame cache (``sir.data.frames``) decodes.
+   once, which is how sir's frame cache (``sir.data.store.cache``) decodes.
 
 Rounds of the two backends alternate, so load from other processes hits both alike; the
 medians over rounds are printed side by side with their ratio.

@@ -33,7 +33,7 @@ def lift_demos(tmp_path_factory):
 
 # -- datasets (sir.data tests) ------------------------------------------------------------
 # Small synthetic LeRobot datasets, written once per session into one folder, so a test can
-# mix any of them with make_mixture(..., root=data_root).
+# mix any of them with make_mixture(DataConfig(repo_ids=..., root=data_root)).
 
 # Per episode: the frames' source labels (0 policy, 1 human) and the episode's success.
 DAGGER_EPISODES = [
@@ -51,7 +51,7 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def _data_dataset(root: Path, repo_id: str, lengths: list[int], **kwargs) -> str:
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     if not (root / repo_id / "meta" / "info.json").is_file():
         make_synthetic_dataset(root, repo_id, lengths, **kwargs)
@@ -145,10 +145,11 @@ def eval_tiny_act(lift_demos):
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
     from sir.policies import build_config
 
     root, repo_id = lift_demos
-    mixture = make_mixture(repo_id, root=root, verbose=False)
+    mixture = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
     features = dataset_to_policy_features(mixture.features)
     outputs = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
     inputs = {k: f for k, f in features.items() if k not in outputs}

@@ -37,7 +37,7 @@ def _copy(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, str]:
     """The folder every case runs in, and the placeholders its argv templates use."""
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     base = tmp_path_factory.mktemp("bad_input")
     data, ckpts = base / "data", base / "ckpts"

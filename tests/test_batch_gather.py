@@ -6,7 +6,8 @@ import torch
 from torch.utils.data import default_collate
 
 from sir.data import make_dataloader, make_mixture
-from sir.data.batch import GatheredBatch, collate
+from sir.data.mixture.config import DataConfig
+from sir.data.store.batch import GatheredBatch, collate
 from sir.data.video import video_backend
 
 CAMERA = "observation.images.agentview"
@@ -50,7 +51,7 @@ def assert_batch_equals_samples(mix, idx):
 
 @pytest.mark.parametrize("delta", [None, ACT, HISTORY], ids=["no-windows", "act", "history"])
 def test_a_mixture_of_datasets_batches_like_its_samples(data_root, data_demos, data_demos_b, data_dagger, delta):
-    mix = make_mixture([data_demos, data_demos_b, data_dagger], root=data_root, delta_timestamps=delta, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root), delta_timestamps=delta, verbose=False)
     idx = ends_and_more(mix)
     batch = assert_batch_equals_samples(mix, idx)
     assert set(batch["dataset_index"].tolist()) == {0, 1, 2}
@@ -71,7 +72,7 @@ def no_decoding(monkeypatch):
 @pytest.mark.parametrize("cache", ["memory", "disk", "none", "part"])
 @pytest.mark.parametrize("delta", [None, CAMERA_WINDOWS, {CAMERA: [0.0]}], ids=["no-windows", "windows", "one-frame"])
 def test_camera_batches_from_memory_disk_or_video(data_root, data_camera_b, tmp_path, monkeypatch, cache, delta):
-    mix = make_mixture(data_camera_b, root=data_root, delta_timestamps=delta, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera_b, root=data_root), delta_timestamps=delta, verbose=False)
     if cache == "part":  # episode 1 only: a batch mixes cached and decoded frames
         mix.stores[0].cache_frames([1], 1 << 30, tmp_path)
     elif cache != "none":
@@ -90,7 +91,7 @@ def test_one_frame_camera_window_is_a_single_frame_as_in_lerobot(data_root, data
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     delta = {CAMERA: [0.0]}
-    mix = make_mixture(data_camera_b, root=data_root, delta_timestamps=delta, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera_b, root=data_root), delta_timestamps=delta, verbose=False)
     dataset = LeRobotDataset(data_camera_b, root=data_root / data_camera_b, delta_timestamps=delta,
                              video_backend=video_backend())
     decoded = mix[7]
@@ -101,16 +102,15 @@ def test_one_frame_camera_window_is_a_single_frame_as_in_lerobot(data_root, data
 
 @pytest.mark.parametrize("delta", [None, {CAMERA: [-0.05, 0.0], "action": [0.0, 0.05]}])
 def test_png_image_batches_like_samples(data_root, data_camera_png, delta):
-    mix = make_mixture(data_camera_png, root=data_root, delta_timestamps=delta, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera_png, root=data_root), delta_timestamps=delta, verbose=False)
     assert_batch_equals_samples(mix, ends_and_more(mix))
 
 
 @pytest.mark.parametrize("cache", [True, False])
 def test_image_transforms_stay_per_sample_with_the_same_random_draws(data_root, data_camera, tmp_path, cache):
-    from sir.data.args import image_transforms
+    from sir.data.mixture.config import image_transforms
 
-    mix = make_mixture(data_camera, root=data_root, delta_timestamps={CAMERA: [-0.05, 0.0]},
-                       image_transforms=image_transforms(["lerobot"]), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps={CAMERA: [-0.05, 0.0]}, image_transforms=image_transforms(["lerobot"]), verbose=False)
     if cache:
         mix.cache_frames(budget_gb=1, cache_dir=tmp_path)
     idx = ends_and_more(mix)
@@ -129,7 +129,10 @@ class PerSample(torch.utils.data.Dataset):
     """The mixture as it was served before batches: sample by sample, no __getitems__."""
 
     def __init__(self, mix):
-        self.mix, self.sampler = mix, mix.sampler
+        self.mix = mix
+
+    def take_sampler(self):
+        return self.mix.take_sampler()
 
     def __len__(self):
         return len(self.mix)
@@ -141,7 +144,7 @@ class PerSample(torch.utils.data.Dataset):
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_the_training_loader_yields_the_batches_it_yielded_sample_by_sample(
         data_root, data_camera, data_camera_b, tmp_path, num_workers):
-    mix = make_mixture([data_camera, data_camera_b], root=data_root, delta_timestamps=CAMERA_WINDOWS, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root), delta_timestamps=CAMERA_WINDOWS, verbose=False)
     mix.cache_frames(budget_gb=1, cache_dir=tmp_path)
     before = list(make_dataloader(PerSample(mix), 8, seed=3, drop_last=False))
     after = list(make_dataloader(mix, 8, seed=3, drop_last=False, num_workers=num_workers))
@@ -151,7 +154,7 @@ def test_the_training_loader_yields_the_batches_it_yielded_sample_by_sample(
 
 
 def test_bad_indices_are_refused(data_root, data_demos):
-    mix = make_mixture(data_demos, root=data_root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), verbose=False)
     with pytest.raises(IndexError):
         mix.__getitems__([0, len(mix)])
     with pytest.raises(IndexError):
@@ -159,7 +162,7 @@ def test_bad_indices_are_refused(data_root, data_demos):
 
 
 def test_cached_frames_convert_to_float_as_lerobot_does_for_every_uint8_value():
-    from sir.data.frames import to_float
+    from sir.data.store.cache import to_float
 
     values = torch.arange(256, dtype=torch.uint8)
     # lerobot's decoders: frames.type(torch.float32) / 255

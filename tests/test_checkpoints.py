@@ -279,7 +279,7 @@ def test_a_training_run_killed_at_20_random_instants_keeps_every_model_folder_lo
 
 
 def test_a_new_recording_removes_the_datasets_killed_recordings_were_building(tmp_path, capsys):
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     gone = dead_pid()
     (tmp_path / f".demos.tmp-{gone}" / "data").mkdir(parents=True)

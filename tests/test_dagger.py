@@ -81,6 +81,7 @@ def test_the_record_command_line_fills_the_same_config_as_python():
 @pytest.mark.slow
 def test_the_dataset_layer_keeps_exactly_the_successful_corrections(dagger_dataset):
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
 
     root, repo_id, path = dagger_dataset
     frames = read_frames(path)
@@ -88,7 +89,7 @@ def test_the_dataset_layer_keeps_exactly_the_successful_corrections(dagger_datas
     success = np.stack(frames["success"].to_numpy()).ravel()
     expected = int(((source == 1) & (success == 1)).sum())
     assert expected > 0, "the scripted corrector finishes Lift: some corrections succeed"
-    mix = make_mixture(repo_id, root=root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
     assert mix.num_frames == expected
     kept = {int(mix[i]["index"]) for i in range(len(mix))}
     want = set(frames["index"][(source == 1) & (success == 1)].astype(int))
@@ -134,17 +135,31 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     assert rows[1]["datasets"] == f"{repo_id}+dagger_{repo_id}_r1"
     assert int(rows[1]["correction_frames"]) > 0
     assert int(rows[1]["expert_labelled_frames"]) > int(rows[0]["expert_labelled_frames"])
-    # Labels given count every corrector frame recorded, failed corrections too.
-    human = sum(e["frames"] - e["takeover_step"] for e in info["episodes"] if e["saved"])
-    assert int(rows[1]["labels_given"]) == int(rows[0]["labels_given"]) + human
-    assert int(rows[1]["labels_given"]) >= int(rows[1]["expert_labelled_frames"])
+    # Every deployment that succeeded is kept, the policy's own successes too; failures are not.
+    assert info["auto_save_on_success"] and info["drop_failures"]
+    assert [e["saved"] for e in info["episodes"]] == [e["success"] for e in info["episodes"]]
+    # Labels given count every corrector frame recorded, kept or not; the round's log sums up its deployments.
+    assert int(rows[1]["corrector_labels"]) == info["corrector_frames"] > 0
+    assert int(rows[1]["labels_given"]) == int(rows[0]["labels_given"]) + info["corrector_frames"]
+    assert float(rows[1]["intervention_ratio"]) == pytest.approx(info["corrector_frames"] / info["deployment_frames"])
+    assert float(rows[1]["takeovers_per_episode"]) == pytest.approx(info["takeovers"] / len(info["episodes"]))
+    assert float(rows[1]["autonomous_success_rate"]) == pytest.approx(info["policy_successes"] / len(info["episodes"]))
+    assert rows[0]["intervention_ratio"] == ""
+
+
+def test_training_steps_grow_with_the_data_by_one_rule():
+    from sir.dagger.loop import training_steps
+
+    assert training_steps(600, None, 32, 10_000) == 600
+    assert training_steps(600, 2.0, 32, 4_000) == 600  # 250 passes' worth is fewer
+    assert training_steps(600, 2.0, 32, 16_000) == 1_000
 
 
 @pytest.mark.slow
 def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys):
     import csv
 
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
     from sir.dagger.experiment import main as experiment
 
@@ -156,52 +171,80 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     out = experiment(argv)
     with (out / "bc_vs_dagger.csv").open() as f:
         rows = list(csv.DictReader(f))
-    arms = [r["arm"] for r in rows]
-    assert arms == ["bc_small", "dagger_round_1", "dagger_round_1_hg-dagger", "bc_equal_budget"]
-    assert [r["mode"] for r in rows] == ["", "successful-corrections", "hg-dagger", ""]
-    # The budget is the labels given: the small demos' frames plus every corrector frame recorded.
-    small = int(rows[0]["expert_frames"])
-    correction = LeRobotDataset("dagger_s0_r1", root=tmp_path / "data" / "dagger_s0_r1")
-    human = int(sum(int(s) for s in correction.hf_dataset["source"]))
-    assert human > 0
-    assert int(rows[1]["expert_frames"]) == int(rows[2]["expert_frames"]) == small + human
-    dagger_frames = int(rows[1]["expert_frames"])
-    bc_frames = int(rows[3]["expert_frames"])
-    # The BC arm gets the fewest whole demos reaching the DAgger arm's label budget.
+    arms = [(r["arm"], r["mode"], r["round"]) for r in rows]
+    assert arms == [("bc", "", "0"), ("dagger", "successful-corrections", "1"), ("dagger", "hg-dagger", "1"),
+                    ("bc", "", "1")]
+    # Each mode recorded its own round, from the same round-0 model.
+    for mode in ("successful-corrections", "hg-dagger"):
+        info = json.loads((tmp_path / "data" / f"{mode}_s0_r1" / "meta" / "sir_info.json").read_text())
+        assert info["checkpoint"] == str((tmp_path / "out" / "bc_s0_r0" / "best_model").resolve())
+        # The budget is the labels given: the small demos' frames plus every corrector frame recorded.
+        row = next(r for r in rows if r["mode"] == mode)
+        assert int(row["expert_frames"]) == int(rows[0]["expert_frames"]) + info["corrector_frames"]
+        assert float(row["intervention_ratio"]) == pytest.approx(info["corrector_frames"] / info["deployment_frames"])
+    # The BC arm gets the fewest whole demos reaching the most labels a mode was given.
+    most = max(int(r["expert_frames"]) for r in rows if r["arm"] == "dagger")
     pool = tmp_path / "data" / "lift_pool_s0"
     pool_frames = LeRobotDatasetMetadata("lift_pool_s0", root=pool).total_frames
-    assert bc_frames >= dagger_frames or bc_frames == pool_frames
+    assert int(rows[3]["expert_frames"]) >= most or int(rows[3]["expert_frames"]) == pool_frames
     assert (out / "bc_vs_dagger.png").stat().st_size > 0
     with (out / "bc_vs_dagger_summary.csv").open() as f:
-        assert [(r["arm"], r["seeds"]) for r in csv.DictReader(f)] == [(a, "1") for a in arms]
+        summary = list(csv.DictReader(f))
+    assert [(r["arm"], r["mode"], r["round"], r["seeds"]) for r in summary] == [(*a, "1") for a in arms]
+    for r in summary[1:3]:  # DAgger rows: the paired difference to BC at the same round
+        assert float(r["minus_bc"]) == pytest.approx(
+            float(r["success_mean"]) - float(summary[3]["success_mean"]))
     # --max-steps reaches the demos' EnvSpec and every arm's evaluations; each mode trains as named.
     spec = json.loads((tmp_path / "data" / "lift_pool_s0" / "meta" / "sir_env.json").read_text())
     assert spec["horizon"] == 90
-    for run, mode in (("bc_s0", "successful-corrections"), ("dagger_s0/round_1", "successful-corrections"),
-                      ("dagger_s0/round_1_hg-dagger", "hg-dagger")):
-        saved = json.loads((out / run / "train_config.json").read_text())
+    for run, mode in (("bc_s0_r1", "successful-corrections"),
+                      ("successful-corrections_s0/round_1", "successful-corrections"),
+                      ("hg-dagger_s0/round_1", "hg-dagger")):
+        saved = json.loads((tmp_path / "out" / run / "train_config.json").read_text())
         assert saved["max_steps"] == 90 and saved["dagger_mode"] == mode
     # Run again with the same settings: the finished seed is kept, nothing is trained again.
-    model = out / "bc_s0" / "best_model" / "model.safetensors"
+    model = tmp_path / "out" / "bc_s0_r0" / "best_model" / "model.safetensors"
     before = model.stat().st_mtime_ns
     capsys.readouterr()
     experiment(argv)
     assert "Seed 0: kept" in capsys.readouterr().out
     assert model.stat().st_mtime_ns == before
     with (out / "bc_vs_dagger.csv").open() as f:
-        assert [r["arm"] for r in csv.DictReader(f)] == arms
+        assert [(r["arm"], r["mode"], r["round"]) for r in csv.DictReader(f)] == arms
+    # A seed stopped after some arms goes on from them: only the missing arms run.
+    with (out / "bc_vs_dagger.csv").open() as f:
+        kept = list(csv.DictReader(f))[:2]
+    with (out / "bc_vs_dagger.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(kept[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    first_mode = tmp_path / "out" / "successful-corrections_s0" / "round_1" / "best_model" / "model.safetensors"
+    first_before = first_mode.stat().st_mtime_ns
+    experiment(argv)
+    assert "Seed 0: 2 of its 4 rows kept" in capsys.readouterr().out
+    assert model.stat().st_mtime_ns == before and first_mode.stat().st_mtime_ns == first_before
+    with (out / "bc_vs_dagger.csv").open() as f:
+        assert [(r["arm"], r["mode"], r["round"]) for r in csv.DictReader(f)] == arms
 
 
-def test_the_experiment_summary_averages_each_arm_over_seeds():
+def test_the_experiment_summary_averages_each_arm_and_pairs_it_with_bc_per_seed():
     from sir.dagger.experiment import summarize
 
-    rows = [{"seed": s, "arm": arm, "expert_frames": frames + 2 * s, "success_rate": rate}
-            for s, rates in ((0, (0.2, 0.5, 0.4)), (1, (0.4, 0.7, 0.4)))
-            for arm, frames, rate in zip(("bc_small", "dagger_round_1", "bc_equal_budget"), (100, 300, 310), rates, strict=True)]
-    summary = {r["arm"]: r for r in summarize(rows)}
-    assert list(summary) == ["bc_small", "dagger_round_1", "bc_equal_budget"]
-    assert summary["dagger_round_1"]["seeds"] == 2
-    assert summary["dagger_round_1"]["expert_frames"] == 301  # mean of 300 and 302
-    assert summary["dagger_round_1"]["success_mean"] == pytest.approx(0.6)
-    assert summary["dagger_round_1"]["success_std"] == pytest.approx(0.1414, abs=1e-3)  # sample sd
-    assert summary["bc_equal_budget"]["success_std"] == 0.0
+    rows = [{"seed": s, "arm": arm, "mode": mode, "round": k, "expert_frames": frames + 2 * s, "success_rate": rate,
+             "intervention_ratio": ratio}
+            for s, rates in ((0, (0.2, 0.5, 0.4)), (1, (0.4, 0.7, 0.4)), (2, (0.3, 0.6, 0.2)))
+            for (arm, mode, k, frames, ratio), rate in zip(
+                (("bc", "", 0, 100, None), ("dagger", "iwr", 1, 300, 0.25), ("bc", "", 1, 310, None)), rates,
+                strict=True)]
+    summary = {(r["arm"], r["round"]): r for r in summarize(rows)}
+    assert list(summary) == [("bc", 0), ("dagger", 1), ("bc", 1)]
+    dagger = summary[("dagger", 1)]
+    assert dagger["seeds"] == 3 and dagger["expert_frames"] == 302  # mean of 300, 302, 304
+    assert dagger["success_mean"] == pytest.approx(0.6) and dagger["success_std"] == pytest.approx(0.1)
+    assert dagger["intervention_ratio"] == pytest.approx(0.25)
+    # Paired with BC at round 1, seed by seed: +10, +30, +40 points; t interval with 2 degrees of freedom.
+    assert dagger["minus_bc_per_seed"] == "+10 +30 +40"
+    assert dagger["minus_bc"] == pytest.approx(0.8 / 3)
+    half = 4.302653 * np.std([0.1, 0.3, 0.4], ddof=1) / np.sqrt(3)
+    assert (dagger["minus_bc_low"], dagger["minus_bc_high"]) == pytest.approx((0.8 / 3 - half, 0.8 / 3 + half))
+    assert summary[("bc", 1)]["minus_bc"] is None

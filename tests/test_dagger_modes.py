@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sir.data import make_mixture
-from sir.data.dagger import (
+from sir.data.mixture.config import DataConfig
+from sir.data.mixture.sampling import MixtureSampler
+from sir.data.mixture.weights import (
     CLASS_NAMES,
     INTERVENTION,
     PRE_INTERVENTION,
@@ -13,8 +16,7 @@ from sir.data.dagger import (
     resolve_mode,
     sample_classes,
 )
-from sir.data.sampling import MixtureSampler
-from sir.data.synthetic import dagger_episode
+from sir.data.record.synthetic import dagger_episode
 from sir.errors import UserError
 
 DRAWS = 40_000
@@ -40,26 +42,30 @@ HUMAN_OF_SUCCESSFUL = frames((20, 29), (45, 52), (69, 71), (90, 94))
 HUMAN = sorted(HUMAN_OF_SUCCESSFUL + frames((35, 44)))
 ROBOT_FRAMES = frames((0, 4), (53, 64), (72, 74), (95, 124))
 PRE_FRAMES = frames((5, 19), (30, 34), (65, 68), (75, 89))
+# The last frame of each frame's episode.
+EPISODE_END = np.repeat(np.cumsum([len(s) for s, _ in EPISODES]) - 1, [len(s) for s, _ in EPISODES])
 SAMPLES = {
     "successful-corrections": HUMAN_OF_SUCCESSFUL,
     "hg-dagger": HUMAN,
     "iwr": frames((0, 124)),
-    "sirius": sorted(HUMAN_OF_SUCCESSFUL + frames((0, 4), (53, 64), (72, 74))),
+    "sirius": frames((0, 29), (45, 94)),  # the successful episodes, pre-intervention frames included
     "all": frames((0, 124)),
 }
-# Intended shares of (demo, policy, pre-intervention, intervention) within the dataset.
+# Intended shares of (demo, policy, pre-intervention, intervention) over the dataset: IWR's
+# interventions half of all samples; Sirius's 0.5 for interventions, 0.002 for pre-intervention,
+# the rest to policy frames (no demos here).
 SHARES = {
     "successful-corrections": [0, 0, 0, 1],
     "hg-dagger": [0, 0, 0, 1],
     "iwr": [0, 0.5 * 50 / 89, 0.5 * 39 / 89, 0.5],
-    "sirius": [0, 0.5, 0, 0.5],
+    "sirius": [0, 0.498, 0.002, 0.5],
     "all": [0, 50 / 125, 39 / 125, 36 / 125],
 }
 
 
 @pytest.fixture(scope="module")
 def modes_data(data_root) -> str:
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     if not (data_root / "dagger_modes" / "meta" / "info.json").is_file():
         make_synthetic_dataset(data_root, "dagger_modes", [len(s) for s, _ in EPISODES], dagger=EPISODES, seed=11)
@@ -92,7 +98,7 @@ def test_classes_mark_the_policy_frames_just_before_each_takeover():
 
 @pytest.mark.parametrize("mode", list(SAMPLES))
 def test_each_mode_samples_exactly_its_frames_in_its_class_shares(data_root, modes_data, mode):
-    mix = make_mixture(modes_data, root=data_root, dagger_mode=mode, seed=1, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode, seed=1), verbose=False)
     assert sample_frames(mix) == SAMPLES[mode]
     probs = np.full(len(mix), 1 / len(mix)) if mix.sampler is None else mix.sampler.probabilities()
     intended = np.bincount(mix.class_of(np.arange(len(mix))), weights=probs, minlength=len(CLASS_NAMES))
@@ -104,42 +110,79 @@ def test_each_mode_samples_exactly_its_frames_in_its_class_shares(data_root, mod
             assert len(np.unique(probs[mix.class_of(np.arange(len(mix))) == c])) <= 1
 
 
-@pytest.mark.parametrize("mode", ["iwr", "sirius", "hg-dagger"])
+def pooled_shares(mode, demo_frames):
+    """(demo, policy, pre-intervention, intervention) shares over demos + modes_data by the
+    sources' formulas, written out from the class counts."""
+    if mode == "iwr":  # IWRDataset: interventions weigh (N - n_int) / n_int, the rest 1
+        others = demo_frames + 50 + 39
+        return [0.5 * demo_frames / others, 0.5 * 50 / others, 0.5 * 39 / others, 0.5]
+    n = demo_frames + 20 + 34 + 26  # sirius: the successful episodes only
+    return [demo_frames / n, 1 - 0.5 - 0.002 - demo_frames / n, 0.002, 0.5]
+
+
+@pytest.mark.parametrize("mode", ["iwr", "sirius"])
 @pytest.mark.parametrize("balance_episodes", [False, True])
-def test_frame_weights_leave_the_dataset_shares_as_requested(data_root, data_demos, modes_data, mode, balance_episodes):
-    mix = make_mixture([data_demos, modes_data], root=data_root, weights="1,3", dagger_mode=mode,
-                       balance_episodes=balance_episodes, seed=2, verbose=False)
-    np.testing.assert_allclose(mix.requested_shares, [0.25, 0.75])
+def test_pooled_modes_give_each_class_its_sources_share_of_the_whole_mixture(
+        data_root, data_demos, modes_data, mode, balance_episodes):
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, episodes=f"{data_demos}=0",
+                                  dagger_mode=mode, balance_episodes=balance_episodes, seed=2), verbose=False)
+    shares = pooled_shares(mode, mix.infos[0].frames)
+    assert 0 < shares[1]  # demos under half: Sirius's formula holds as written
+    np.testing.assert_allclose(mix.class_shares(), shares, atol=1e-12)
+    indices = drawn(mix)
+    # Within one point of the formula, over all samples drawn.
+    np.testing.assert_allclose(class_shares(mix, indices), shares, atol=0.01)
+    if balance_episodes:
+        # Within a class, every episode holding it is equally likely.
+        classes, episodes = mix.class_of(indices), mix.episode_of(indices)
+        per_episode = np.unique(episodes[classes == INTERVENTION], return_counts=True)[1] / DRAWS
+        np.testing.assert_allclose(per_episode, shares[INTERVENTION] / len(per_episode), atol=TOLERANCE)
+
+
+def test_sirius_gives_policy_frames_nothing_where_demos_are_over_half_the_data(data_root, data_demos, modes_data):
+    # 115 demo frames of 195: Sirius's remainder for policy frames, 1 - 0.5 - 0.002 - 0.59, is negative.
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dagger_mode="sirius"),
+                       verbose=False)
+    shares = mix.class_shares()
+    assert shares[ROBOT] == 0 and shares.sum() == pytest.approx(1)
+    demo, pre, intervention = 115 / 195, 0.002, 0.5
+    np.testing.assert_allclose(shares[[0, 2, 3]], np.array([demo, pre, intervention]) / (demo + pre + intervention))
+
+
+@pytest.mark.parametrize("mode", ["iwr", "sirius"])
+def test_dataset_shares_are_refused_beside_a_pooled_mode(data_root, data_demos, modes_data, mode):
+    with pytest.raises(UserError, match=f"--dagger-mode {mode} sets every sample's share.*--dataset-weights"):
+        make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3",
+                                dagger_mode=mode), verbose=False)
+    with pytest.raises(UserError, match="--balance-datasets would change them"):
+        make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, balance_datasets=True,
+                                dagger_mode=mode), verbose=False)
+
+
+def test_hg_dagger_keeps_the_requested_dataset_shares(data_root, data_demos, modes_data):
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3",
+                                  dagger_mode="hg-dagger", seed=2), verbose=False)
     indices = drawn(mix)
     np.testing.assert_allclose(np.bincount(mix.dataset_of(indices)) / DRAWS, [0.25, 0.75], atol=TOLERANCE)
-    if not balance_episodes:
-        np.testing.assert_allclose(class_shares(mix, indices), [0.25, *(0.75 * np.array(SHARES[mode][1:]))],
-                                   atol=TOLERANCE)
-    else:
-        # Every episode stays equally likely within its dataset's share; the weights act within episodes.
-        per_episode = np.bincount(mix.episode_of(indices)) / DRAWS
-        used = np.flatnonzero(per_episode)
-        demo_episodes, dagger_episodes = used[used < 5], used[used >= 5]
-        np.testing.assert_allclose(per_episode[demo_episodes], 0.25 / len(demo_episodes), atol=TOLERANCE)
-        np.testing.assert_allclose(per_episode[dagger_episodes], 0.75 / len(dagger_episodes), atol=TOLERANCE)
 
 
 def test_the_default_mode_is_todays_filter_and_sampler(data_root, data_demos, modes_data, capsys):
     for kwargs in ({}, {"dagger_mode": "successful-corrections"}):
-        mix = make_mixture([data_demos, modes_data], root=data_root, **kwargs)
+        mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, **kwargs))
         assert mix.sampler is None and sample_frames(mix, 1) == HUMAN_OF_SUCCESSFUL
         assert f"{modes_data}: Filtered 6 episodes → 3 successful human corrections (26 frames)" in capsys.readouterr().out
         assert mix.infos[1].dagger == {"episodes": 6, "policy_frames": 89, "human_frames": 36,
-                                       "successful_episodes": 4, "kept_episodes": 3, "kept_frames": 26}
+                                       "successful_episodes": 4, "kept_episodes": 3, "kept_frames": 26,
+                                       "takeovers": 4, "autonomous_successes": 1}
     # With shares the sampler is the dataset-bucket sampler it always was, drawing the same indices.
-    mix = make_mixture([data_demos, modes_data], root=data_root, weights="1,3", seed=5, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3", seed=5), verbose=False)
     today = MixtureSampler([0, 115], [115, 26], [0.25, 0.75], 141, seed=5)
     assert list(mix.sampler) == list(today) and list(mix.sampler) == list(today)
 
 
 def test_weights_follow_the_samples_left_after_skipping_episode_ends(data_root, modes_data):
-    mix = make_mixture(modes_data, root=data_root, dagger_mode="iwr", verbose=False)
-    mix.skip_episode_ends(first=2, last=6)
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode="iwr"), verbose=False)
+    mix.fit(skip_first=2, skip_last=6)
     probs = mix.sampler.probabilities()
     assert len(probs) == len(mix) == 125 - 6 * 8
     every = mix.class_of(np.arange(len(mix)))
@@ -149,52 +192,99 @@ def test_weights_follow_the_samples_left_after_skipping_episode_ends(data_root, 
 @pytest.mark.parametrize("mode", ["successful-corrections", "hg-dagger", "sirius"])
 def test_a_mode_that_leaves_nothing_is_an_error_naming_the_dataset(data_root, modes_data, mode):
     with pytest.raises(UserError, match=f"Dataset '{modes_data}' has no"):
-        make_mixture(modes_data, root=data_root, episodes=f"{modes_data}=5", dagger_mode=mode, verbose=False)
+        make_mixture(DataConfig(repo_ids=modes_data, root=data_root, episodes=f"{modes_data}=5", dagger_mode=mode), verbose=False)
 
 
 def test_the_trainer_printout_says_what_the_mode_kept(data_root, modes_data, capsys):
     for mode in ("hg-dagger", "iwr", "sirius"):
-        make_mixture(modes_data, root=data_root, dagger_mode=mode)
+        make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode))
     out = capsys.readouterr().out
     assert f"{modes_data}: hg-dagger: 6 episodes → 4 (36 frames), every human frame" in out
-    assert f"{modes_data}: iwr: 6 episodes → 6 (125 frames), 36 intervention frames weighted to 50% of the dataset's " \
-           "samples, 89 policy frames to 50%" in out
-    assert f"{modes_data}: sirius: 6 episodes → 4 (46 frames), 26 intervention frames weighted to 50% of the " \
-           "dataset's samples, 20 policy frames to 50%; removed the up to 15 policy frames before each takeover and " \
-           "2 failed episodes (79 frames)" in out
+    assert (f"{modes_data}: iwr: 6 episodes → 6 (125 frames): 50 policy, 39 pre-intervention, 36 intervention; "
+            "interventions half of the mixture's samples, demos and policy frames the other half (IWR)") in out
+    assert (f"{modes_data}: sirius: 6 episodes → 4 (80 frames): 20 policy, 34 pre-intervention, 26 intervention; "
+            "interventions 50% of the mixture's samples, pre-intervention 0.2% (the up to 15 policy frames before "
+            "each takeover, their actions left out of other samples' chunks), demos at their natural share, policy "
+            "frames the rest (Sirius); removed 2 failed episodes (45 frames)") in out
 
 
 def test_no_dagger_filter_is_the_mode_all_and_refuses_another_mode(data_root, modes_data):
     assert resolve_mode("successful-corrections", dagger_filter=False) == resolve_mode("all") == "all"
-    mix = make_mixture(modes_data, root=data_root, dagger_filter=False, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, no_dagger_filter=True), verbose=False)
     assert sample_frames(mix) == SAMPLES["all"] and mix.infos[0].dagger is None
     with pytest.raises(UserError, match="--no-dagger-filter .* cannot be combined with --dagger-mode iwr"):
-        make_mixture("not_read", root=data_root, dagger_filter=False, dagger_mode="iwr")
+        make_mixture(DataConfig(repo_ids="not_read", root=data_root, no_dagger_filter=True, dagger_mode="iwr"))
     with pytest.raises(UserError, match="--dagger-mode must be one of"):
-        make_mixture("not_read", root=data_root, dagger_mode="dagger")
+        make_mixture(DataConfig(repo_ids="not_read", root=data_root, dagger_mode="dagger"))
 
 
-def test_the_flag_reaches_the_mixture_through_the_shared_arguments():
-    import argparse
+def test_the_flag_reaches_the_mixture_through_each_commands_parser():
+    from sir.data.verify import parse_config as verify_config
+    from sir.training.config import parse_config as train_config
 
-    from sir.data.args import add_mixture_arguments, mixture_kwargs
-
-    parser = argparse.ArgumentParser()
-    add_mixture_arguments(parser)
-    assert mixture_kwargs(parser.parse_args(["--repo-ids", "a", "--dagger-mode", "sirius"]))["dagger_mode"] == "sirius"
-    assert mixture_kwargs(parser.parse_args(["--repo-ids", "a"]))["dagger_mode"] == "successful-corrections"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--repo-ids", "a", "--dagger-mode", "dagger"])
+    for parse in (verify_config, lambda argv: train_config(argv)[0]):
+        assert parse(["--repo-ids", "a", "--dagger-mode", "sirius"]).dagger_mode == "sirius"
+        assert parse(["--repo-ids", "a"]).dagger_mode == "successful-corrections"
+        with pytest.raises(SystemExit):
+            parse(["--repo-ids", "a", "--dagger-mode", "dagger"])
 
 
 def test_verify_shows_intended_and_realized_class_shares(data_root, data_demos, modes_data, capsys):
     from sir.data.verify import main as verify
 
-    assert verify(["--repo-ids", f"{data_demos},{modes_data}", "--root", str(data_root), "--dagger-mode", "sirius",
-                   "--dataset-weights", "1,1", "--num-samples", "4000"]) == 0
+    assert verify(["--repo-ids", f"{data_demos},{modes_data}", "--root", str(data_root), "--dagger-mode", "iwr",
+                   "--episodes", f"{data_demos}=0", "--num-samples", "4000"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()[out.splitlines().index(
         next(line for line in out.splitlines() if line.startswith("Classes of samples"))) + 3:][:4]}
-    assert rows["demo"][1:3] == ["115", "50.0%"] and rows["policy"][1:3] == ["20", "25.0%"]
-    assert rows["pre-intervention"][1:4] == ["0", "0.0%", "0.0%"] and rows["intervention"][1:3] == ["26", "25.0%"]
-    assert abs(float(rows["intervention"][3].rstrip("%")) - 25.0) < 2.5
+    demo = int(rows["demo"][1])
+    expected = pooled_shares("iwr", demo)
+    for name, share in zip(("demo", "policy", "pre-intervention", "intervention"), expected, strict=True):
+        # samples, source's rule, intended, realized (4000 draws: within 2.5 points)
+        assert rows[name][2:4] == [f"{100 * share:.1f}%"] * 2
+        assert abs(float(rows[name][4].rstrip("%")) - 100 * share) < 2.5
+    assert "(intervention ratio 0.29), 0.67 takeovers per episode, 4/6 episodes successful (1 without help)" in out
+
+def test_sirius_leaves_pre_intervention_actions_out_of_every_chunk(data_root, modes_data):
+    chunk = [i / 20 for i in range(8)]
+    mixes = {mode: make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode), verbose=False,
+                                delta_timestamps={"action": chunk}) for mode in ("sirius", "iwr")}
+    for mode, mix in mixes.items():
+        for i in range(len(mix)):
+            sample = mix[i]
+            rows = np.minimum(int(sample["index"]) + np.arange(8), EPISODE_END[int(sample["index"])])
+            beyond = int(sample["index"]) + np.arange(8) > EPISODE_END[int(sample["index"])]
+            pre = np.isin(rows, PRE_FRAMES) & ~beyond
+            expected = beyond | pre if mode == "sirius" else beyond
+            assert sample["action_is_pad"].tolist() == expected.tolist(), (mode, int(sample["index"]))
+
+
+def test_a_masked_step_does_not_reach_acts_loss(data_root, modes_data):
+    from lerobot.configs.types import FeatureType
+    from lerobot.datasets.utils import dataset_to_policy_features
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+
+    from sir.policies import build_config
+
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode="sirius"), verbose=False)
+    feats = dataset_to_policy_features(mix.features)
+    out = {k: f for k, f in feats.items() if f.type is FeatureType.ACTION}
+    cfg = build_config("act", "tiny", {k: f for k, f in feats.items() if k not in out}, out, "cpu")
+    cfg.use_vae, cfg.dropout = False, 0.0
+    mix.fit_policy(cfg)
+    torch.manual_seed(0)
+    policy = make_policy(cfg, ds_meta=mix).eval()
+    pre, _ = make_pre_post_processors(cfg, dataset_stats=mix.stats)
+    # Frame 0 of episode 0: policy frames 0-4, then its pre-intervention window 5-19.
+    batch = torch.utils.data.default_collate([mix[sample_frames(mix).index(0)]])
+    pad = batch["action_is_pad"][0]
+    assert not pad[:5].any() and pad[5:].all()
+
+    def loss(actions):
+        return float(policy.forward(pre({**batch, "action": actions}))[0])
+
+    masked, kept = batch["action"].clone(), batch["action"].clone()
+    masked[0, 5:] += 10.0  # the pre-intervention steps: no effect
+    kept[0, 2] += 10.0  # a policy step before them: trained on
+    assert loss(masked) == pytest.approx(loss(batch["action"]), rel=1e-6)
+    assert loss(kept) != pytest.approx(loss(batch["action"]), rel=1e-3)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sir.data import make_mixture
-from sir.data.episodes import parse_episode_spec, select_episodes
+from sir.data.mixture.config import DataConfig
+from sir.data.mixture.episodes import parse_episode_spec, select_episodes
 from sir.errors import UserError
 
 IDS = ["lift_demos", "lift_dagger"]
@@ -63,8 +64,7 @@ def test_bad_selections_are_one_sentence_errors(text, words):
 
 
 def test_the_mixture_trains_on_the_selected_episodes_only(data_root, data_demos, data_demos_b):
-    mix = make_mixture([data_demos, data_demos_b], root=data_root, episodes=f"{data_demos}=1:3,{data_demos_b}=2",
-                       verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, episodes=f"{data_demos}=1:3,{data_demos_b}=2"), verbose=False)
     assert [i.used_episodes for i in mix.infos] == [[1, 2], [2]]
     assert [i.frames for i in mix.infos] == [25 + 30, 12]
     assert mix.num_episodes == 3 and len(mix) == 67
@@ -73,7 +73,7 @@ def test_the_mixture_trains_on_the_selected_episodes_only(data_root, data_demos,
 
 
 def test_selection_changes_the_statistics(data_root, data_demos):
-    full = make_mixture(data_demos, root=data_root, verbose=False)
-    part = make_mixture(data_demos, root=data_root, episodes="4", verbose=False)
+    full = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), verbose=False)
+    part = make_mixture(DataConfig(repo_ids=data_demos, root=data_root, episodes="4"), verbose=False)
     assert part.stats["action"]["count"][0] == 18
     assert not np.allclose(full.stats["action"]["mean"], part.stats["action"]["mean"])

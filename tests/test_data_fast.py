@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sir.data import make_dataloader, make_mixture
+from sir.data.mixture.config import DataConfig
 from sir.data.video import video_backend
 
 CAMERA = "observation.images.agentview"
@@ -42,33 +43,33 @@ def lerobot(data_root, repo_id, delta_timestamps):
     ],
 )
 def test_state_samples_equal_lerobot_dataset(data_root, data_demos, delta_timestamps):
-    mix = make_mixture(data_demos, root=data_root, delta_timestamps=delta_timestamps, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), delta_timestamps=delta_timestamps, verbose=False)
     assert_same_samples(mix, lerobot(data_root, data_demos, delta_timestamps), range(len(mix)))
 
 
 def test_dagger_samples_equal_lerobot_dataset_unfiltered(data_root, data_dagger):
     dt = {"action": [i / 20 for i in range(12)]}
-    mix = make_mixture(data_dagger, root=data_root, delta_timestamps=dt, dagger_filter=False, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_dagger, root=data_root, no_dagger_filter=True), delta_timestamps=dt, verbose=False)
     assert_same_samples(mix, lerobot(data_root, data_dagger, dt), range(len(mix)))
 
 
 def test_video_samples_equal_lerobot_dataset(data_root, data_camera):
     dt = {CAMERA: [-0.05, 0.0], "observation.state": [-0.05, 0.0], "action": [i / 20 for i in range(5)]}
-    mix = make_mixture(data_camera, root=data_root, delta_timestamps=dt, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps=dt, verbose=False)
     assert_same_samples(mix, lerobot(data_root, data_camera, dt), [0, 1, 7, 8, 13])
-    plain = make_mixture(data_camera, root=data_root, verbose=False)
+    plain = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), verbose=False)
     assert_same_samples(plain, lerobot(data_root, data_camera, None), [0, 9])
     assert plain[0][CAMERA].shape == (3, 32, 32)
 
 
 def test_png_image_samples_equal_lerobot_dataset(data_root, data_camera_png):
     dt = {CAMERA: [-0.05, 0.0], "action": [0.0, 0.05]}
-    mix = make_mixture(data_camera_png, root=data_root, delta_timestamps=dt, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera_png, root=data_root), delta_timestamps=dt, verbose=False)
     assert_same_samples(mix, lerobot(data_root, data_camera_png, dt), range(len(mix)))
 
 
 def test_padding_follows_the_episode_bounds(data_root, data_demos):
-    mix = make_mixture(data_demos, root=data_root, delta_timestamps={"action": [-0.05, 0.0, 0.05]}, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), delta_timestamps={"action": [-0.05, 0.0, 0.05]}, verbose=False)
     last_of_first_episode = mix[19]
     assert last_of_first_episode["action_is_pad"].tolist() == [False, False, True]
     actions = mix.stores[0].columns["action"]
@@ -77,7 +78,7 @@ def test_padding_follows_the_episode_bounds(data_root, data_demos):
 
 
 def test_loader_workers_get_the_same_batches(data_root, data_camera):
-    mix = make_mixture(data_camera, root=data_root, delta_timestamps={CAMERA: [-0.05, 0.0]}, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps={CAMERA: [-0.05, 0.0]}, verbose=False)
     order = list(range(len(mix)))
     single = list(torch.utils.data.DataLoader(mix, batch_size=7, sampler=order))
     workers = list(torch.utils.data.DataLoader(mix, batch_size=7, sampler=order, num_workers=2))
@@ -87,7 +88,7 @@ def test_loader_workers_get_the_same_batches(data_root, data_camera):
 
 
 def test_a_training_pass_visits_every_frame_once_by_default(data_root, data_demos, data_demos_b):
-    mix = make_mixture([data_demos, data_demos_b], root=data_root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root), verbose=False)
     seen = np.concatenate([
         (b["dataset_index"] * 1000 + b["index"]).numpy() for b in make_dataloader(mix, batch_size=10, drop_last=False)
     ])
@@ -95,6 +96,6 @@ def test_a_training_pass_visits_every_frame_once_by_default(data_root, data_demo
 
 
 def test_image_transforms_apply_to_camera_frames(data_root, data_camera):
-    mix = make_mixture(data_camera, root=data_root, image_transforms=lambda image: image * 0 + 0.5, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), image_transforms=lambda image: image * 0 + 0.5, verbose=False)
     sample = mix[3]
     assert torch.all(sample[CAMERA] == 0.5) and not torch.all(sample["observation.state"] == 0.5)

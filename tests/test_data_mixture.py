@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from sir.data import make_dataloader, make_mixture
+from sir.data.mixture.config import DataConfig
 from sir.errors import UserError
 
 
 def test_samples_carry_their_dataset_and_a_global_episode(data_root, data_demos, data_demos_b):
-    mix = make_mixture(f"{data_demos}, {data_demos_b}", root=data_root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=f"{data_demos}, {data_demos_b}", root=data_root), verbose=False)
     assert mix.repo_id_to_index == {data_demos: 0, data_demos_b: 1}
     assert len(mix) == mix.num_frames == 115 + 67 and mix.num_episodes == 8
     first, last = mix[0], mix[len(mix) - 1]
@@ -34,12 +35,12 @@ def test_samples_carry_their_dataset_and_a_global_episode(data_root, data_demos,
 def test_incompatible_datasets_are_refused_naming_dataset_and_feature(request, data_root, data_demos, other, words):
     repo_id = request.getfixturevalue(other)
     with pytest.raises(UserError) as err:
-        make_mixture([data_demos, repo_id], root=data_root, verbose=False)
+        make_mixture(DataConfig(repo_ids=[data_demos, repo_id], root=data_root), verbose=False)
     assert words in str(err.value)
 
 
 def test_other_features_missing_somewhere_are_dropped_with_a_warning(data_root, data_demos, data_no_reward, capsys):
-    mix = make_mixture([data_demos, data_no_reward], root=data_root)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_no_reward], root=data_root))
     assert mix.disabled_features == ["next.reward"]
     assert "next.reward" not in mix.features and "next.reward" not in mix[0] and "next.reward" not in mix.stats
     err = capsys.readouterr().err
@@ -48,7 +49,7 @@ def test_other_features_missing_somewhere_are_dropped_with_a_warning(data_root, 
 
 
 def test_dagger_labels_of_some_datasets_are_left_out_quietly(data_root, data_demos, data_dagger, capsys):
-    mix = make_mixture([data_demos, data_dagger], root=data_root)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_dagger], root=data_root))
     captured = capsys.readouterr()
     assert mix.disabled_features == ["source", "success"] and "source" not in mix[len(mix) - 1]
     assert "warning" not in captured.err and "DAgger labels (source, success) are left out" in captured.out
@@ -61,8 +62,7 @@ def used_frames(root, repo_id, frames):
 
 
 def test_stats_equal_those_of_the_concatenated_used_frames(data_root, data_demos, data_demos_b, data_dagger, data_dagger_episodes):
-    mix = make_mixture([data_demos, data_demos_b, data_dagger], root=data_root, episodes=f"{data_demos_b}=0,2",
-                       verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root, episodes=f"{data_demos_b}=0,2"), verbose=False)
     dagger_frames = [i for i, (s, ok) in enumerate(
         (s, ok) for sources, ok in data_dagger_episodes for s in sources) if s == 1 and ok == 1]
     parts = [
@@ -91,8 +91,7 @@ def episode_image_stats(root, repo_id, key):
 
 def test_camera_stats_pool_the_used_episodes_by_their_frames(data_root, data_camera, data_camera_b):
     key = "observation.images.agentview"
-    mix = make_mixture([data_camera, data_camera_b], root=data_root, episodes=f"{data_camera_b}=1:3",
-                       use_imagenet_stats=False, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root, episodes=f"{data_camera_b}=1:3"), use_imagenet_stats=False, verbose=False)
     per_episode = episode_image_stats(data_root, data_camera, key)[:2] + episode_image_stats(data_root, data_camera_b, key)[1:3]
     counts = np.array([8, 6, 7, 4], dtype=np.float64).reshape(-1, 1, 1, 1)
     means = np.stack([e["mean"] for e in per_episode])
@@ -104,20 +103,19 @@ def test_camera_stats_pool_the_used_episodes_by_their_frames(data_root, data_cam
     np.testing.assert_allclose(stats["std"], np.sqrt(var))
     np.testing.assert_array_equal(stats["min"], np.min([e["min"] for e in per_episode], 0))
     # By default, as lerobot's training does, cameras are normalized with ImageNet's mean/std.
-    default = make_mixture([data_camera, data_camera_b], root=data_root, verbose=False)
+    default = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root), verbose=False)
     np.testing.assert_allclose(default.stats[key]["mean"].ravel(), [0.485, 0.456, 0.406])
 
 
 @pytest.mark.slow
 def test_the_mixture_stands_in_for_lerobot_dataset_metadata(data_root, data_demos, data_dagger):
-    from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.policies.act.configuration_act import ACTConfig
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
-    mix = make_mixture([data_demos, data_dagger], root=data_root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_dagger], root=data_root), verbose=False)
     cfg = ACTConfig(device="cpu", dim_model=16, n_heads=2, dim_feedforward=32, n_encoder_layers=1,
                     n_decoder_layers=1, n_vae_encoder_layers=1, latent_dim=4, chunk_size=10, n_action_steps=10)
-    mix.set_delta_timestamps(resolve_delta_timestamps(cfg, mix))
+    mix.fit_policy(cfg)
     assert mix[0]["action"].shape == (10, 7) and mix[0]["action_is_pad"].shape == (10,)
     policy = make_policy(cfg, ds_meta=mix)
     pre, _ = make_pre_post_processors(cfg, dataset_stats=mix.stats)
@@ -130,11 +128,11 @@ def test_the_mixture_stands_in_for_lerobot_dataset_metadata(data_root, data_demo
 def test_image_transforms_augment_camera_frames_with_lerobots_transforms(data_root, data_camera):
     import torch
 
-    from sir.data.args import image_transforms
+    from sir.data.mixture.config import image_transforms
 
     key = "observation.images.agentview"
-    plain = make_mixture(data_camera, root=data_root, verbose=False)
-    augmented = make_mixture(data_camera, root=data_root, verbose=False, image_transforms=image_transforms(["affine"]))
+    plain = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), verbose=False)
+    augmented = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), verbose=False, image_transforms=image_transforms(["affine"]))
     torch.manual_seed(0)
     a, b = plain[3], augmented[3]
     assert b[key].shape == a[key].shape and b[key].dtype == a[key].dtype

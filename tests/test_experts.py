@@ -8,7 +8,7 @@ benchmarks/expert_success.py measures them over more seeds.
 import numpy as np
 import pytest
 
-from sir.data.collect import run_expert_episode
+from sir.data.record.runner import ExpertActor, run_episode
 from sir.envs.factory import make_env
 from sir.envs.spec import default_spec
 from sir.errors import UserError
@@ -29,7 +29,7 @@ def successes(env_name: str, seeds: range, max_steps: int = MAX_STEPS) -> int:
     env = make_env(spec)
     expert = make_expert(env_name, RECORDING_NOISE, seed=0)
     try:
-        return sum(run_expert_episode(env, spec, expert, seed, max_steps)[1] for seed in seeds)
+        return sum(run_episode(env, spec, ExpertActor(expert), seed, max_steps).success for seed in seeds)
     finally:
         env.close()
 

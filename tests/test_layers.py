@@ -113,3 +113,21 @@ def test_no_two_modules_import_each_other():
 def test_no_module_is_over_400_lines():
     long = {m: n for m, p in all_modules().items() if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_the_data_halves_share_only_labels_resolution_and_video():
+    # Writing datasets (sir.data.record and its commands) and reading them for training
+    # (sir.data.mixture, sir.data.store, verify) meet only in the top-level modules.
+    writing = ("sir.data.record", "sir.data.collect", "sir.data.import_hdf5")
+    reading = ("sir.data.mixture", "sir.data.store", "sir.data.verify")
+    bad = []
+    for module, targets in import_graph().items():
+        for mine, theirs in ((writing, reading), (reading, writing)):
+            if module.startswith(mine):
+                bad += [f"{module} imports {t}" for t in targets if t.startswith(theirs)]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_data_package_has_at_most_8_modules_at_its_top_level():
+    top = [p for p in (SIR / "data").glob("*.py") if p.name != "__init__.py"]
+    assert len(top) <= 8, sorted(p.name for p in top)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sir.data.dagger import LABEL_FEATURE_SPECS
+from sir.data.labels import LABEL_FEATURE_SPECS
 from sir.envs.layout import spec_without_record
 from sir.envs.spec import SPEC_FILENAME, EnvSpec
 from sir.errors import UserError
@@ -122,7 +122,7 @@ def test_a_lost_envspec_that_cannot_be_rebuilt_to_fit_is_refused_before_training
 
 @pytest.mark.parametrize("mode", ["successful-corrections", "hg-dagger", "iwr", "sirius", "all"])
 def test_labelled_demos_are_trained_on_whole_in_every_mode_failures_kept_with_keep_failures_too(mode):
-    from sir.data.dagger import training_frames
+    from sir.data.mixture.weights import training_frames
 
     episode = np.repeat([0, 1, 2], 4)
     labels = {"source": np.ones((12, 1), np.int64), "success": np.repeat([1, 0, 1], 4)[:, None]}

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sir.data import journal
+from sir.data.record import journal
 from sir.errors import INTERRUPTED_EXIT_CODE, USAGE_EXIT_CODE
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
@@ -131,7 +131,7 @@ def test_a_second_recording_of_the_same_repo_id_is_refused_and_the_first_complet
 
 
 def test_ctrl_c_ends_training_with_one_line_naming_the_last_checkpoint(tmp_path):
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(tmp_path, "demos", [12, 12], seed=0)
     run_dir = tmp_path / "run"
@@ -201,7 +201,7 @@ def test_ctrl_c_wrapped_by_a_library_is_still_ctrl_c_and_other_errors_are_not(ca
 
 
 def _writer(root: Path, cameras: tuple[str, ...] = ("agentview",), state_dim: int = 4):
-    from sir.data.writer import DatasetWriter, dataset_features
+    from sir.data.record.writer import DatasetWriter, dataset_features
     from sir.envs.spec import IMAGE_FEATURE_PREFIX, default_spec
 
     spec = default_spec("Lift", "Panda", cameras=list(cameras), image_size=16)

@@ -59,8 +59,9 @@ def assert_identical(expected: dict[str, torch.Tensor], got: dict[str, torch.Ten
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resumed_mid_pass_ends_bit_identical_and_logs_each_step_once(data_root, data_demos, tmp_path, workers):
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
 
-    frames = len(make_mixture(data_demos, root=data_root, verbose=False))
+    frames = len(make_mixture(DataConfig(repo_ids=data_demos, root=data_root), verbose=False))
     # checkpoint_5 falls inside the first pass, and the resumed run crosses into the next.
     assert SAVE_AT < frames // BATCH < STEPS
     config = tiny_config(data_root, [data_demos], tmp_path, num_workers=workers)
@@ -84,11 +85,12 @@ def test_batch_stream_continues_a_pass_where_it_stopped(data_root, data_demos):
     from accelerate import Accelerator
 
     from sir.data import make_dataloader, make_mixture
-    from sir.data.sampling import BatchStream
+    from sir.data.mixture.config import DataConfig
+    from sir.data.mixture.sampling import BatchStream
 
     accelerator = Accelerator(cpu=True)
     for weights_ in (None, [1.0]):
-        mix = make_mixture(data_demos, root=data_root, weights=weights_, verbose=False)
+        mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root, dataset_weights=weights_), verbose=False)
         loader = accelerator.prepare(make_dataloader(mix, 32, seed=3))
         per_pass = len(loader)
         stream = BatchStream(loader)

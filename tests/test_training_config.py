@@ -9,12 +9,14 @@ import pytest
 from sir.config import overrides_from_flags
 from sir.errors import UserError
 from sir.training import RunResult, TrainConfig, train
-from sir.training.config import build_parser, config_to_save, load_config_file, parse_config
+from sir.training.config import build_parser, check, config_to_save, load_config_file, parse_config
 
 
 def test_every_flag_is_a_field_and_every_field_a_flag():
     dests = {a.dest for a in build_parser()._actions} - {"help", "config", "list_policies"}
-    assert dests == {f.name for f in dataclasses.fields(TrainConfig)}
+    # cli=False marks what check() derives (the parsed --policy-args), never given as a flag.
+    assert dests == {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)}
+    assert [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("cli", True)] == ["policy_overrides"]
 
 
 def test_the_command_line_parses_into_the_dataclass():
@@ -82,3 +84,15 @@ def test_train_from_python_returns_the_run(lift_demos, tmp_path):
     assert result.best_step in (2, 4)
     assert result.frames_per_dataset == {repo_id: saved["datasets"][0]["frames"]}
     assert result.env_spec.env_name == "Lift"
+
+
+def test_train_refuses_sequential_rather_than_training_one_mixed_run():
+    with pytest.raises(UserError, match="run_sequential"):
+        train(TrainConfig(repo_ids=["a", "b"], sequential=True))
+
+
+def test_check_parses_repo_ids_and_policy_args_once_into_the_config():
+    cfg = check(TrainConfig(repo_ids="a, b", policy_args="dim_model=64 down_dims=[8,16]"))
+    assert cfg.repo_ids == ["a", "b"]
+    assert cfg.policy_overrides == {"dim_model": 64, "down_dims": (8, 16)}
+    assert "policy_overrides" not in config_to_save(cfg)

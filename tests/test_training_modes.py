@@ -40,21 +40,21 @@ def metrics_of(run_dir):
 def test_accumulated_update_equals_one_k_times_larger_batch(lift_demos):
     from accelerate import Accelerator
     from lerobot.configs.types import FeatureType
-    from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
     from sir.policies import build_config
     from sir.training.step import update
 
     root, repo_id = lift_demos
-    mix = make_mixture(repo_id, root=root, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=repo_id, root=root), verbose=False)
     feats = dataset_to_policy_features(mix.features)
     out = {k: f for k, f in feats.items() if f.type is FeatureType.ACTION}
     cfg = build_config("act", "tiny", {k: f for k, f in feats.items() if k not in out}, out, "cpu")
     cfg.use_vae, cfg.dropout = False, 0.0  # deterministic forward: the two updates must agree
-    mix.set_delta_timestamps(resolve_delta_timestamps(cfg, mix))
+    mix.fit_policy(cfg)
     torch.manual_seed(0)
     policy = make_policy(cfg, ds_meta=mix)
     pre, _ = make_pre_post_processors(cfg, dataset_stats=mix.stats)
@@ -116,8 +116,9 @@ def test_fine_tuning_merges_stats_and_takes_the_new_lr(base_run, lift_demos, sec
     old = saved_stats(base_run / "final_model")["observation.state"]
     merged = saved_stats(run / "final_model")["observation.state"]
     from sir.data import make_mixture
+    from sir.data.mixture.config import DataConfig
 
-    new = make_mixture(repo2, root=root2, verbose=False).stats["observation.state"]
+    new = make_mixture(DataConfig(repo_ids=repo2, root=root2), verbose=False).stats["observation.state"]
     n_old, n_new = float(np.ravel(old["count"])[0]), float(np.ravel(new["count"])[0])
     expected = (n_old * old["mean"] + n_new * np.asarray(new["mean"])) / (n_old + n_new)
     np.testing.assert_allclose(merged["mean"], expected, rtol=1e-4)
@@ -125,7 +126,7 @@ def test_fine_tuning_merges_stats_and_takes_the_new_lr(base_run, lift_demos, sec
 
 
 def test_fine_tuning_refuses_data_the_model_was_not_built_for(base_run, tmp_path, capsys):
-    from sir.data.synthetic import make_synthetic_dataset
+    from sir.data.record.synthetic import make_synthetic_dataset
 
     root = tmp_path / "data"
     make_synthetic_dataset(root, "other", [10, 10], state_dim=4, action_dim=7)

@@ -1,60 +1,78 @@
-"""BC versus DAgger, and the ways of learning from interventions, at an equal budget of expert labels.
+"""BC versus DAgger, each way of learning from interventions collecting its own rounds, at an
+equal budget of expert labels.
 
-    python -m sir.dagger.experiment --env PickPlaceCan --small-demos 10 --rounds 2 --seeds 0,1,2 \
-        --modes successful-corrections,hg-dagger,iwr,sirius
+    python -m sir.dagger.experiment --env PickPlaceCan --small-demos 10 --rounds 3 --seeds 0,1,2 \
+        --label-budget 600 --modes successful-corrections,hg-dagger,iwr,sirius
 
-For each seed: record a pool of scripted demos; the DAgger arm trains on the first
-``--small-demos`` of them and runs ``--rounds`` of corrections, its rounds recorded by the
-models of the first ``--modes`` entry; every further mode trains on the same demos and
-corrections as the last round (the same labels, so the same budget); the BC arm trains on
-as many demos from the pool as it takes to match the labels the DAgger arm was given (the
-demo frames plus every frame the corrector labelled). Writes ``bc_vs_dagger.csv`` (one row
-per seed and arm), ``bc_vs_dagger_summary.csv`` (mean and spread per arm over seeds) and
-``bc_vs_dagger.png`` (success rate against expert labels). A seed already in the CSV,
-from a run with the same settings, is kept and not run again.
+For each seed: record a pool of scripted demos; train round 0 on the first
+``--small-demos`` of them (the ``bc`` arm's round 0, the start of every mode); then each
+mode in ``--modes`` runs its own ``--rounds`` of deployments with its own models
+(``sir.dagger.loop`` from that same round-0 model), every round's recording stopping once
+the corrector has given ``--label-budget`` labels; the BC arm trains, for each round, on as
+many fresh demos from the pool as it takes to match the most labels any mode had been given
+by then. Every arm trains by the same rule (``--training-steps``, or ``--epochs`` passes over
+its data if more) and is evaluated once, after its last step, on the same held-out episodes.
+
+Results go to ``--results`` (meant to be committed: small CSVs, a JSON and a plot):
+``bc_vs_dagger.csv`` (a row per seed, arm, mode and round, with the round's intervention
+ratio, takeovers per episode and autonomous success rate), ``bc_vs_dagger_summary.csv``
+(per arm, mode and round: mean and spread over seeds, and the paired difference to BC at the
+same round with its 95% interval) and ``bc_vs_dagger.png``. Runs and datasets go to
+``--out`` and ``--root``. A seed already in the CSV, from a run with the same settings, is
+kept and not run again, so a stopped experiment goes on from a fresh clone.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sir import atomic
 from sir.config import option, overrides_from_flags, parse, validate
-from sir.data.dagger import DEFAULT_MODE, MODES
+from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
+from sir.policies.registry import PRESETS
 
 RESULTS_CSV = "bc_vs_dagger.csv"
 RESULTS_PNG = "bc_vs_dagger.png"
 SUMMARY_CSV = "bc_vs_dagger_summary.csv"
 ARGS_JSON = "bc_vs_dagger_args.json"
+# Settings that change no result: where things go.
+WHERE = ("seeds", "root", "out", "results")
 
 
 @dataclass
 class ExperimentConfig:
     env: str = option(None, "Robosuite env with a scripted expert", required=True)
-    small_demos: int = option(10, "demos the DAgger arm starts from", minimum=1)
+    small_demos: int = option(10, "demos round 0 trains on", minimum=1)
     pool_demos: int = option(60, "demos recorded per seed for the BC arm to draw from", minimum=1)
-    rounds: int = option(2, minimum=0)
-    episodes_per_round: int = option(10, minimum=1)
+    rounds: int = option(3, minimum=0)
+    episodes_per_round: int = option(20, "deployments per round at most", minimum=1)
+    label_budget: int | None = option(None, "corrector labels per round: recording stops after the episode that "
+                                      "reaches it, for every mode alike", minimum=1)
     seeds: list[int] = option([0, 1, 2], "experiment seeds, comma-separated")
     policy: str = option("act")
-    preset: str = option("cpu", choices=["tiny", "cpu", "default"])
-    training_steps: int = option(600, minimum=1)
+    preset: str = option("cpu", choices=PRESETS)
+    training_steps: int = option(600, "training steps of every arm (the least, with --epochs)", minimum=1)
+    epochs: float | None = option(None, "train every arm for this many passes over its data if that is more steps",
+                                  minimum=0)
     batch_size: int = option(32, minimum=1)
-    eval_freq: int = option(200, minimum=0)
-    eval_episodes: int = option(20, minimum=1)
-    max_steps: int | None = option(None, "step limit of every rollout, evaluations and corrections alike "
+    eval_freq: int = option(0, "evaluations during training (0: once, after the last step)", minimum=0)
+    eval_episodes: int = option(50, "episodes of every arm's evaluation, the same seeds for all", minimum=1)
+    max_steps: int | None = option(None, "step limit of every rollout, evaluations and deployments alike "
                                    "(default: the EnvSpec's horizon)", minimum=1)
+    keep_timeouts: bool = option(False, "keep deployments that ran out of steps without success (Sirius drops them)")
     root: str = option("data/bc_vs_dagger", "where the experiment's datasets go")
-    out: str = option("checkpoints/bc_vs_dagger", "where runs and results go")
+    out: str = option("checkpoints/bc_vs_dagger", "where runs go")
+    results: str | None = option(None, "where the result tables go (default: --out); a folder under docs/ can be "
+                                 "committed so that finished seeds are kept on a new machine")
     train_args: str = option("", "extra train_policy flags, quoted")
     record_args: str = option("", "extra sir.dagger.record flags (the takeover rule), quoted")
-    modes: list[str] = option([DEFAULT_MODE], "--dagger-mode values compared, comma-separated: the first mode's "
-                              "models record the rounds; each further mode trains on the last round's data")
+    modes: list[str] = option([DEFAULT_MODE], "--dagger-mode values compared, comma-separated; each collects its "
+                              "own rounds")
 
 
 def episodes_for_budget(lengths: list[int], budget: int) -> int:
@@ -79,19 +97,29 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
         raise UserError(f"--modes names a mode twice ({','.join(cfg.modes)}); give each once.")
     if "dagger_mode" in overrides_from_flags(TrainConfig, cfg.train_args, "--train-args"):
         raise UserError("Give the DAgger modes with --modes, not --dagger-mode in --train-args.")
-    out = Path(cfg.out)
+    out = Path(cfg.results or cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = _kept_rows(cfg, out)
     summary = summarize(rows)
+    expected = len(arm_keys(cfg))
     for seed in cfg.seeds:
-        if any(r["seed"] == seed for r in rows):
+        done = [r for r in rows if r["seed"] == seed]
+        if len(done) == expected:
             print(f"Seed {seed}: kept from {out / RESULTS_CSV}")
             continue
-        rows += _run_seed(cfg, seed)
-        summary = write_results(out, rows)
-        # Written after the rows it describes: a run stopped before its first seed leaves the
-        # old settings beside the old rows, never new settings beside rows they did not make.
-        atomic.write_json(out / ARGS_JSON, dataclasses.asdict(cfg))
+        if done:
+            print(f"Seed {seed}: {len(done)} of its {expected} rows kept from {out / RESULTS_CSV}; running the rest")
+
+        def save(new_rows: list[dict[str, Any]], seed: int = seed) -> None:
+            # After every arm, so a stopped seed goes on from its last finished arm.
+            nonlocal rows, summary
+            rows = [r for r in rows if r["seed"] != seed] + new_rows
+            summary = write_results(out, rows)
+            # Written after the rows it describes: a run stopped before its first arm leaves the
+            # old settings beside the old rows, never new settings beside rows they did not make.
+            atomic.write_json(out / ARGS_JSON, dataclasses.asdict(cfg))
+
+        _run_seed(cfg, seed, done, save)
     print_summary(summary)
     print(f"\nResults: {out / RESULTS_CSV}, {out / SUMMARY_CSV}, {out / RESULTS_PNG}")
     return summary
@@ -108,17 +136,34 @@ def _kept_rows(cfg: ExperimentConfig, out: Path) -> list[dict[str, Any]]:
             rows = list(csv.DictReader(f))
     except (OSError, ValueError):
         return []
-    same = {k: v for k, v in saved.items() if k != "seeds"} == {
-        k: v for k, v in dataclasses.asdict(cfg).items() if k != "seeds"}
-    if not same or not rows or "mode" not in rows[0]:
+    same = {k: v for k, v in saved.items() if k not in WHERE} == {
+        k: v for k, v in dataclasses.asdict(cfg).items() if k not in WHERE}
+    if not same or not rows or "round" not in rows[0]:
         print(f"{out / RESULTS_CSV} holds another setting's results; running every seed again.")
         return []
-    return [{**r, "seed": int(r["seed"]), "expert_frames": int(r["expert_frames"]),
-             "success_rate": float(r["success_rate"])} for r in rows]
+    return [_typed(r) for r in rows]
 
 
-def _run_seed(cfg: ExperimentConfig, seed: int) -> list[dict[str, Any]]:
-    from sir.dagger.loop import LoopConfig, run_rounds
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row with its numbers back (empty cells are None)."""
+    out: dict[str, Any] = dict(row)
+    for key in ("seed", "round", "expert_frames"):
+        out[key] = int(row[key])
+    for key in ("success_rate", "intervention_ratio", "takeovers_per_episode", "autonomous_success_rate"):
+        out[key] = float(row[key]) if row.get(key) not in (None, "") else None
+    return out
+
+
+def arm_keys(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
+    """(arm, mode, round) of every row a finished seed has, in order."""
+    return ([("bc", "", 0)] + [("dagger", m, k) for m in cfg.modes for k in range(1, cfg.rounds + 1)]
+            + [("bc", "", k) for k in range(1, cfg.rounds + 1)])
+
+
+def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
+              save: Callable[[list[dict[str, Any]]], None]) -> None:
+    """The arms of one seed not in ``done``, each saved (with ``done``) as it finishes."""
+    from sir.dagger.loop import LoopConfig, run_rounds, training_steps
     from sir.data.collect import CollectConfig, collect
     from sir.training import TrainConfig, train
 
@@ -128,75 +173,117 @@ def _run_seed(cfg: ExperimentConfig, seed: int) -> list[dict[str, Any]]:
     pool = collect(CollectConfig(env=cfg.env, episodes=cfg.pool_demos, root=str(root), repo_id=pool_id,
                                  seed=10_000 * seed, skip_existing=True,
                                  **({"max_steps": cfg.max_steps} if cfg.max_steps else {})))
-    common = {"policy": cfg.policy, "preset": cfg.preset, "training_steps": cfg.training_steps,
-              "batch_size": cfg.batch_size, "eval_freq": cfg.eval_freq, "eval_episodes": cfg.eval_episodes,
-              "max_steps": cfg.max_steps}
-    first, *others = cfg.modes
-    rounds = run_rounds(LoopConfig(
-        env=cfg.env, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}", rounds=cfg.rounds,
-        episodes_per_round=cfg.episodes_per_round, checkpoint_dir=str(out), run_name=f"dagger_s{seed}",
-        seed=seed, overwrite=True, train_args=f"--dagger-mode {first} {cfg.train_args}",
-        record_args=cfg.record_args, **common))
-    rows: list[dict[str, Any]] = []
-    for r in rounds.rows:
-        rows.append({"seed": seed, "arm": f"dagger_round_{r['round']}" if r["round"] else "bc_small",
-                     "mode": first if r["round"] else "", "expert_frames": int(r["labels_given"]),
-                     "success_rate": float(r["success_rate"])})
-    last = rounds.rows[-1]
-    for mode in others if cfg.rounds else []:
-        print(f"\n##### --dagger-mode {mode} on the data of round {cfg.rounds}")
-        run = train(dataclasses.replace(
-            TrainConfig(repo_ids=last["datasets"].split("+"), root=str(root), dagger_mode=mode,
-                        episodes=f"{pool_id}=0:{cfg.small_demos}", checkpoint_dir=str(rounds.base_dir),
-                        run_name=f"round_{cfg.rounds}_{mode}", seed=seed, overwrite=True, **common),
+    common = {"policy": cfg.policy, "preset": cfg.preset, "batch_size": cfg.batch_size, "eval_freq": cfg.eval_freq,
+              "eval_episodes": cfg.eval_episodes, "max_steps": cfg.max_steps}
+    rows = {(r["arm"], r["mode"], int(r["round"])): r for r in done}
+
+    def keep(row: dict[str, Any]) -> None:
+        rows[(row["arm"], row["mode"], row["round"])] = row
+        save([rows[key] for key in arm_keys(cfg) if key in rows])
+
+    def bc(n_demos: int, name: str) -> Any:
+        frames = sum(pool.episode_lengths[:n_demos])
+        return train(dataclasses.replace(
+            TrainConfig(repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_demos}", checkpoint_dir=str(out),
+                        run_name=name, seed=seed, overwrite=True,
+                        training_steps=training_steps(cfg.training_steps, cfg.epochs, cfg.batch_size, frames),
+                        **common),
             **train_extra))
-        rows.append({"seed": seed, "arm": f"dagger_round_{cfg.rounds}_{mode}", "mode": mode,
-                     "expert_frames": int(last["labels_given"]),
-                     "success_rate": float(run.best_metrics["success_rate"])})
-    n_bc = episodes_for_budget(pool.episode_lengths, int(last["labels_given"]))
-    bc = train(dataclasses.replace(
-        TrainConfig(repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_bc}", checkpoint_dir=str(out),
-                    run_name=f"bc_s{seed}", seed=seed, overwrite=True, **common),
-        **train_extra))
-    rows.append({"seed": seed, "arm": "bc_equal_budget", "mode": "", "expert_frames": sum(bc.frames_per_dataset.values()),
-                 "success_rate": float(bc.best_metrics["success_rate"])})
-    return rows
+
+    start_model = out / f"bc_s{seed}_r0" / "best_model"
+    needs_start = any(("dagger", m, 1) not in rows for m in cfg.modes)
+    if ("bc", "", 0) not in rows or (needs_start and not (start_model / "sir_checkpoint.json").is_file()):
+        # Training is deterministic for a seed, so a model lost with the machine comes back the same.
+        print(f"\n##### Seed {seed}: round 0, BC on {cfg.small_demos} demos")
+        start = bc(cfg.small_demos, f"bc_s{seed}_r0")
+        start_model = start.best_model
+        keep(_row(seed, "bc", "", 0, sum(start.frames_per_dataset.values()), float(start.best_metrics["success_rate"])))
+    small_frames = int(rows[("bc", "", 0)]["expert_frames"])
+    for mode in cfg.modes:
+        if all(("dagger", mode, k) in rows for k in range(1, cfg.rounds + 1)):
+            continue
+        print(f"\n##### Seed {seed}: --dagger-mode {mode}, {cfg.rounds} rounds of its own")
+        rounds = run_rounds(LoopConfig(
+            env=cfg.env, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}", rounds=cfg.rounds,
+            episodes_per_round=cfg.episodes_per_round, checkpoint_dir=str(out), run_name=f"{mode}_s{seed}",
+            seed=seed, overwrite=True, train_args=f"--dagger-mode {mode} {cfg.train_args}",
+            record_args=cfg.record_args, label_budget=cfg.label_budget, keep_timeouts=cfg.keep_timeouts,
+            epochs=cfg.epochs, training_steps=cfg.training_steps, start_model=str(start_model), **common))
+        for r in rounds.rows[1:]:
+            keep(_row(seed, "dagger", mode, int(r["round"]), int(r["labels_given"]), float(r["success_rate"]), r))
+    for k in range(1, cfg.rounds + 1):
+        if ("bc", "", k) in rows:
+            continue
+        labels = max((int(r["expert_frames"]) for (arm, _, kk), r in rows.items() if arm == "dagger" and kk == k),
+                     default=small_frames)
+        n_bc = episodes_for_budget(pool.episode_lengths, labels)
+        print(f"\n##### Seed {seed}: BC at round {k}'s budget ({labels} labels), {n_bc} demos")
+        run = bc(n_bc, f"bc_s{seed}_r{k}")
+        keep(_row(seed, "bc", "", k, sum(run.frames_per_dataset.values()), float(run.best_metrics["success_rate"])))
+
+
+def _row(seed: int, arm: str, mode: str, k: int, labels: int, rate: float,
+         round_row: dict[str, Any] | None = None) -> dict[str, Any]:
+    round_row = round_row or {}
+    return {"seed": seed, "arm": arm, "mode": mode, "round": k, "expert_frames": labels, "success_rate": rate,
+            **{key: round_row.get(key) for key in ("intervention_ratio", "takeovers_per_episode",
+                                                    "autonomous_success_rate")}}
 
 
 def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
     return parse(ExperimentConfig, argv, "python -m sir.dagger.experiment",
-                 "Compare BC on more demos with BC on fewer demos plus DAgger corrections, at an equal number "
-                 "of expert-labelled frames, over several seeds.")
+                 "Compare BC on more demos with BC on fewer demos plus DAgger rounds, each --dagger-mode "
+                 "collecting its own rounds, at an equal number of expert labels, over several seeds.")
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> Path:
     cfg = parse_config(argv)
     run_experiment(cfg)
-    return Path(cfg.out)
+    return Path(cfg.results or cfg.out)
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per arm, over seeds: mean expert-labelled frames, mean and spread of success rate."""
+    """Per (arm, mode, round), over seeds: mean labels, mean and spread of success, the
+    intervention ratio, and for DAgger arms the paired difference to BC at the same round
+    (per seed, mean, 95% t-interval)."""
     import numpy as np
+    from scipy import stats
 
-    arms: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in rows:
-        arms.setdefault(r["arm"], []).append(r)
+        groups.setdefault((r["arm"], r["mode"], int(r["round"])), []).append(r)
+    bc = {(int(r["seed"]), int(r["round"])): r["success_rate"] for r in rows if r["arm"] == "bc"}
     out = []
-    for arm, rs in arms.items():
+    for (arm, mode, k), rs in groups.items():
         rates = np.array([r["success_rate"] for r in rs], dtype=float)
-        out.append({"arm": arm, "mode": rs[0].get("mode", ""), "seeds": len(rs), "expert_frames": round(float(np.mean([r["expert_frames"] for r in rs]))),
-                    "success_mean": float(rates.mean()), "success_std": float(rates.std(ddof=1)) if len(rs) > 1 else 0.0,
-                    "success_min": float(rates.min()), "success_max": float(rates.max())})
+        ratios = [r["intervention_ratio"] for r in rs if r.get("intervention_ratio") is not None]
+        entry = {"arm": arm, "mode": mode, "round": k, "seeds": len(rs),
+                 "expert_frames": round(float(np.mean([r["expert_frames"] for r in rs]))),
+                 "success_mean": float(rates.mean()), "success_std": float(rates.std(ddof=1)) if len(rs) > 1 else 0.0,
+                 "per_seed": " ".join(f"{100 * v:.0f}" for v in rates),
+                 "intervention_ratio": float(np.mean(ratios)) if ratios else None,
+                 "minus_bc": None, "minus_bc_low": None, "minus_bc_high": None, "minus_bc_per_seed": ""}
+        diffs = np.array([r["success_rate"] - bc[(int(r["seed"]), k)] for r in rs
+                          if arm == "dagger" and (int(r["seed"]), k) in bc])
+        if diffs.size:
+            entry["minus_bc"] = float(diffs.mean())
+            entry["minus_bc_per_seed"] = " ".join(f"{100 * d:+.0f}" for d in diffs)
+            if diffs.size > 1:
+                half = float(stats.t.ppf(0.975, diffs.size - 1) * diffs.std(ddof=1) / np.sqrt(diffs.size))
+                entry["minus_bc_low"], entry["minus_bc_high"] = entry["minus_bc"] - half, entry["minus_bc"] + half
+        out.append(entry)
     return out
 
 
 def print_summary(summary: list[dict[str, Any]]) -> None:
-    print(f"\n{'arm':<40} {'seeds':>5} {'expert labels':>13} {'success (mean ± sd)':>20}")
+    print(f"\n{'arm':<8} {'mode':<24} {'round':>5} {'seeds':>5} {'labels':>7} {'success (mean ± sd)':>20} "
+          f"{'minus BC (95% CI)':>22}")
     for s in summary:
-        print(f"{s['arm']:<40} {s['seeds']:>5} {s['expert_frames']:>13} "
-              f"{100 * s['success_mean']:>12.1f}% ± {100 * s['success_std']:.1f}")
+        diff = "" if s["minus_bc"] is None else f"{100 * s['minus_bc']:+.1f}" + (
+            "" if s["minus_bc_low"] is None else f" ({100 * s['minus_bc_low']:+.0f}, {100 * s['minus_bc_high']:+.0f})")
+        print(f"{s['arm']:<8} {s['mode'] or '-':<24} {s['round']:>5} {s['seeds']:>5} {s['expert_frames']:>7} "
+              f"{100 * s['success_mean']:>12.1f}% ± {100 * s['success_std']:.1f} {diff:>22}")
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -210,33 +297,16 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    colours = {"bc": "tab:orange", "dagger": "tab:green"}
-    for arm, marker, colour in (("bc_small", "s", "tab:blue"), ("bc_equal_budget", "o", colours["bc"])):
-        pts = [(r["expert_frames"], r["success_rate"]) for r in rows if r["arm"] == arm]
-        if pts:
-            ax.scatter(*zip(*pts, strict=True), marker=marker, color=colour, alpha=0.4)
-    rounds = sorted((a for a in {r["arm"] for r in rows} if re.fullmatch(r"dagger_round_\d+", a)),
-                    key=lambda a: int(a.rsplit("_", 1)[1]))
-    dagger = [(r["expert_frames"], r["success_rate"]) for r in rows if r["arm"] in rounds]
-    if dagger:
-        ax.scatter(*zip(*dagger, strict=True), marker="^", color=colours["dagger"], alpha=0.4)
-    # Means over seeds: each arm's curve starts from the shared small-demo model.
-    means = {s["arm"]: s for s in summary}
-    start = [means["bc_small"]] if "bc_small" in means else []
-    recorder = means[rounds[0]]["mode"] if rounds else ""
-    curves = (("bc", "BC on more demos", start + [means[a] for a in ("bc_equal_budget",) if a in means]),
-              ("dagger", f"BC on few demos + DAgger rounds ({recorder or 'default mode'})",
-               start + [means[a] for a in rounds]))
-    for key, label, pts in curves:
-        if pts:
-            ax.errorbar([p["expert_frames"] for p in pts], [p["success_mean"] for p in pts],
-                        yerr=[p["success_std"] for p in pts], color=colours[key], marker="o", capsize=3,
-                        label=f"{label} (mean ± sd)")
-    # Further modes trained on the last round's data: the same labels, so the same x.
-    others = [s for s in summary if s["arm"].startswith("dagger_round_") and s["arm"] not in rounds]
-    for i, s in enumerate(others):
-        ax.errorbar([s["expert_frames"] + 15 * (i + 1)], [s["success_mean"]], yerr=[s["success_std"]],
-                    marker="D", capsize=3, color=f"C{4 + i}", linestyle="none", label=f"{s['mode']} (mean ± sd)")
+    curves: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in sorted(summary, key=lambda s: s["round"]):
+        curves.setdefault((s["arm"], s["mode"]), []).append(s)
+    start = next((s for s in summary if s["arm"] == "bc" and s["round"] == 0), None)
+    for i, ((arm, mode), pts) in enumerate(curves.items()):
+        if arm == "dagger" and start is not None:
+            pts = [start, *pts]  # every mode starts from the shared round-0 model
+        ax.errorbar([p["expert_frames"] for p in pts], [p["success_mean"] for p in pts],
+                    yerr=[p["success_std"] for p in pts], marker="o", capsize=3, color=f"C{i}",
+                    label=f"{mode or 'BC on more demos'} (mean ± sd)")
     ax.set_xlabel("expert labels (demo frames + corrector frames)")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)

@@ -12,6 +12,7 @@ the config and calls it. Training and recording run through ``sir.training.train
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 
 from sir import atomic
 from sir.config import option, overrides_from_flags, parse, validate
+from sir.data.mixture.weights import DEFAULT_MODE
 from sir.errors import UserError, cli_errors
+from sir.policies.registry import PRESETS
 
 ROUNDS_CSV = "dagger_rounds.csv"
 # Correction seeds sit far from demo seeds (0...) and evaluation seeds (100000...).
@@ -34,7 +37,7 @@ class LoopConfig:
     rounds: int = option(3, "correction rounds after round 0", minimum=0)
     episodes_per_round: int = option(20, "policy episodes watched per round", minimum=1)
     policy: str = option("act", "policy type")
-    preset: str = option("cpu", "model size", choices=["tiny", "cpu", "default"])
+    preset: str = option("cpu", "model size", choices=PRESETS)
     training_steps: int = option(600, "training steps of every round", minimum=1)
     batch_size: int = option(32, minimum=1)
     eval_freq: int = option(200, minimum=0)
@@ -48,6 +51,17 @@ class LoopConfig:
     train_args: str = option("", 'extra train_policy flags, quoted, e.g. "--lr 1e-3"')
     record_args: str = option("", 'extra sir.dagger.record flags, quoted, e.g. "--patience 30 --deviation 100" '
                               "for the takeover rule")
+    label_budget: int | None = option(None, "corrector labels (frames) per round: recording stops after the "
+                                      "episode that reaches it (--episodes-per-round is then a cap)", minimum=1)
+    corrections_only: bool = option(False, "save only the corrected episodes of a round; by default every "
+                                    "deployment is kept, the policy's own successes too, as Sirius keeps them")
+    keep_timeouts: bool = option(False, "also keep episodes that ran out of steps without success (Sirius drops "
+                                 "them)")
+    epochs: float | None = option(None, "train each round for this many passes over its data (demos plus every "
+                                  "round's saved frames), at least --training-steps: the rule every arm shares",
+                                  minimum=0)
+    start_model: str | None = option(None, "a round-0 model folder to start from instead of training round 0 "
+                                     "(the experiment gives every mode the same one)")
 
 
 @dataclass
@@ -65,6 +79,7 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     validate(cfg)
     train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
     record_extra = overrides_from_flags(RecordConfig, cfg.record_args, "--record-args")
+    mode = train_extra.get("dagger_mode", DEFAULT_MODE)
     demos = Path(cfg.demos)
     spec = EnvSpec.load(demos) or rebuild_spec(demos)  # lerobot's editing tools drop sir_env.json
     if spec is None:
@@ -86,51 +101,108 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     result = LoopResult(base)
     datasets = [demo_id]
     max_steps = cfg.max_steps or spec.horizon
-    previous_best: Path | None = None
+    previous_best: Path | None = Path(cfg.start_model) if cfg.start_model else None
     corrector_frames = 0  # every frame the corrector labelled so far, kept by training or not
+    data_frames = 0  # frames on disk the rounds train on: the demos used, then every round's saved frames
     for k in range(cfg.rounds + 1):
+        recorded = None
         if k > 0:
-            print(f"\n##### Round {k}: corrections with {previous_best}")
+            print(f"\n##### Round {k}: deployments of {previous_best}")
             recorded = record_corrections(dataclasses.replace(
                 RecordConfig(checkpoint=str(previous_best), repo_id=round_ids[k - 1], root=str(root),
                              episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + cfg.seed,
-                             max_steps=cfg.max_steps),
+                             max_steps=cfg.max_steps, auto_save_on_success=not cfg.corrections_only,
+                             drop_failures=not cfg.keep_timeouts, label_budget=cfg.label_budget),
                 **record_extra))
-            corrector_frames += recorded.human_frames
-            if recorded.path is not None and recorded.corrected_successes:
+            corrector_frames += recorded.corrector_frames
+            data_frames += recorded.frames
+            if recorded.path is not None and _trainable(mode, recorded):
                 datasets.append(round_ids[k - 1])
             else:
-                print(f"Round {k} produced no successful correction; retraining on the same data.")
-        print(f"\n##### Round {k}: training on {', '.join(datasets)}")
-        run = train(dataclasses.replace(
-            TrainConfig(repo_ids=list(datasets), root=str(root), policy=cfg.policy, preset=cfg.preset,
-                        training_steps=cfg.training_steps, batch_size=cfg.batch_size, eval_freq=cfg.eval_freq,
-                        eval_episodes=cfg.eval_episodes, max_steps=max_steps, checkpoint_dir=str(base),
-                        run_name=f"round_{k}", seed=cfg.seed, overwrite=True,
-                        episodes=f"{demo_id}={cfg.demo_episodes}" if cfg.demo_episodes else None,
-                        policy_path=str(previous_best) if cfg.warm_start and previous_best is not None else None),
-            **train_extra))
-        previous_best = run.best_model
-        frames = run.frames_per_dataset
-        metrics = run.best_metrics or {}
+                print(f"Round {k} kept nothing --dagger-mode {mode} trains on; retraining on the same data.")
+        if k == 0 and cfg.start_model:
+            metrics, frames = _saved_model(previous_best)
+            data_frames = frames.get(demo_id, 0)
+            steps = None
+        else:
+            steps = training_steps(cfg.training_steps, cfg.epochs, cfg.batch_size, data_frames)
+            print(f"\n##### Round {k}: training on {', '.join(datasets)} ({steps} steps)")
+            run = train(dataclasses.replace(
+                TrainConfig(repo_ids=list(datasets), root=str(root), policy=cfg.policy, preset=cfg.preset,
+                            training_steps=steps, batch_size=cfg.batch_size, eval_freq=cfg.eval_freq,
+                            eval_episodes=cfg.eval_episodes, max_steps=max_steps, checkpoint_dir=str(base),
+                            run_name=f"round_{k}", seed=cfg.seed, overwrite=True,
+                            episodes=f"{demo_id}={cfg.demo_episodes}" if cfg.demo_episodes else None,
+                            policy_path=str(previous_best) if cfg.warm_start and previous_best is not None else None),
+                **train_extra))
+            previous_best, metrics, frames = run.best_model, run.best_metrics or {}, run.frames_per_dataset
+            if k == 0:
+                data_frames = frames.get(demo_id, 0)
         ci = metrics.get("success_ci95") or [None, None]
         result.rows.append({
             "round": k, "datasets": "+".join(datasets), "demo_frames": frames.get(demo_id, 0),
             "correction_frames": sum(v for r, v in frames.items() if r != demo_id),
             "expert_labelled_frames": sum(frames.values()),
             # The labels the expert gave: the demos trained on and every corrector frame recorded,
-            # including those of failed corrections, which the default --dagger-mode leaves out.
+            # including those of deployments not kept, which no mode trains on.
             "labels_given": frames.get(demo_id, 0) + corrector_frames,
+            "training_steps": steps,
+            **_deployment_columns(recorded),
             "success_rate": metrics.get("success_rate"), "ci95_low": ci[0], "ci95_high": ci[1],
             "best_model": str(previous_best),
         })
         atomic.write_csv(base / ROUNDS_CSV, result.rows)
-    print(f"\n{'round':>5}  {'expert frames':>13}  {'success':>8}")
+    print(f"\n{'round':>5}  {'labels given':>12}  {'intervention ratio':>18}  {'alone':>6}  {'success':>8}")
     for r in result.rows:
         rate = "-" if r["success_rate"] is None else f"{100 * r['success_rate']:.1f}%"
-        print(f"{r['round']:>5}  {r['expert_labelled_frames']:>13}  {rate:>8}")
+        ratio = "-" if r["intervention_ratio"] is None else f"{r['intervention_ratio']:.2f}"
+        alone = "-" if r["autonomous_success_rate"] is None else f"{100 * r['autonomous_success_rate']:.0f}%"
+        print(f"{r['round']:>5}  {r['labels_given']:>12}  {ratio:>18}  {alone:>6}  {rate:>8}")
     print(f"\nTable: {base / ROUNDS_CSV}")
     return result
+
+
+def training_steps(steps: int, epochs: float | None, batch_size: int, data_frames: int) -> int:
+    """``steps`` (--training-steps), or with ``epochs`` that many passes over the data if more:
+    the rule every round, and every arm of the experiment, trains by."""
+    if epochs is None:
+        return steps
+    return max(steps, math.ceil(epochs * data_frames / batch_size))
+
+
+def _trainable(mode: str, recorded: Any) -> bool:
+    """Whether a round's saved episodes hold a frame ``mode`` trains on (a dataset without
+    one is refused by the mixture, naming it)."""
+    if mode == DEFAULT_MODE:
+        return recorded.corrected_successes > 0
+    if mode == "hg-dagger":
+        return recorded.human_frames > 0
+    if mode == "sirius":
+        return recorded.successes > 0
+    return recorded.episodes > 0
+
+
+def _deployment_columns(recorded: Any) -> dict[str, Any]:
+    """A round's deployments as a person's log sums them up (empty for round 0)."""
+    if recorded is None:
+        return {"deployments": None, "deployment_frames": None, "corrector_labels": None, "intervention_ratio": None,
+                "takeovers_per_episode": None, "autonomous_success_rate": None, "saved_episodes": None}
+    tried = max(recorded.tried, 1)
+    return {"deployments": recorded.tried, "deployment_frames": recorded.deployment_frames,
+            "corrector_labels": recorded.corrector_frames, "intervention_ratio": recorded.intervention_ratio(),
+            "takeovers_per_episode": recorded.takeovers / tried,
+            "autonomous_success_rate": recorded.policy_successes / tried, "saved_episodes": recorded.episodes}
+
+
+def _saved_model(folder: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """(metrics, frames per dataset) recorded in a sir model folder's sir_checkpoint.json."""
+    import json
+
+    try:
+        saved = json.loads((folder / "sir_checkpoint.json").read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"--start-model {folder} is not a sir model folder ({err}); give a best_model folder.") from err
+    return saved.get("metrics") or {}, {d["repo_id"]: int(d["frames"]) for d in saved.get("datasets", [])}
 
 
 def parse_config(argv: list[str] | None = None) -> LoopConfig:

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
-from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.recording import Episode, RecordingResult, open_writer, record_episodes
-from sir.data.writer import refuse_if_busy
+from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
+from sir.data.record.runner import Episode, RecordingResult, open_writer, record_episodes
+from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
 
@@ -50,7 +50,7 @@ class ScriptedCorrector:
 
     Any object with ``reset(env)``, ``should_take_over(obs, policy_action, reward)``,
     ``take_over(env)``, ``act(obs)``, ``should_hand_back()`` and ``discarded`` can correct;
-    ``sir.data.teleop.HumanCorrector`` answers them with an operator's keys and device.
+    ``sir.data.record.teleop.HumanCorrector`` answers them with an operator's keys and device.
     """
 
     name = "expert"
@@ -164,6 +164,11 @@ class RecordConfig:
     corrector: str = option("expert", "who corrects: the task's scripted expert, or a person with this robosuite "
                             "input device, watching a window (needs a screen)", choices=["expert", *DEVICES])
     auto_save_on_success: bool = option(False, "also save episodes the policy finished alone (all frames source 0)")
+    drop_failures: bool = option(False, "save no episode that ran out of steps without success, corrected or not "
+                                 "(Sirius's collection discards them; the DAgger loop sets this)")
+    label_budget: int | None = option(None, "stop after the episode in which the corrector's labels (its frames, "
+                                      "saved or not) reach this many, as Sirius caps the human samples of a round",
+                                      minimum=1)
     max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)", minimum=1)
     seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
     patience: int = option(TakeoverRule.patience, "takeover after this many steps without progress", minimum=0)
@@ -189,7 +194,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
-        from sir.data.teleop import HumanCorrector
+        from sir.data.record.teleop import HumanCorrector
         from sir.envs.devices import check_screen, window_spec
 
         check_screen(cfg.corrector, spec)
@@ -204,7 +209,8 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
         "recorded_by": "sir.dagger.record", "checkpoint": str(Path(cfg.checkpoint).resolve()),
         "checkpoint_step": info.get("step"), "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
         "corrector": cfg.corrector, "takeover_rule": asdict(rule) if rule else None, "first_seed": cfg.seed,
-        "auto_save_on_success": cfg.auto_save_on_success, "episodes": [],
+        "auto_save_on_success": cfg.auto_save_on_success, "drop_failures": cfg.drop_failures,
+        "label_budget": cfg.label_budget, "episodes": [],
     }
     try:
         writer = open_writer(env, spec, cfg.root, cfg.repo_id, cfg.seed, info=provenance, labels=LABEL_FEATURE_SPECS,
@@ -212,13 +218,16 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
         result = record_episodes(
             writer, env, spec, CorrectedPolicy(policy, pre, post, corrector, spec.task), cfg.seed, cfg.episodes,
             cfg.max_steps or spec.horizon, until_written=False,
-            keep=lambda ep: ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success),
+            keep=lambda ep: (ep.success or not cfg.drop_failures) and (
+                ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success)),
+            stop=(lambda r: r.corrector_frames >= cfg.label_budget) if cfg.label_budget else None,
             desc=f"DAgger {spec.env_name}",
             status=lambda r: {"interventions": r.interventions, "policy_ok": r.policy_successes,
                               "corrected_ok": r.corrected_successes, **({"discarded": r.discarded} if human else {})},
             info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
                             "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
-                            "saved": r.episodes, "discarded": r.discarded},
+                            "saved": r.episodes, "discarded": r.discarded, "takeovers": r.takeovers,
+                            "deployment_frames": r.deployment_frames, "corrector_frames": r.corrector_frames},
         )
     finally:
         if human:

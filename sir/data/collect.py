@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from sir.config import option, parse, validate
-from sir.data import recording
-from sir.data.recording import ExpertActor, RecordingResult
+from sir.data.record import runner
+from sir.data.record.runner import ExpertActor, RecordingResult
+from sir.data.record.writer import refuse_if_busy
 from sir.data.resolve import dataset_path
-from sir.data.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.envs.factory import make_env
 from sir.envs.spec import EnvSpec, default_spec
 from sir.errors import cli_errors
-from sir.experts import Expert, ExpertNoise, make_expert
+from sir.experts import ExpertNoise, make_expert
 
 
 @dataclass
@@ -48,14 +45,6 @@ class CollectConfig:
     device: str | None = option(None, "a person drives with this robosuite input device instead of the expert, "
                                 "in real time, watching a window (needs a screen)", choices=DEVICES)
     skip_existing: bool = option(False, "do nothing when the dataset already exists")
-
-
-def run_expert_episode(
-    env: Any, spec: EnvSpec, expert: Expert, seed: int, max_steps: int
-) -> tuple[list[dict[str, np.ndarray]], bool]:
-    """One episode driven by ``expert`` from the initial state of ``seed``: (frames, success)."""
-    episode = recording.run_episode(env, spec, ExpertActor(expert), seed, max_steps)
-    return episode.frames, episode.success
 
 
 def existing(target: Path) -> RecordingResult:
@@ -85,13 +74,13 @@ def collect(cfg: CollectConfig) -> RecordingResult:
         return _collect_from_operator(cfg, spec)
     expert = make_expert(cfg.env, ExpertNoise(cfg.noise, cfg.target_jitter), seed=cfg.seed)
     env = make_env(spec)
-    writer = recording.open_writer(
+    writer = runner.open_writer(
         env, spec, cfg.root, cfg.repo_id, cfg.seed,
         info={"recorded_by": "sir.data.collect", "expert": type(expert).__name__, "noise": cfg.noise,
               "target_jitter": cfg.target_jitter, "first_seed": cfg.seed},
         resumable=True,
     )
-    result = recording.record_episodes(
+    result = runner.record_episodes(
         writer, env, spec, ExpertActor(expert), cfg.seed, cfg.episodes, cfg.max_steps, until_written=True,
         keep=lambda episode: episode.success or cfg.keep_failures, desc=f"Recording {cfg.env}",
         status=lambda r: {"success": f"{r.successes}/{r.tried}"},
@@ -102,19 +91,19 @@ def collect(cfg: CollectConfig) -> RecordingResult:
 
 def _collect_from_operator(cfg: CollectConfig, spec: EnvSpec) -> RecordingResult:
     """A person drives every episode through ``cfg.device``, watching robosuite's window."""
-    from sir.data.teleop import HumanActor
+    from sir.data.record.teleop import HumanActor
     from sir.envs.devices import check_screen, window_spec
 
     check_screen(cfg.device, spec)
     env = make_env(window_spec(spec))
     actor = HumanActor(cfg.device, env)
     try:
-        writer = recording.open_writer(
+        writer = runner.open_writer(
             env, spec, cfg.root, cfg.repo_id, cfg.seed,
             info={"recorded_by": "sir.data.collect", "device": cfg.device, "first_seed": cfg.seed},
             resumable=True,
         )
-        result = recording.record_episodes(
+        result = runner.record_episodes(
             writer, env, spec, actor, cfg.seed, cfg.episodes, cfg.max_steps, until_written=True,
             keep=lambda episode: episode.success or cfg.keep_failures, desc=f"Recording {cfg.env} ({cfg.device})",
             status=lambda r: {"kept": r.episodes, "discarded": r.discarded, "success": f"{r.successes}/{r.tried}"},

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from sir.config import add_arguments, from_namespace, option, validate
-from sir.data import recording
-from sir.data.dagger import label_demo
-from sir.data.recording import Frame, RecordingResult
+from sir.data.labels import label_demo
+from sir.data.record import runner
+from sir.data.record.runner import Frame, RecordingResult
 from sir.envs.factory import action_dim, check_success, make_env, observation_to_features
 from sir.envs.spec import EnvSpec, default_spec
 from sir.errors import UserError, cli_errors
@@ -267,7 +267,7 @@ def import_hdf5(cfg: ImportConfig) -> RecordingResult:
         result = RecordingResult()
         bar = tqdm(demos, desc=f"Importing {path.name}", unit="ep")
         try:
-            writer = recording.open_writer(
+            writer = runner.open_writer(
                 env, spec, cfg.root, cfg.repo_id, seed=0,
                 info={"recorded_by": "sir.data.import_hdf5", "source_file": str(path.resolve()),
                       "source_format": source.kind},

@@ -148,7 +148,3 @@ def _download(repo_id: str, name: str, pinned: str | None, path: Path, refresh: 
         (path / _PINNED).write_text(f"{pinned}\n{commit or ''}\n")
     return ResolvedDataset(repo_id, path, commit or dataset.revision)
 
-
-def resolve_root(repo_id: str, root: str | Path | None = None) -> Path:
-    """The local folder of ``repo_id`` (see ``resolve_dataset``)."""
-    return resolve_dataset(repo_id, root).root

@@ -14,28 +14,30 @@ episode selection) ends with one sentence and exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
-from sir.data.args import add_mixture_arguments, mixture_kwargs
+from sir.config import option, parse
+from sir.data.mixture.config import DataConfig
 from sir.errors import UserError, cli_errors
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m sir.data.verify",
-        description="Check that datasets can be trained on together and show how they will be mixed.",
-    )
-    add_mixture_arguments(p)
-    p.add_argument("--num-samples", type=int, default=1000, help="samples to draw through the sampler (default: 1000)")
-    p.add_argument("--batch-size", type=int, default=8, help="size of the one batch loaded as a check (default: 8)")
-    args = p.parse_args(argv)
-    for flag, value in (("--num-samples", args.num_samples), ("--batch-size", args.batch_size)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1, not {value}.")
-    return args
+@dataclass
+class VerifyConfig(DataConfig):
+    """The mixture to check (the trainer's dataset settings) and how hard to look at it."""
+
+    num_samples: int = option(1000, "samples to draw through the sampler", minimum=1)
+    batch_size: int = option(8, "size of the one batch loaded as a check", minimum=1)
+
+
+def parse_config(argv: list[str] | None = None) -> VerifyConfig:
+    cfg = parse(VerifyConfig, argv, "python -m sir.data.verify",
+                "Check that datasets can be trained on together and show how they will be mixed.")
+    if not cfg.repo_ids:
+        raise UserError("--repo-ids is required (comma-separated dataset names).")
+    return cfg
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -51,7 +53,7 @@ def _vec(values: np.ndarray) -> str:
 
 def draw(mix, num_samples: int, seed: int) -> np.ndarray:
     """Sample indices drawn the way the trainer's DataLoader draws them."""
-    from sir.data.sampling import make_dataloader
+    from sir.data.mixture.sampling import make_dataloader
 
     sampler = make_dataloader(mix, batch_size=1, seed=seed).sampler
     drawn: list[int] = []
@@ -61,30 +63,42 @@ def draw(mix, num_samples: int, seed: int) -> np.ndarray:
 
 
 def class_rows(mix, drawn: np.ndarray) -> list[list[str]]:
-    """Per class of sample: how many the mixture has, its intended and realized share."""
-    from sir.data.dagger import CLASS_NAMES
+    """Per class of sample: how many the mixture has, the share its --dagger-mode's source
+    gives it over the pooled mixture (where the mode sets one), its intended share (under the
+    sampler) and its realized share among ``drawn``."""
+    from sir.data.mixture.weights import CLASS_NAMES
 
     every = mix.class_of(np.arange(len(mix)))
     probs = np.full(len(mix), 1 / len(mix)) if mix.sampler is None else mix.sampler.probabilities()
     counts = np.bincount(every, minlength=len(CLASS_NAMES))
+    rule = mix.class_shares()
     intended = np.bincount(every, weights=probs, minlength=len(CLASS_NAMES))
     realized = np.bincount(mix.class_of(drawn), minlength=len(CLASS_NAMES)) / len(drawn)
-    return [[name, str(n), f"{100 * q:.1f}%", f"{100 * p:.1f}%", f"{100 * (p - q):+.1f}"]
-            for name, n, q, p in zip(CLASS_NAMES, counts, intended, realized, strict=True)]
+    return [[name, str(n), "-" if rule is None else f"{100 * r:.1f}%", f"{100 * q:.1f}%", f"{100 * p:.1f}%",
+             f"{100 * (p - q):+.1f}"]
+            for name, n, r, q, p in zip(CLASS_NAMES, counts, rule if rule is not None else counts, intended, realized,
+                                        strict=True)]
+
+
+def label_summary(info) -> str:
+    """A DAgger dataset's labels as a person's log would sum them up."""
+    if info.dagger_mode is None:
+        return "not a DAgger dataset"
+    if info.dagger is None:
+        return f"every frame ({info.dagger_mode})"
+    d = info.dagger
+    frames = d["policy_frames"] + d["human_frames"]
+    return (f"policy {d['policy_frames']} / human {d['human_frames']} frames (intervention ratio "
+            f"{d['human_frames'] / max(frames, 1):.2f}), {d.get('takeovers', 0) / max(d['episodes'], 1):.2f} takeovers "
+            f"per episode, {d['successful_episodes']}/{d['episodes']} episodes successful "
+            f"({d.get('autonomous_successes', 0)} without help); {info.dagger_mode}")
 
 
 def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
     print(f"\nDatasets ({len(mix.repo_ids)}, {mix.fps} fps):")
     rows = []
     for i, info in enumerate(mix.infos):
-        if info.dagger_mode is None:
-            labels = "not a DAgger dataset"
-        elif info.dagger is None:
-            labels = f"every frame ({info.dagger_mode})"
-        else:
-            d = info.dagger
-            labels = (f"policy {d['policy_frames']} / human {d['human_frames']} frames, "
-                      f"{d['successful_episodes']}/{d['episodes']} episodes successful; {info.dagger_mode}")
+        labels = label_summary(info)
         rows.append([str(i), info.repo_id, f"{len(info.used_episodes)}/{info.total_episodes}",
                      f"{info.frames}/{info.total_frames}", str(info.fps), labels, info.revision or "local"])
     print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels", "revision"]))
@@ -117,10 +131,12 @@ def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
     per_episode = np.unique(mix.episode_of(drawn), return_counts=True)[1]
     print(f"  episodes drawn: {len(per_episode)} of the {mix.num_episodes} used, "
           f"{per_episode.min()} to {per_episode.max()} samples each")
-    print("\nClasses of samples (intended: their probability under the sampler; see --dagger-mode):")
-    print(_table(class_rows(mix, drawn), ["class", "samples", "intended", "realized", "difference (points)"]))
+    print("\nClasses of samples (source's rule: the pooled share the mode's source gives; intended: the "
+          "probability under the sampler; see --dagger-mode):")
+    print(_table(class_rows(mix, drawn), ["class", "samples", "source's rule", "intended", "realized",
+                                          "difference (points)"]))
 
-    from sir.data.sampling import make_dataloader
+    from sir.data.mixture.sampling import make_dataloader
 
     loader = make_dataloader(mix, batch_size=min(batch_size, len(mix)))
     batch = next(iter(loader))
@@ -130,13 +146,13 @@ def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    cfg = parse_config(argv)
     from sir.data.mixture import make_mixture
 
-    mix = make_mixture(**mixture_kwargs(args))
+    mix = make_mixture(cfg)
     if len(mix) == 0:
         raise UserError("The mixture has no frames to train on.")
-    report(mix, args.num_samples, args.batch_size, args.seed)
+    report(mix, cfg.num_samples, cfg.batch_size, cfg.seed)
     print("\nOK: the datasets can be trained on together.")
     return 0
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from sir.config import add_arguments, from_mapping, from_namespace, option, validate
-from sir.data.args import DataConfig
+from sir.data.mixture.config import DataConfig
 from sir.errors import UserError
 from sir.eval.cluster import EVAL_BACKENDS
+from sir.policies.registry import PRESETS
 
 CONFIG_FILENAME = "train_config.json"
-PRESETS = ("tiny", "cpu", "default")
 # Settings that describe how a run was launched rather than what it trains: a config file
 # never sets them, so `--config <run>/train_config.json` starts a fresh, equal run.
 LAUNCH_ONLY = {"resume", "overwrite"}
@@ -48,6 +48,8 @@ class TrainConfig(DataConfig):
     policy_args: str | None = option(None, "settings of lerobot's config for the policy over the preset, "
                                      "space-separated name=value, e.g. \"dim_model=256 temporal_ensemble_coeff=0.01\"",
                                      group=POLICY)
+    # --policy-args as check() parsed it (name -> value): derived, never saved or given.
+    policy_overrides: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, metadata={"cli": False})
     # env
     env: str | None = option(None, "Robosuite env, only for datasets recorded without an EnvSpec (default: Lift)",
                              group=ENV)
@@ -126,12 +128,15 @@ def check(cfg: TrainConfig) -> TrainConfig:
     validate(cfg)
     if not cfg.repo_ids:
         raise UserError("--repo-ids is required (comma-separated dataset names).")
+    from sir.data.resolve import parse_repo_ids
+
+    cfg = dataclasses.replace(cfg, repo_ids=parse_repo_ids(cfg.repo_ids))
     if cfg.steps_per_stage is not None and not cfg.sequential:
         raise UserError("--steps-per-stage only applies with --sequential.")
     if cfg.policy_args:
         from sir.policies.build import parse_policy_args
 
-        parse_policy_args(cfg.policy_args)
+        cfg.policy_overrides = parse_policy_args(cfg.policy_args)
         if cfg.policy_path:
             raise UserError("--policy-args shapes a new model; a --policy-path model keeps its saved settings.")
     if Path(cfg.checkpoint_dir).exists() and not Path(cfg.checkpoint_dir).is_dir():
@@ -196,5 +201,5 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
 
 def config_to_save(cfg: TrainConfig, **resolved: Any) -> dict[str, Any]:
     """The run's settings (loadable again with --config) plus resolved values under '_resolved'."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in LAUNCH_ONLY}
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in LAUNCH_ONLY | {"policy_overrides"}}
     return {**settings, "_resolved": resolved}

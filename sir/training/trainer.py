@@ -67,21 +67,21 @@ def make_accelerator(device: str, amp: bool) -> Any:
 def train(config: TrainConfig) -> RunResult:
     """One training run, as ``python -m sir.training.train_policy`` runs it."""
     config = check(config)
+    if config.sequential:
+        raise UserError("train() runs one training run; --sequential stages run through "
+                        "sir.training.sequential.run_sequential(config), as train_policy does.")
     if config.push_to_hub:
         check_push(config.push_to_hub)  # before any work: offline, no token, no network
     quiet_libraries()
     from lerobot.configs.types import FeatureType
-    from lerobot.datasets.factory import resolve_delta_timestamps
     from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
-    from sir.data import make_dataloader, make_mixture, parse_repo_ids
-    from sir.data.args import mixture_kwargs
-    from sir.data.sampling import BatchStream
+    from sir.data import make_dataloader, make_mixture
+    from sir.data.mixture.sampling import BatchStream
     from sir.envs.layout import check_data_fits_env, spec_without_record
     from sir.eval.rollout import DEFAULT_EVAL_SEED
     from sir.policies import build_config
-    from sir.policies.build import parse_policy_args
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
     from sir.training.evaluation import Evaluations, in_background
@@ -96,7 +96,7 @@ def train(config: TrainConfig) -> RunResult:
     from sir.training.tracking import RunLogger, TrainingProgress
 
     # ---- setup -----------------------------------------------------------------------
-    repo_ids = parse_repo_ids(config.repo_ids)
+    repo_ids = config.repo_ids  # parsed by check()
     device = pick_device(config.device)
     accelerator = make_accelerator(device, config.amp)
     main_process = accelerator.is_main_process
@@ -143,7 +143,7 @@ def train(config: TrainConfig) -> RunResult:
 
     # ---- data ------------------------------------------------------------------------
     say("\nFiltering datasets...")
-    mixture = make_mixture(**{**mixture_kwargs(config), "repo_ids": repo_ids}, verbose=main_process)
+    mixture = make_mixture(config, verbose=main_process)
     spec = next((s for s in mixture.env_specs if s is not None), None)
     recorded, rebuilt = spec is not None, False
     if recorded:
@@ -179,7 +179,7 @@ def train(config: TrainConfig) -> RunResult:
             policy_name, config.preset, input_features, output_features, device,
             chunk_size=config.action_chunk_size, n_obs_steps=config.n_obs_steps,
             n_action_steps=config.n_action_steps, lr=config.lr, pretrained_path=config.pretrained_path,
-            dataset_features=mixture.features, policy_args=parse_policy_args(config.policy_args),
+            dataset_features=mixture.features, policy_args=config.policy_overrides,
         )
         stats = mixture.stats
     else:
@@ -192,10 +192,12 @@ def train(config: TrainConfig) -> RunResult:
         if config.lr is not None:
             policy_cfg.optimizer_lr = config.lr
         stats = None if resume is not None else finetune.merge_stats(finetune.saved_stats(base_path), mixture.stats)
-    mixture.set_delta_timestamps(resolve_delta_timestamps(policy_cfg, mixture))
-    # Diffusion's windows must not start where the action horizon is mostly padding
-    # (lerobot's own sampler reads this setting; sir's mixture samples instead).
-    mixture.skip_episode_ends(last=getattr(policy_cfg, "drop_n_last_frames", 0))
+    mixture.fit_policy(policy_cfg)
+    if mixture.dagger_mode == "sirius" and getattr(policy_cfg, "do_mask_loss_for_padding", True) is False:
+        # Sirius's pre-intervention actions reach the loss as padding (sir.data.mixture.build);
+        # Diffusion skips padding only when asked to.
+        policy_cfg.do_mask_loss_for_padding = True
+        say("--dagger-mode sirius: do_mask_loss_for_padding set, so pre-intervention actions in a chunk are not trained on")
     policy = make_policy(policy_cfg, ds_meta=mixture)
     if resume is not None:
         _, preprocessor, postprocessor, _, _ = load_checkpoint(resume, device=device)
@@ -227,7 +229,7 @@ def train(config: TrainConfig) -> RunResult:
         say(f"  {info.repo_id}: {len(info.used_episodes)} episodes (of {info.total_episodes} total), {info.frames} frames")
     say(f"  Total frames: {mixture.num_frames}")
 
-    # Camera videos decoded once, not per sample (see sir.data.frames).
+    # Camera videos decoded once, not per sample (see sir.data.store.cache).
     frames = mixture.cache_frames(config.frame_cache_gb, config.frame_cache_dir)
     if frames.episodes:
         say(frames.line())

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sir.data.labels import LABEL_FEATURE_SPECS
 from sir.envs.spec import IMAGE_FEATURE_PREFIX, default_spec
 
 
 def dagger_features(dtype: str = "int64") -> dict[str, dict]:
-    return {name: {"dtype": dtype, "shape": (1,), "names": None} for name in ("source", "success")}
+    """The DAgger label features; ``dtype`` other than int64 makes a dataset recorded elsewhere."""
+    return {name: {**spec, "dtype": dtype} for name, spec in LABEL_FEATURE_SPECS.items()}
 
 
 def dagger_episode(*runs: tuple[int, int], success: bool) -> tuple[list[int], int]:
@@ -51,7 +53,7 @@ def make_synthetic_dataset(
     ``use_videos=False`` stores camera frames as images in the parquet files instead;
     ``drop_features`` leaves features out, ``spec_overrides`` changes the EnvSpec saved.
     """
-    from sir.data.writer import DatasetWriter, dataset_features
+    from sir.data.record.writer import DatasetWriter, dataset_features
 
     rng = np.random.default_rng(seed)
     spec = default_spec(
@@ -69,7 +71,7 @@ def make_synthetic_dataset(
         features.pop(key)
     label_type = bool if label_dtype == "bool" else np.int64
     if use_videos:
-        writer = DatasetWriter(root, repo_id, spec, features, info={"recorded_by": "sir.data.synthetic"})
+        writer = DatasetWriter(root, repo_id, spec, features, info={"recorded_by": "sir.data.record.synthetic"})
     else:
         writer = _ImageWriter(root, repo_id, spec, {
             k: {**f, "dtype": "image"} if f["dtype"] == "video" else f for k, f in features.items()

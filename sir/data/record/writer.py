@@ -6,7 +6,7 @@ dataset is never touched. One writer at a time holds a repo-id (a lock beside th
 a second is refused at start.
 
 A *resumable* writer (the recorders') makes each finished episode durable as it goes (see
-``sir.data.journal``): a recording killed even by SIGKILL loses at most the episode in
+``sir.data.record.journal``): a recording killed even by SIGKILL loses at most the episode in
 progress, and the next writer of the same repo-id keeps the finished episodes and goes on
 from them (``recovered`` holds what the recorder noted at the last episode).
 """
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sir import atomic
-from sir.data import journal
+from sir.data.record import journal
 from sir.data.resolve import dataset_path
 from sir.envs.spec import IMAGE_FEATURE_PREFIX, EnvSpec
 from sir.errors import UserError

@@ -4,9 +4,10 @@ By default every used frame is equally likely (a plain shuffle). ``weights`` set
 of samples drawn from each dataset (normalized, as in the cotraining guide: ``[1, 2]``
 draws two thirds of the samples from the second dataset); ``balance_datasets`` gives every
 dataset the same share; ``balance_episodes`` makes every trajectory equally likely (within
-each dataset's share when shares are set, over the whole mixture otherwise). Frame weights
-(a DAgger dataset's ``--dagger-mode``) then redistribute a dataset's share, or with
-``balance_episodes`` each episode's, among its frames; they never change either share.
+each dataset's share when shares are set, over the whole mixture otherwise). The pooled
+weights of ``--dagger-mode iwr`` and ``sirius`` (``sir.data.mixture.weights``) set every
+sample's probability over the whole mixture instead: dataset shares cannot be set beside
+them, and ``balance_episodes`` then balances episodes within each class of sample.
 
 The sampler draws with replacement, one pass being as many samples as the mixture has
 frames; each pass draws afresh from a generator seeded by ``(seed, pass)``, so a run is
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from sir.data.batch import collate
+from sir.data.store.batch import collate
 from sir.errors import UserError
 
 
@@ -134,21 +135,17 @@ def make_sampler(
     balance_episodes: bool,
     uniform: bool,
     seed: int,
-    frame_weights: Sequence[np.ndarray | None] = (),
+    probabilities: np.ndarray | None = None,
 ) -> MixtureSampler | None:
     """None (shuffle) for uniform sampling over frames, else the sampler for ``shares``.
 
     ``episode_runs`` gives, per dataset, the (starts, sizes) of its episodes' runs of
-    sample indices; ``frame_weights``, per dataset, its samples' weights (None: uniform).
+    sample indices; ``probabilities``, when given, is every sample's own probability (a
+    ``--dagger-mode``'s pooled weights), which then sets the shares alone.
     """
     total = int(sum(dataset_sizes))
-    if any(w is not None for w in frame_weights):
-        probs = np.concatenate([
-            _frame_probabilities(share, np.ones(size) if w is None else np.asarray(w, dtype=np.float64),
-                                 runs[1] if balance_episodes else None)
-            for share, size, w, runs in zip(shares, dataset_sizes, frame_weights, episode_runs, strict=True)
-        ])
-        return MixtureSampler(np.arange(total), np.ones(total, dtype=np.int64), probs, total, seed)
+    if probabilities is not None:
+        return MixtureSampler(np.arange(total), np.ones(total, dtype=np.int64), probabilities, total, seed)
     if uniform and not balance_episodes:
         return None
     if balance_episodes:
@@ -158,15 +155,6 @@ def make_sampler(
     else:
         starts, sizes, probs = np.asarray(dataset_starts), np.asarray(dataset_sizes), shares
     return MixtureSampler(starts, sizes, probs, total, seed)
-
-
-def _frame_probabilities(share: float, weights: np.ndarray, episode_sizes: np.ndarray | None) -> np.ndarray:
-    """Each sample's probability: ``share`` spread by ``weights`` over the dataset, or with
-    ``episode_sizes`` spread equally over its episodes, then by ``weights`` within each."""
-    if episode_sizes is None:
-        return share * weights / weights.sum()
-    episode = np.repeat(np.arange(len(episode_sizes)), episode_sizes)
-    return share / len(episode_sizes) * weights / np.bincount(episode, weights=weights)[episode]
 
 
 def make_dataloader(
@@ -185,7 +173,9 @@ def make_dataloader(
     A mixture's batches are gathered whole (``Mixture.__getitems__``) and passed on by
     ``collate`` as they are; a dataset of single samples is collated by torch's default.
     """
-    sampler = mixture.sampler if mixture.sampler is not None else ShuffleSampler(len(mixture), seed)
+    sampler = mixture.take_sampler()
+    if sampler is None:
+        sampler = ShuffleSampler(len(mixture), seed)
     return torch.utils.data.DataLoader(
         mixture,
         batch_size=batch_size,

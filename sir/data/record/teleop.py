@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sir.data.dagger import label_demo
-from sir.data.recording import Episode, Frame
+from sir.data.labels import label_demo
+from sir.data.record.runner import Episode, Frame
 from sir.envs.devices import Teleoperator, open_window
 
 # sir's keys: name -> (pynput key, as the console shows it, what it does)

@@ -1,10 +1,7 @@
-"""DAgger labels, and which of their frames training samples and how often (``--dagger-mode``).
+"""Which frames of DAgger datasets training samples and how often (``--dagger-mode``).
 
-Every dataset sir records carries two per-frame features: ``source`` (0 = the policy acted,
-1 = a human or expert acted) and ``success`` (0/1, the episode's outcome). Demonstrations
-are all ``source`` 1, so lerobot's ``aggregate_datasets`` (which needs equal features) can
-merge demos with corrections. A labelled dataset whose chosen frames are all human is
-trained on as demos, every frame in every mode (failed episodes recorded with
+The labels are ``sir.data.labels``' ``source`` and ``success``. A labelled dataset whose
+chosen frames are all human is trained on as demos, every frame in every mode (failed episodes recorded with
 ``--keep-failures`` too); labels matter once policy frames are present. An episode
 counts as successful when any of its frames says so, so a recorder that marks only the
 final frame works as well as one that repeats the outcome on every frame. By default
@@ -20,14 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sir.data.labels import HUMAN, SOURCE, SUCCESS
 from sir.errors import UserError
-
-SOURCE = "source"
-SUCCESS = "success"
-LABEL_FEATURES = (SOURCE, SUCCESS)
-# int64 rather than bool, so lerobot's aggregation can merge corrections with other datasets.
-LABEL_FEATURE_SPECS = {name: {"dtype": "int64", "shape": (1,), "names": None} for name in LABEL_FEATURES}
-POLICY, HUMAN = 0, 1
 
 DEFAULT_MODE = "successful-corrections"
 ALL_FRAMES = "all"  # what --no-dagger-filter has always meant: every frame, uniformly
@@ -43,33 +34,18 @@ CLASS_NAMES = ("demo", "policy", "pre-intervention", "intervention")
 # pre-intervention with preintv_relabeling {"mode": "fixed", "fixed_preintv_length": 15}
 # (0.75 s at robosuite's 20 Hz), stopping early at an earlier human step.
 SIRIUS_PRE_INTERVENTION_STEPS = 15
-# robomimic/utils/dataset.py, WeightedDataset._sirius_reweight: weight_intv = 0.5, the
-# share of the (weighted) samples that interventions get; pre-intervention samples get 0.002
-# in all there (the paper's target share for them is zero), so sir removes them.
+# robomimic/utils/dataset.py, WeightedDataset._sirius_reweight, over the pooled training set:
+# w_demos = 1 (demos keep their natural ratio), weight_intv = 0.5 (interventions' share),
+# weight_preintv = 0.002 (pre-intervention's share), and robot frames the remainder,
+# (1 - weight_intv - ratio_demos - weight_preintv) / ratio_rollouts.
 SIRIUS_INTERVENTION_SHARE = 0.5
-# Intervention-weighted regression (Mandlekar et al. 2020, arXiv:2012.06733) weights interventions so
-# that they and the other samples each make half of the data (the Sirius code's IWRDataset:
-# intervention weight (N - n_int) / n_int, every other sample 1).
+SIRIUS_PRE_INTERVENTION_SHARE = 0.002
+# Intervention-weighted regression (Mandlekar et al. 2020, arXiv:2012.06733), as the Sirius
+# repo implements it (robomimic/utils/dataset.py, IWRDataset.get_dataset_sampler): each
+# intervention sample weighs (N - n_int) / n_int over all N samples, every other sample 1,
+# so interventions are half of all samples and demos and robot frames the other half.
 IWR_INTERVENTION_SHARE = 0.5
-
-
-def label_episode(frames: list[dict[str, np.ndarray]], takeover_step: int | None, success: bool) -> None:
-    """Add the labels to an episode's frames: ``source`` POLICY before ``takeover_step`` and
-    HUMAN from it on (all POLICY without a takeover), ``success`` the outcome on every frame."""
-    first_human = len(frames) if takeover_step is None else takeover_step
-    for t, frame in enumerate(frames):
-        frame[SOURCE] = np.array([POLICY if t < first_human else HUMAN], dtype=np.int64)
-        frame[SUCCESS] = np.array([int(success)], dtype=np.int64)
-
-
-def label_demo(frames: list[dict[str, np.ndarray]], success: bool) -> None:
-    """Label a demonstration: every frame ``source`` HUMAN, ``success`` the outcome (1 but for
-    failures kept with ``--keep-failures``)."""
-    label_episode(frames, 0, success)
-
-
-def is_dagger_dataset(features: dict[str, dict]) -> bool:
-    return all(key in features for key in LABEL_FEATURES)
+POOLED_MODES = ("iwr", "sirius")  # modes whose weights are over the whole mixture
 
 
 @dataclass
@@ -80,6 +56,8 @@ class DaggerSummary:
     successful_episodes: int
     kept_episodes: int  # successful episodes with at least one human frame
     kept_frames: int
+    takeovers: int = 0  # policy-to-human hand-overs (a demo-like all-human episode has none)
+    autonomous_successes: int = 0  # successful episodes with no human frame
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -136,9 +114,10 @@ def select_frames(
     - hg-dagger: every human frame, whatever the outcome (HG-DAgger aggregates all of the
       expert's labels);
     - iwr, all: every frame;
-    - sirius: the frames of successful episodes but their pre-intervention windows (Sirius
-      learns from deployments the human saw through to success; its collection discards the
-      other trials, so a failed episode is dropped whole).
+    - sirius: the frames of successful episodes (Sirius learns from deployments seen through
+      to success; its collection discards the other trials, so a failed episode is dropped
+      whole); their pre-intervention frames stay, at Sirius's small share, and their actions
+      are left out of other samples' chunks (``Mixture``).
     """
     classes = sample_classes(episode_index, source)
     successful = _successful_episodes(episode_index, success, candidates)[episode_index]
@@ -148,32 +127,53 @@ def select_frames(
     elif mode == "hg-dagger":
         keep = candidates & human
     elif mode == "sirius":
-        keep = candidates & successful & (classes != PRE_INTERVENTION)
+        keep = candidates & successful
     else:
         keep = candidates.copy()
     return keep, classes, _summary(episode_index, human, success, candidates, keep)
 
 
-def frame_weights(mode: str | None, classes: np.ndarray) -> np.ndarray | None:
-    """Sampling weights of samples of ``classes`` within their dataset, or None for uniform.
-
-    iwr and sirius give the interventions their share of the dataset's samples and the
-    other samples the rest, each class uniformly; the dataset's own share is untouched.
-    """
-    share = {"iwr": IWR_INTERVENTION_SHARE, "sirius": SIRIUS_INTERVENTION_SHARE}.get(mode)
-    intervention = classes == INTERVENTION
-    count = int(intervention.sum())
-    if share is None or count in (0, len(classes)):
+def class_shares(mode: str | None, counts: np.ndarray) -> np.ndarray | None:
+    """The share of all samples each class (``CLASS_NAMES``) gets under ``mode``, over the
+    pooled mixture whose samples number ``counts`` per class; None: every sample equally
+    likely (within the datasets' shares)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if mode not in POOLED_MODES or counts[INTERVENTION] in (0, total):
         return None
-    return np.where(intervention, share / count, (1 - share) / (len(classes) - count))
+    shares = np.zeros(len(CLASS_NAMES))
+    if mode == "iwr":
+        others = counts.copy()
+        others[INTERVENTION] = 0
+        shares = others / others.sum() * (1 - IWR_INTERVENTION_SHARE)
+        shares[INTERVENTION] = IWR_INTERVENTION_SHARE
+        return shares
+    shares[DEMO] = counts[DEMO] / total
+    shares[INTERVENTION] = SIRIUS_INTERVENTION_SHARE
+    shares[PRE_INTERVENTION] = SIRIUS_PRE_INTERVENTION_SHARE if counts[PRE_INTERVENTION] else 0.0
+    # Sirius's formula leaves robot frames a negative weight when demos are more than half
+    # the data; sir gives them none then, and the rest is scaled to a whole.
+    shares[ROBOT] = max(0.0, 1 - shares.sum()) if counts[ROBOT] else 0.0
+    return shares / shares.sum()
 
 
-def successful_human_frames(
-    episode_index: np.ndarray, source: np.ndarray, success: np.ndarray, candidates: np.ndarray
-) -> tuple[np.ndarray, DaggerSummary]:
-    """Mask of the frames to train on among ``candidates`` (a mask over all frames)."""
-    keep, _, summary = select_frames(DEFAULT_MODE, episode_index, source, success, candidates)
-    return keep, summary
+def pooled_probabilities(mode: str | None, classes: np.ndarray, episodes: np.ndarray,
+                         balance_episodes: bool = False) -> np.ndarray | None:
+    """Each sample's probability under ``mode``'s class shares (``class_shares``), the
+    samples of a class equally likely, or with ``balance_episodes`` each episode's part of a
+    class equally likely and its samples within it; None where the mode sets no shares."""
+    counts = np.bincount(classes, minlength=len(CLASS_NAMES))
+    shares = class_shares(mode, counts)
+    if shares is None:
+        return None
+    if not balance_episodes:
+        return shares[classes] / counts[classes]
+    # Per (class, episode) cell: the class's share over its episodes, then over the cell's samples.
+    stride = int(episodes.max()) + 1
+    cells, cell, cell_size = np.unique(classes.astype(np.int64) * stride + episodes, return_inverse=True,
+                                       return_counts=True)
+    episodes_per_class = np.bincount(cells // stride, minlength=len(CLASS_NAMES))
+    return shares[classes] / episodes_per_class[classes] / cell_size[cell]
 
 
 def _successful_episodes(episode_index: np.ndarray, success: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -183,13 +183,21 @@ def _successful_episodes(episode_index: np.ndarray, success: np.ndarray, candida
 
 def _summary(episode_index: np.ndarray, human: np.ndarray, success: np.ndarray, candidates: np.ndarray,
              keep: np.ndarray) -> DaggerSummary:
+    successful = _successful_episodes(episode_index, success, candidates)
+    same_episode = np.r_[False, episode_index[1:] == episode_index[:-1]]
+    takeover = candidates & human & same_episode & ~np.r_[False, human[:-1]]
+    num_episodes = len(successful)
+    any_human = np.bincount(episode_index[candidates], weights=human[candidates], minlength=num_episodes) > 0
+    used = np.bincount(episode_index[candidates], minlength=num_episodes) > 0
     return DaggerSummary(
         episodes=int(np.unique(episode_index[candidates]).size),
         policy_frames=int((candidates & ~human).sum()),
         human_frames=int((candidates & human).sum()),
-        successful_episodes=int(_successful_episodes(episode_index, success, candidates).sum()),
+        successful_episodes=int(successful.sum()),
         kept_episodes=int(np.unique(episode_index[keep]).size),
         kept_frames=int(keep.sum()),
+        takeovers=int(takeover.sum()),
+        autonomous_successes=int((used & successful & ~any_human).sum()),
     )
 
 
@@ -237,19 +245,20 @@ def _mode_message(repo_id: str, mode: str, summary: DaggerSummary, classes: np.n
     head = f"{repo_id}: {mode}: {summary.episodes} episodes → {summary.kept_episodes} ({summary.kept_frames} frames)"
     if mode == "hg-dagger":
         return f"{head}, every human frame ({summary.successful_episodes} episodes successful)"
-    intervention = int((keep & (classes == INTERVENTION)).sum())
-    share = IWR_INTERVENTION_SHARE if mode == "iwr" else SIRIUS_INTERVENTION_SHARE
-    if frame_weights(mode, classes[keep]) is None:
-        weighting = "one class only, sampled uniformly"
-    else:
-        weighting = (f"{intervention} intervention frames weighted to {share:.0%} of the dataset's samples, "
-                     f"{summary.kept_frames - intervention} policy frames to {1 - share:.0%}")
+    kept = np.bincount(classes[keep], minlength=len(CLASS_NAMES))
+    parts = ", ".join(f"{n} {name}" for name, n in zip(CLASS_NAMES[1:], kept[1:], strict=True) if n)
+    rule = ("interventions half of the mixture's samples, demos and policy frames the other half (IWR)"
+            if mode == "iwr" else
+            f"interventions {SIRIUS_INTERVENTION_SHARE:.0%} of the mixture's samples, pre-intervention "
+            f"{SIRIUS_PRE_INTERVENTION_SHARE:.1%} (the up to {SIRIUS_PRE_INTERVENTION_STEPS} policy frames before "
+            "each takeover, their actions left out of other samples' chunks), demos at their natural share, "
+            "policy frames the rest (Sirius)")
+    head = f"{head}: {parts}; {rule}"
     if mode == "iwr":
-        return f"{head}, {weighting}"
+        return head
     failed = summary.episodes - summary.successful_episodes
     removed = int((candidates & ~keep).sum())
-    return (f"{head}, {weighting}; removed the up to {SIRIUS_PRE_INTERVENTION_STEPS} policy frames before each "
-            f"takeover and {failed} failed episode{'s' if failed != 1 else ''} ({removed} frames)")
+    return f"{head}; removed {failed} failed episode{'s' if failed != 1 else ''} ({removed} frames)"
 
 
 def no_corrections_error(repo_id: str, summary: DaggerSummary) -> UserError:

@@ -1,8 +1,9 @@
 """The training data: one or more LeRobot datasets behind one torch Dataset.
 
-``make_mixture("lift_demos,lift_dagger", root="data")`` resolves each dataset, keeps the
-selected episodes, chooses and weights the frames of DAgger datasets (``dagger_mode``) and
-checks that the datasets fit together; the ``Mixture`` it returns serves their frames
+``make_mixture(DataConfig(repo_ids=["lift_demos", "lift_dagger"], root="data"))``
+(``sir.data.mixture.build``) resolves each dataset, keeps the selected episodes, chooses
+and weights the frames of DAgger datasets (``dagger_mode``) and checks that the datasets
+fit together; the ``Mixture`` it returns serves their frames
 through the in-memory fast path. A sample is what ``LeRobotDataset`` returns for that
 frame, with ``episode_index`` made global (each dataset's episodes follow those of the
 datasets before it) and a ``dataset_index``. The mixture also stands in for lerobot's
@@ -13,9 +14,6 @@ works.
 from __future__ import annotations
 
 import bisect
-import json
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,20 +22,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sir.data import dagger
-from sir.data.batch import GatheredBatch, merge
-from sir.data.compat import FeaturePlan, env_spec_differences, plan_features
-from sir.data.episodes import parse_episode_spec, select_episodes
-from sir.data.fast import FrameStore, is_visual
-from sir.data.frames import CacheReport, default_budget_bytes, default_cache_dir
-from sir.data.resolve import ResolvedDataset, parse_repo_ids, resolve_dataset
-from sir.data.sampling import check_share_options, dataset_shares, make_sampler, parse_weights
-from sir.data.stats import IMAGENET_STATS, episode_image_stats, image_stats, numeric_stats
-from sir.data.video import video_backend
+from sir.data.mixture import weights as dagger
+from sir.data.mixture.compat import FeaturePlan
+from sir.data.mixture.sampling import (
+    dataset_shares,
+    make_sampler,
+)
+from sir.data.mixture.stats import IMAGENET_STATS, episode_image_stats, image_stats, numeric_stats
+from sir.data.store.batch import GatheredBatch, merge
+from sir.data.store.cache import CacheReport, default_budget_bytes, default_cache_dir
+from sir.data.store.frames import FrameStore, is_visual
 from sir.envs.spec import EnvSpec
 from sir.errors import UserError
 
-__all__ = ["DatasetInfo", "Mixture", "make_mixture"]
+__all__ = ["DatasetInfo", "Mixture"]
+
+_UNBUILT = object()  # a sampler not built yet (None means a plain shuffle)
 
 
 @dataclass
@@ -47,7 +47,7 @@ class DatasetInfo:
     total_episodes: int
     used_episodes: list[int]
     # Training samples: used frames (after episode selection and DAgger filtering) that may
-    # start a window (see Mixture.skip_episode_ends).
+    # start a window (see Mixture.fit).
     frames: int
     env_spec: EnvSpec | None
     revision: str | None = None  # hub commit, when the dataset came from the hub
@@ -59,7 +59,7 @@ class DatasetInfo:
 
 @dataclass
 class Sharing:
-    """How samples are shared between datasets and episodes (see ``sir.data.sampling``)."""
+    """How samples are shared between datasets and episodes (see ``sir.data.mixture.sampling``)."""
 
     weights: np.ndarray | None = None
     balance_datasets: bool = False
@@ -98,17 +98,43 @@ class Mixture(torch.utils.data.Dataset):
         # Per dataset, every frame's dagger class (None: all demos).
         self._frame_classes = frame_classes or [None] * len(stores)
         self.stats: dict[str, dict[str, np.ndarray]] = self._compute_stats(use_imagenet_stats)
-        self.skip_episode_ends()
+        self._sampler_taken = False
+        self._choose_samples(0, 0)
 
     # -- which frames are samples, and how they are drawn ---------------------------------
-    def skip_episode_ends(self, first: int = 0, last: int = 0) -> None:
-        """Start no sample in the first ``first`` or the last ``last`` frames of an episode.
+    def fit_policy(self, policy_cfg: Any) -> None:
+        """Fit the samples to a lerobot policy config: its windows (lerobot's
+        ``resolve_delta_timestamps``) and the episode ends its config tells lerobot's sampler
+        to skip (``drop_n_last_frames``: Diffusion's windows must not start where the action
+        horizon is mostly padding)."""
+        from lerobot.datasets.factory import resolve_delta_timestamps
 
-        lerobot's trainer does this for a policy whose config sets ``drop_n_first_frames`` or
-        ``drop_n_last_frames`` (Diffusion does): a window starting there holds mostly
-        padding. The frames still appear inside earlier windows and in the statistics.
-        Each call starts again from all used frames.
-        """
+        self.fit(resolve_delta_timestamps(policy_cfg, self), skip_last=getattr(policy_cfg, "drop_n_last_frames", 0))
+
+    def fit(self, delta_timestamps: dict[str, list[float]] | None = None, skip_first: int = 0,
+            skip_last: int = 0) -> None:
+        """Windows of neighbouring frames per feature, in seconds (lerobot's convention), and
+        the frames that start samples: none in the first ``skip_first`` or the last
+        ``skip_last`` frames of an episode (a window starting there holds mostly padding;
+        those frames still appear inside earlier windows and in the statistics). Each call
+        starts again from all used frames; the sampler is built after it, when first asked for,
+        so a call after ``make_dataloader`` took it is refused."""
+        if self._sampler_taken:
+            raise RuntimeError("fit the mixture before make_dataloader takes its sampler")
+        from lerobot.datasets.utils import check_delta_timestamps, get_delta_indices
+
+        delta_indices = None
+        if delta_timestamps:
+            unknown = [k for k in delta_timestamps if k not in self.features]
+            if unknown:
+                raise ValueError(f"delta_timestamps names {unknown}, which the mixture does not serve")
+            check_delta_timestamps(delta_timestamps, self.fps, self.stores[0].tolerance_s)
+            delta_indices = get_delta_indices(delta_timestamps, self.fps)
+        for store in self.stores:
+            store.set_delta_indices(delta_indices)
+        self._choose_samples(skip_first, skip_last)
+
+    def _choose_samples(self, first: int, last: int) -> None:
         if first < 0 or last < 0:
             raise ValueError(f"episode ends to skip must be non-negative, not first={first}, last={last}")
         self._frames: list[np.ndarray] = []  # per dataset, the frame index of each sample
@@ -127,17 +153,34 @@ class Mixture(torch.utils.data.Dataset):
             info.frames = len(keep)
         sizes = [len(f) for f in self._frames]
         self._starts: list[int] = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
-        runs = [self._episode_runs(d) for d in range(len(sizes))]
+        self._runs = [self._episode_runs(d) for d in range(len(sizes))]
         s = self._sharing
         self.requested_shares: np.ndarray = dataset_shares(
-            sizes, [len(r) for r, _ in runs], s.weights, s.balance_datasets, s.balance_episodes
+            sizes, [len(r) for r, _ in self._runs], s.weights, s.balance_datasets, s.balance_episodes
         )
-        # Weighted after the ends are skipped, so that the mode's class shares hold for the samples.
-        frame_weights = [dagger.frame_weights(i.dagger_mode, c) for i, c in zip(self.infos, self._classes, strict=True)]
-        self.sampler = make_sampler(
-            self._starts, sizes, runs, self.requested_shares, s.balance_episodes,
-            uniform=s.weights is None and not s.balance_datasets, seed=s.seed, frame_weights=frame_weights,
-        )
+        self._sampler: Any = _UNBUILT
+
+    @property
+    def sampler(self) -> Any:
+        """How training draws samples (see ``sir.data.mixture.sampling``), None for a plain
+        shuffle over frames; built once, after ``fit``."""
+        if self._sampler is _UNBUILT:
+            s = self._sharing
+            sizes = [len(f) for f in self._frames]
+            # Weighted after the ends are skipped, so that the mode's class shares hold for the samples.
+            everything = np.arange(len(self))
+            probabilities = dagger.pooled_probabilities(self.dagger_mode, self.class_of(everything),
+                                                        self.episode_of(everything), s.balance_episodes)
+            self._sampler = make_sampler(
+                self._starts, sizes, self._runs, self.requested_shares, s.balance_episodes,
+                uniform=s.weights is None and not s.balance_datasets, seed=s.seed, probabilities=probabilities,
+            )
+        return self._sampler
+
+    def take_sampler(self) -> Any:
+        """The sampler, for the DataLoader that trains on it: the samples are fixed from now on."""
+        self._sampler_taken = True
+        return self.sampler
 
     def _episode_runs(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """(starts, sizes) of each episode's run of sample indices in dataset ``d``."""
@@ -175,6 +218,17 @@ class Mixture(torch.utils.data.Dataset):
         whole = {k: np.asarray(v, dtype=np.float64) for k, v in store.meta.stats[key].items()}
         return [whole], [int(used.sum())]
 
+    @property
+    def dagger_mode(self) -> str | None:
+        """The ``--dagger-mode`` of the mixture's DAgger datasets (None: demos only)."""
+        return next((i.dagger_mode for i in self.infos if i.dagger_mode is not None), None)
+
+    def class_shares(self) -> np.ndarray | None:
+        """The share of samples per class (``CLASS_NAMES``) that the mode's rule gives this
+        mixture, None where it sets none (``sir.data.mixture.weights.class_shares``)."""
+        counts = np.bincount(self.class_of(np.arange(len(self))), minlength=len(dagger.CLASS_NAMES))
+        return dagger.class_shares(self.dagger_mode, counts)
+
     # -- lerobot metadata interface ---------------------------------------------------------
     @property
     def num_frames(self) -> int:
@@ -188,24 +242,10 @@ class Mixture(torch.utils.data.Dataset):
     def repo_id_to_index(self) -> dict[str, int]:
         return {r: i for i, r in enumerate(self.repo_ids)}
 
-    def set_delta_timestamps(self, delta_timestamps: dict[str, list[float]] | None) -> None:
-        """Windows of neighbouring frames per feature, in seconds (lerobot's convention)."""
-        from lerobot.datasets.utils import check_delta_timestamps, get_delta_indices
-
-        delta_indices = None
-        if delta_timestamps:
-            unknown = [k for k in delta_timestamps if k not in self.features]
-            if unknown:
-                raise ValueError(f"delta_timestamps names {unknown}, which the mixture does not serve")
-            check_delta_timestamps(delta_timestamps, self.fps, self.stores[0].tolerance_s)
-            delta_indices = get_delta_indices(delta_timestamps, self.fps)
-        for store in self.stores:
-            store.set_delta_indices(delta_indices)
-
     def cache_frames(self, budget_gb: float | None = None, cache_dir: str | Path | None = None) -> CacheReport:
         """Decode the camera videos of the used episodes once, so that samples are served from
         memory (within ``budget_gb``, default a quarter of RAM) or from a disk cache under
-        ``cache_dir`` (default ``~/.cache/sir/frames``) beyond it; see ``sir.data.frames``."""
+        ``cache_dir`` (default ``~/.cache/sir/frames``) beyond it; see ``sir.data.store.cache``."""
         budget = default_budget_bytes() if budget_gb is None else int(budget_gb * (1 << 30))
         folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         report = CacheReport()
@@ -231,7 +271,7 @@ class Mixture(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> GatheredBatch:
         """The samples at ``indices``, gathered as one batch (torch's DataLoader calls this
         with a batch's indices): ``collate`` of it is ``default_collate([self[i] for i in
-        indices])``, built column by column per dataset (see ``sir.data.batch``)."""
+        indices])``, built column by column per dataset (see ``sir.data.store.batch``)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         idx = np.where(idx < 0, idx + len(self), idx)
         bad = idx[(idx < 0) | (idx >= len(self))]
@@ -266,119 +306,9 @@ class Mixture(torch.utils.data.Dataset):
             self.stores[d].frame_episode[self._frames[d][pos]] + self.stores[d].episode_offset))
 
     def class_of(self, indices: np.ndarray | list[int]) -> np.ndarray:
-        """The class (``sir.data.dagger.CLASS_NAMES``) of each sample index."""
+        """The class (``sir.data.mixture.weights.CLASS_NAMES``) of each sample index."""
         return self._per_dataset(indices, lambda d, pos: self._classes[d][pos])
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{i.repo_id}: {len(i.used_episodes)}/{i.total_episodes} episodes, {i.frames} frames" for i in self.infos)
         return f"Mixture({parts}; fps={self.fps})"
-
-
-def make_mixture(
-    repo_ids: str | list[str],
-    root: str | Path | None = None,
-    episodes: str | Path | dict | None = None,
-    weights: str | list[float] | None = None,
-    balance_datasets: bool = False,
-    balance_episodes: bool = False,
-    dagger_filter: bool = True,
-    dagger_mode: str = dagger.DEFAULT_MODE,
-    delta_timestamps: dict[str, list[float]] | None = None,
-    seed: int = 0,
-    image_transforms: Callable | None = None,
-    use_imagenet_stats: bool = True,
-    verbose: bool = True,
-) -> Mixture:
-    """The training mixture of ``repo_ids`` (see ``docs/datasets.md``)."""
-    say = print if verbose else _quiet
-
-    def warn(message: str) -> None:
-        if verbose:
-            print(f"warning: {message}", file=sys.stderr)
-
-    ids = parse_repo_ids(repo_ids)
-    # Cheap checks of the arguments come before any dataset is read.
-    weight_array = parse_weights(weights, len(ids))
-    check_share_options(weight_array, balance_datasets)
-    mode = dagger.resolve_mode(dagger_mode, dagger_filter)
-    selection = parse_episode_spec(episodes, ids)
-
-    resolved = [resolve_dataset(r, root) for r in ids]
-    metas = [_load_meta(r) for r in resolved]
-    plan = plan_features(ids, [m.features for m in metas], [m.fps for m in metas])
-    for line in plan.warnings:
-        warn(line)
-    for line in plan.notes:
-        say(f"note: {line}")
-    env_specs = [EnvSpec.load(r.root) for r in resolved]
-    for line in env_spec_differences(ids, env_specs):
-        warn(line)
-    chosen_episodes = [
-        select_episodes(selection.get(r.repo_id), m.total_episodes, r.repo_id)
-        for r, m in zip(resolved, metas, strict=True)
-    ]
-
-    stores: list[FrameStore] = []
-    used_frames: list[np.ndarray] = []
-    infos: list[DatasetInfo] = []
-    frame_classes: list[np.ndarray | None] = []
-    episode_offset = 0
-    bar = tqdm(list(zip(resolved, metas, strict=True)), desc="Loading datasets", unit="dataset", disable=None)
-    for index, (res, meta) in enumerate(bar):
-        is_dagger = dagger.is_dagger_dataset(meta.features)
-        store = FrameStore(
-            res.repo_id, res.root, meta, plan.features.keys(),
-            extra_columns=dagger.LABEL_FEATURES if is_dagger else (),
-            dataset_index=index, episode_offset=episode_offset, video_backend=video_backend(),
-            image_transforms=image_transforms,
-        )
-        frames, summary, classes = dagger.training_frames(
-            res.repo_id, store.frame_episode, store.extra if is_dagger else None, chosen_episodes[index], mode, say
-        )
-        stores.append(store)
-        used_frames.append(frames)
-        frame_classes.append(classes)
-        infos.append(DatasetInfo(
-            repo_id=res.repo_id, root=res.root, total_episodes=int(meta.total_episodes),
-            used_episodes=np.unique(store.frame_episode[frames]).tolist(), frames=len(frames),
-            env_spec=env_specs[index], revision=res.revision, total_frames=int(meta.total_frames),
-            fps=int(meta.fps), dagger=summary.to_dict() if summary is not None else None,
-            dagger_mode=mode if classes is not None else None,  # None: demos, labelled or not
-        ))
-        episode_offset += int(meta.total_episodes)
-    bar.close()
-
-    mixture = Mixture(
-        ids, plan, int(metas[0].fps), stores, used_frames, infos,
-        Sharing(weight_array, balance_datasets, balance_episodes, seed), use_imagenet_stats, frame_classes,
-    )
-    mixture.set_delta_timestamps(delta_timestamps)
-    return mixture
-
-
-def _quiet(message: str) -> None:
-    pass
-
-
-def _load_meta(res: ResolvedDataset):
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-
-    # lerobot fetches what is missing from the hub, so a damaged local copy would be
-    # refused as unreachable (offline) or mixed with the hub's files: said here instead.
-    info_path = res.root / "meta" / "info.json"
-    try:
-        json.loads(info_path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"Dataset '{res.repo_id}': {info_path} cannot be read ({err}); restore the dataset from a "
-                        "copy or record it again.") from err
-    if not any((res.root / "meta" / "episodes").glob("*/*.parquet")):
-        raise UserError(f"Dataset '{res.repo_id}' at {res.root} has no meta/episodes/ files (an incomplete copy?); "
-                        "restore the dataset from a copy or record it again.")
-    try:
-        return LeRobotDatasetMetadata(res.repo_id, root=res.root)
-    except Exception as err:  # a folder that is not a readable LeRobot v3 dataset
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"Dataset '{res.repo_id}' at {res.root} could not be read as a LeRobot v3 dataset ({reason})."
-        ) from err
-

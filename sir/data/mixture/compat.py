@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sir.data.dagger import LABEL_FEATURES
+from sir.data.labels import LABEL_FEATURES
 from sir.envs.spec import EnvSpec
 from sir.errors import UserError
 

@@ -3,12 +3,11 @@ inspects a mixture, so that ``sir.data.verify`` checks exactly what training wou
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from sir.config import add_arguments, option
-from sir.data.dagger import DEFAULT_MODE, MODES
+from sir.config import option
+from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError
 
 GROUP = "datasets"
@@ -41,28 +40,6 @@ class DataConfig:
         "degrees and 5%% shift); or lerobot (lerobot-train's --dataset.image_transforms.enable: up to 3 of the six "
         "per frame)", group=GROUP)
     seed: int = option(0, "seed of the weighted sampler and of training", group=GROUP)
-
-
-def add_mixture_arguments(parser: argparse.ArgumentParser, require_repo_ids: bool = True) -> None:
-    add_arguments(parser, DataConfig)
-    if require_repo_ids:
-        next(a for a in parser._actions if a.dest == "repo_ids").required = True
-
-
-def mixture_kwargs(cfg: DataConfig | argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of ``make_mixture`` from the dataset settings."""
-    return {
-        "repo_ids": cfg.repo_ids,
-        "root": cfg.root,
-        "episodes": cfg.episodes,
-        "weights": cfg.dataset_weights,
-        "balance_datasets": cfg.balance_datasets,
-        "balance_episodes": cfg.balance_episodes,
-        "dagger_filter": not cfg.no_dagger_filter,
-        "dagger_mode": cfg.dagger_mode,
-        "seed": cfg.seed,
-        "image_transforms": image_transforms(getattr(cfg, "image_transforms", None)),
-    }
 
 
 def image_transforms(names: list[str] | None) -> Any:

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sir.data.dagger import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
-from sir.data.writer import DatasetWriter, dataset_features
+from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
+from sir.data.record.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
 from sir.errors import Interrupted, UserError, interrupt_in
@@ -108,7 +108,7 @@ def open_writer(
     labels: dict[str, dict] = LABEL_FEATURE_SPECS, resumable: bool = False,
 ) -> DatasetWriter:
     """A writer for the frames ``run_episode`` records in ``env``, plus the ``labels`` features
-    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.dagger``);
+    (every recorder writes the same ``source``/``success`` columns; see ``sir.data.mixture.weights``);
     ``resumable`` for ``record_episodes`` (see ``DatasetWriter``)."""
     example = observation_to_features(reset_env(env, seed), spec)
     features = dataset_features(spec, example, action_dim(env), extra=labels)
@@ -130,13 +130,25 @@ class RecordingResult:
     corrected_successes: int = 0  # successes after a takeover
     per_episode: list[dict[str, Any]] = field(default_factory=list)  # one entry per episode run
     discarded: int = 0  # episodes the actor threw away: not counted as tried
-    human_frames: int = 0  # frames of written episodes labelled ``source`` HUMAN: the expert labels given
+    human_frames: int = 0  # frames of written episodes labelled ``source`` HUMAN
+    # Over every episode run, written or not: what a person's log of the deployments shows.
+    deployment_frames: int = 0
+    corrector_frames: int = 0  # the labels the corrector gave, kept or not (the label budget counts them)
+    takeovers: int = 0  # hand-overs from the policy to the corrector
+
+    def intervention_ratio(self) -> float | None:
+        """Corrector frames over deployment frames (Sirius's measure of how much help was needed)."""
+        return self.corrector_frames / self.deployment_frames if self.deployment_frames else None
 
     def count(self, episode: Episode, saved: bool) -> None:
         if episode.discarded:
             self.discarded += 1
             return
         corrected = episode.takeover_step is not None
+        sources = [int(f[SOURCE][0]) for f in episode.frames if SOURCE in f]
+        self.deployment_frames += len(episode.frames)
+        self.corrector_frames += sum(s == HUMAN for s in sources)
+        self.takeovers += sum(a != HUMAN and b == HUMAN for a, b in itertools.pairwise(sources))
         self.tried += 1
         self.successes += episode.success
         self.interventions += corrected
@@ -165,6 +177,7 @@ def record_episodes(
     desc: str,
     status: Callable[[RecordingResult], dict[str, Any]],
     info: Callable[[RecordingResult], dict[str, Any]] | None = None,
+    stop: Callable[[RecordingResult], bool] | None = None,
 ) -> RecordingResult:
     """Run episodes (episode i from seed ``first_seed + i``), write those ``keep`` accepts
     (never a discarded one), then finalize the dataset. Closes ``env``.
@@ -172,7 +185,8 @@ def record_episodes(
     ``until_written``: run until ``episodes`` are written (the bar counts written episodes),
     giving up after 3 x ``episodes`` without a success; otherwise run ``episodes`` (the bar
     counts episodes run). ``status`` gives the bar's counters; ``info``, what to add to the
-    dataset's sir_info.json. A writer that recovered an interrupted recording's episodes
+    dataset's sir_info.json; ``stop``, when it says so after an episode, ends the recording
+    early (a label budget spent). A writer that recovered an interrupted recording's episodes
     goes on after them: its counts, and the seeds after the last episode it kept.
     Ctrl-C keeps the finished episodes and raises ``Interrupted`` (what was kept).
     """
@@ -202,6 +216,8 @@ def record_episodes(
             if saved or not until_written:
                 bar.update(1)
             bar.set_postfix(status(result))
+            if stop is not None and stop(result):
+                break
             if until_written and result.tried >= 3 * episodes and not result.successes:
                 raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
     except BaseException as err:

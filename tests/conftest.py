@@ -195,6 +195,11 @@ def ray_cluster():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     temp_dir = tempfile.mkdtemp(prefix="sir-ray-")  # short: Ray's socket paths live under it
+    # Ray turns token authentication on by itself when a token file (~/.ray/auth_token) is
+    # there, which a ray.init() elsewhere on the machine writes: the cluster and every driver
+    # here (this process and the evaluation processes it starts) say outright that it is off.
+    saved_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     ray = str(Path(sys.executable).with_name("ray"))
     proc = subprocess.Popen(
         [ray, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
@@ -226,6 +231,10 @@ def ray_cluster():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)
+        if saved_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
 def _leave_ray() -> None:

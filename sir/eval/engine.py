@@ -10,9 +10,12 @@ its own last observation and its actions are dropped, so every env's actions com
 its own observations alone. The next wave starts after a ``reset()``.
 
 Why lanes: a lane runs one wave after another with its own policy instance (weights
-shared), and all its envs live in one worker. Workers never wait for each other (a worker
-that the OS pauses holds up only its own lanes), and with two lanes a worker, one lane's
-envs step while the main process computes the other's actions.
+shared) on the same envs, each reset softly to its next episode's seed (a reused env starts
+exactly where a new one would), so an evaluation builds one env per row of a lane and no
+more: building a Robosuite env costs as much as a hundred steps. Lanes wider than one
+worker's share are spread, their envs dealt out over the workers; narrower lanes keep all
+their envs in one worker, and workers then never wait for each other (a worker that the
+OS pauses holds up only its own lanes).
 """
 
 from __future__ import annotations
@@ -134,7 +137,9 @@ class EngineResult:
 
 class Engine:
     """Runs ``waves`` (lists of planned episodes) with ``lanes`` policy lanes on the first
-    ``n_workers`` workers of ``workers``; lane l lives on worker l % n_workers."""
+    ``n_workers`` workers of ``workers``. Lane l lives on worker l % n_workers; with
+    ``spread``, each lane's envs are dealt out over the workers instead (slot s on worker
+    s % n_workers), so a wave wider than one worker's share needs fewer envs a worker."""
 
     def __init__(
         self,
@@ -147,12 +152,14 @@ class Engine:
         seed: int,
         on_episodes: Callable[[int], None] | None = None,
         n_workers: int | None = None,
+        spread: bool = False,
     ):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.workers = workers
         self.n_workers = min(n_workers or workers.size, workers.size)
         self.waves = waves
+        self.spread = spread
         self.seed = seed
         self.on_episodes = on_episodes or (lambda n: None)
         self.width = max(len(w) for w in waves)
@@ -172,12 +179,17 @@ class Engine:
     def _slot_id(self, lane: _Lane, pos: int) -> int:
         return lane.index * self.width + pos
 
-    def _worker_of(self, lane: _Lane) -> int:
+    def _worker_of(self, lane: _Lane, pos: int) -> int:
+        if self.spread:
+            return self._slot_id(lane, pos) % self.n_workers
         return lane.index % self.n_workers
 
     def _send(self, lane: _Lane, commands: list[Command]) -> None:
-        if commands:
-            self.workers.send(self._worker_of(lane), commands)
+        by_worker: dict[int, list[Command]] = {}
+        for command in commands:
+            by_worker.setdefault(self._worker_of(lane, command.slot % self.width), []).append(command)
+        for worker, batch in by_worker.items():
+            self.workers.send(worker, batch)
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> EngineResult:
@@ -306,9 +318,8 @@ class Engine:
         for lane in self.lanes:
             if lane.wave is None:
                 continue
-            if self._worker_of(lane) != event.worker:
-                continue
-            hit = [pos for pos, slot in enumerate(lane.slots) if slot.live]
+            hit = [pos for pos, slot in enumerate(lane.slots)
+                   if slot.live and self._worker_of(lane, pos) == event.worker]
             if not hit:
                 continue
             lane.restarts += 1

@@ -33,10 +33,11 @@ __all__ = [
     "wilson_interval",
 ]
 
-# Two lanes a worker: one lane's envs step while the policy computes the other's actions.
-LANES_PER_WORKER = 2
-# Envs a policy batch holds at most by default: batching saves the main process time, but a
-# worker steps a lane's envs one after another and builds each once (seconds each).
+# The default batch width leaves every core this many waves. It fixes how episodes are
+# grouped, and so their results (batched float maths differ in the last bits): unchanged.
+WAVES_PER_CORE = 2
+# Envs a policy batch holds at most by default: a batch saves the main process a policy call
+# a row (lerobot's processors alone cost milliseconds a call), but its envs step in lockstep.
 MAX_DEFAULT_BATCH_WIDTH = 4
 
 # Evaluation seeds live far from the recording seeds (0, 1, 2, ...), so a policy is never
@@ -67,7 +68,20 @@ def default_batch_width(episodes: int, cores: int) -> int:
     """Envs a policy batch holds: as many as leave every core two waves to run, at most
     ``MAX_DEFAULT_BATCH_WIDTH``. It depends on the episodes and the machine, never on the
     ``workers`` asked for, so per-episode results do not either."""
-    return max(1, min(MAX_DEFAULT_BATCH_WIDTH, episodes // (LANES_PER_WORKER * cores)))
+    return max(1, min(MAX_DEFAULT_BATCH_WIDTH, episodes // (WAVES_PER_CORE * cores)))
+
+
+def plan_lanes(waves: int, width: int, workers: int) -> tuple[int, bool]:
+    """(lanes, whether their envs are spread over the workers): as few envs as keep every
+    worker busy, about one a worker. Lanes do not change results (waves fix them). Two lanes
+    a worker, each with its own envs (the earlier layout), measured no faster once the envs
+    were built (102 against 104 env steps/s, 16 episodes on 2 workers) and slower from a fresh
+    pool, which builds them all (42 against 60 env steps/s): docs/performance.md."""
+    if workers <= 1:
+        return 1, False
+    if width == 1:
+        return min(waves, workers), False
+    return min(waves, max(1, workers // width)), True
 
 
 def plan_waves(
@@ -146,7 +160,7 @@ def evaluate_tasks(
 
             workers = cluster_cpus(ray_address or "auto")
     n_workers = min(max(1, workers), len(waves))
-    lanes = min(len(waves), LANES_PER_WORKER * n_workers) if n_workers > 1 else 1
+    lanes, spread = plan_lanes(len(waves), width, n_workers)
 
     workers_ready = time.perf_counter()
     pool = pools.shared_workers(n_workers, backend, ray_address)
@@ -160,7 +174,7 @@ def evaluate_tasks(
     bar = tqdm(total=total, desc="Evaluating", unit="ep", leave=False, disable=not progress)
     try:
         engine = Engine(policy, preprocessor, postprocessor, pool, waves, lanes, seed,
-                        on_episodes=bar.update, n_workers=n_workers)
+                        on_episodes=bar.update, n_workers=n_workers, spread=spread)
         result = engine.run()
     except BaseException:
         # Ctrl-C or an error mid-evaluation: the workers hold half-run episodes; stop them all.

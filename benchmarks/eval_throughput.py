@@ -23,6 +23,18 @@ of the plain evaluation over that of the recorded one, video writing included (g
 least 0.8), and the same for the CPU time of this process and the workers, which a busy
 machine disturbs less.
 
+Then, as a user runs it (``--trained-episodes 16,50``; 0 skips): a tiny ACT trained here on
+scripted Lift demos (``--trained-steps`` steps, no evaluation), evaluated
+- one-shot, through the CLI (``python -m sir.eval.evaluate --checkpoint ... --workers W``,
+  a fresh process each: workers started and envs built inside the evaluation's time),
+  against a limit that pays the same starts: W fresh processes (forked as the evaluation's
+  workers are, robosuite preloaded) that each build one env and step random actions
+  through the same episodes (the evaluation's own lengths), timed from their start;
+- in the loop, as the trainer evaluates (the pool and its envs kept from the evaluation
+  before, ``--trained-max-steps`` so that early successes and failures mix in a wave),
+  against the same processes stepping the same episodes with their env already built.
+Goal: at least 0.8 of the limit for 16 and for 50 episodes.
+
 Heavy imports (torch, lerobot) stay inside main(): worker processes import this file as
 their __main__ module.
 """
@@ -63,6 +75,114 @@ def simulator_worker(conn, spec_dict: dict, episodes: int, max_steps: int, seed:
                 steps += 1
         conn.send((steps, start, time.monotonic(), stepping))
     env.close()
+
+
+def episodes_worker(conn, spec_dict: dict, plans: list[tuple[int, int]], started: float) -> None:
+    """Build one env, then step random actions through ``plans`` ((seed, length) each, a
+    reset each), as often as asked; answer the time from ``started`` (the parent's clock at
+    the start) to ready and the seconds of each pass."""
+    from sir.envs.factory import action_dim, reset_env
+    from sir.envs.spec import EnvSpec
+    from sir.eval.worker import ENV_BUILD_SEED, EnvKey, build_env
+
+    env = build_env(EnvKey.make(EnvSpec.from_dict(spec_dict), None, 64, ENV_BUILD_SEED))
+    dim = action_dim(env)
+    rng = np.random.default_rng(0)
+    conn.send(time.time() - started)
+    while conn.recv() == "go":
+        start = time.perf_counter()
+        for seed, length in plans:
+            reset_env(env, seed)
+            for _ in range(length):
+                env.step(rng.uniform(-1, 1, dim))
+        conn.send(time.perf_counter() - start)
+    env.close()
+
+
+def episodes_limit(spec, episodes: list[dict], processes: int, passes: int) -> tuple[float, list[float]]:
+    """(seconds for fresh processes to start, build one env each and step ``episodes``
+    once; seconds of each further pass with the envs built): the limits of a one-shot and
+    of an in-loop evaluation of those episodes. Episodes are dealt out in turn."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["sir.eval.worker", "robosuite"])
+    shares = [[(e["seed"], e["length"]) for e in episodes[i::processes]] for i in range(processes)]
+    started = time.time()
+    conns, procs = [], []
+    for share in shares:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=episodes_worker, args=(child, spec.to_dict(), share, started), daemon=True)
+        proc.start()
+        conns.append(parent)
+        procs.append(proc)
+    ready = [conn.recv() for conn in conns]
+    for conn in conns:
+        conn.send("go")
+    first = [r + conn.recv() for r, conn in zip(ready, conns, strict=True)]
+    again = []
+    for _ in range(passes):
+        for conn in conns:
+            conn.send("go")
+        again.append(max(conn.recv() for conn in conns))
+    for conn in conns:
+        conn.send("stop")
+    for proc in procs:
+        proc.join(timeout=10)
+    return max(first), again
+
+
+def trained_act(root: Path, repo_id: str, steps: int, out: Path) -> Path:
+    from sir.training import TrainConfig, train
+
+    result = train(TrainConfig(repo_ids=[repo_id], root=str(root), policy="act", preset="tiny", batch_size=16,
+                               training_steps=steps, no_eval=True, save_freq=steps, log_freq=max(1, steps // 4),
+                               checkpoint_dir=str(out), run_name="trained", overwrite=True))
+    return result.final_model
+
+
+def trained_cases(args, root: Path) -> None:
+    """The one-shot (CLI) and in-loop evaluations of a trained model against their limits."""
+    import json
+    import subprocess
+    import sys
+
+    from sir.data.collect import main as collect
+    from sir.eval.pool import shared_workers
+    from sir.eval.rollout import evaluate_policy
+    from sir.policies.checkpoint import load_checkpoint
+
+    if not (root / "bench_lift20").exists():
+        collect(["--env", "Lift", "--episodes", "20", "--root", str(root), "--repo-id", "bench_lift20", "--seed", "0"])
+    with tempfile.TemporaryDirectory() as tmp:
+        model = trained_act(root, "bench_lift20", args.trained_steps, Path(tmp))
+        policy, pre, post, spec, _ = load_checkpoint(model, device="cpu")
+        print(f"\ntrained tiny ACT ({args.trained_steps} steps on 20 Lift demos), {args.workers} workers; "
+              f"episodes of at most {args.trained_max_steps} steps")
+        for episodes in [int(n) for n in args.trained_episodes.split(",") if n.strip()]:
+            out = Path(tmp) / f"eval_{episodes}"
+            command = [sys.executable, "-m", "sir.eval.evaluate", "--checkpoint", str(model), "--episodes",
+                       str(episodes), "--max-steps", str(args.trained_max_steps), "--workers", str(args.workers),
+                       "--output-dir", str(out)]
+            subprocess.run(command, check=True, capture_output=True, text=True)
+            cli = json.loads((out / "eval_results.json").read_text())
+            shared_workers(args.workers)  # the in-loop pool: kept between evaluations, as the trainer's
+            evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
+            loops = [evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
+                     for _ in range(args.trained_rounds)]
+            steps = cli["env_steps"]
+            fresh, warm = episodes_limit(spec, cli["per_episode"], args.workers, args.trained_rounds)
+            one_shot = cli["env_steps_per_s"] / (steps / fresh)
+            in_loop = [m["env_steps_per_s"] / (steps / w) for m, w in zip(loops, warm, strict=True)]
+            lengths = sorted({e["length"] for e in cli["per_episode"]})
+            print(f"{episodes} episodes ({100 * cli['success_rate']:.0f}% success, lengths {lengths[0]}-{lengths[-1]}, "
+                  f"{steps} steps):")
+            print(f"  one-shot CLI  {cli['env_steps_per_s']:.0f} env steps/s ({cli['wall_time_s']:.1f} s); limit with "
+                  f"one env built a worker {steps / fresh:.0f} ({fresh:.1f} s): ratio {one_shot:.3f}")
+            print(f"  in the loop   {statistics.median(m['env_steps_per_s'] for m in loops):.0f} env steps/s; limit "
+                  f"with envs built {steps / statistics.median(warm):.0f}: ratio {statistics.median(in_loop):.3f} "
+                  f"(median of {args.trained_rounds})  [load average {os.getloadavg()[0]:.1f}]", flush=True)
+    print("goal: >= 0.8 of the limit, one-shot and in the loop")
 
 
 class SimulatorLimit:
@@ -133,6 +253,11 @@ def main() -> None:
     p.add_argument("--video-recorded", type=int, default=4, help="episodes recorded in the video")
     p.add_argument("--video-rounds", type=int, default=3, help="0 skips the video comparison")
     p.add_argument("--root", default=None, help="a folder holding (or to hold) the small dataset; default: a temporary one")
+    p.add_argument("--trained-episodes", default="16,50", help="episode counts of the trained-model cases ('' skips)")
+    p.add_argument("--trained-steps", type=int, default=600, help="training steps of the trained model")
+    p.add_argument("--trained-max-steps", type=int, default=40, help="step limit of its episodes")
+    p.add_argument("--trained-rounds", type=int, default=3, help="in-loop evaluations timed per case")
+    p.add_argument("--skip-random", action="store_true", help="only the trained-model cases")
     args = p.parse_args()
 
     from sir.data.collect import main as collect
@@ -140,6 +265,10 @@ def main() -> None:
     from sir.runtime import quiet_libraries
 
     quiet_libraries()
+    if args.skip_random:
+        with tempfile.TemporaryDirectory() as tmp:
+            trained_cases(args, Path(args.root or tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root or tmp)
         if not (root / "bench_lift").exists():
@@ -176,6 +305,9 @@ def main() -> None:
     print("goal: >= 0.85 of pure stepping")
     if args.video_rounds:
         video_cost(args, policy, pre, post, spec)
+    if args.trained_episodes.strip():
+        with tempfile.TemporaryDirectory() as tmp:
+            trained_cases(args, Path(args.root or tmp))
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -105,6 +105,7 @@ class RayPool:
         self._ray = ray
         self._remote = ray.remote(num_cpus=1, max_restarts=0)(EnvActor)
         self.size = size
+        self.warm: set[Any] = set()  # EnvKeys its actors hold envs of
         self.closed = False
         self._actors: list[Any] = [self._remote.remote() for _ in range(size)]
         self._pending: dict[Any, int] = {}  # reply reference -> actor

@@ -47,6 +47,7 @@ class WorkerPool:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
+        self.warm: set[Any] = set()  # EnvKeys its workers hold envs of (see rollout.plan_lanes)
         self._ctx = _context()
         self._procs: list[Any] = [None] * size
         self._conns: list[Any] = [None] * size
@@ -152,6 +153,7 @@ class InProcess:
 
     def __init__(self) -> None:
         self.envs = SlotEnvs()
+        self.warm: set[Any] = set()
         self._pending: list[Event] = []
 
     def send(self, index: int, commands: list[Command]) -> None:

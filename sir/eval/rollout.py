@@ -33,6 +33,8 @@ __all__ = [
     "wilson_interval",
 ]
 
+# Lanes a warm pool runs per worker's share (see plan_lanes).
+LANES_PER_WORKER = 2
 # The default batch width leaves every core this many waves. It fixes how episodes are
 # grouped, and so their results (batched float maths differ in the last bits): unchanged.
 WAVES_PER_CORE = 2
@@ -71,17 +73,17 @@ def default_batch_width(episodes: int, cores: int) -> int:
     return max(1, min(MAX_DEFAULT_BATCH_WIDTH, episodes // (WAVES_PER_CORE * cores)))
 
 
-def plan_lanes(waves: int, width: int, workers: int) -> tuple[int, bool]:
-    """(lanes, whether their envs are spread over the workers): as few envs as keep every
-    worker busy, about one a worker. Lanes do not change results (waves fix them). Two lanes
-    a worker, each with its own envs (the earlier layout), measured no faster once the envs
-    were built (102 against 104 env steps/s, 16 episodes on 2 workers) and slower from a fresh
-    pool, which builds them all (42 against 60 env steps/s): docs/performance.md."""
+def plan_lanes(waves: int, width: int, workers: int, warm: bool) -> tuple[int, bool]:
+    """(lanes, whether their envs are spread over the workers). Lanes do not change results
+    (the waves fix them), only which envs exist and what overlaps: a fresh pool builds as
+    few envs as keep every worker busy (about one a worker: building one costs as much as a
+    hundred steps); a warm one (its workers hold envs of the spec) runs two lanes a worker's
+    share, so one lane's envs step while the policy computes the other's actions, and
+    builds the envs that needs once."""
     if workers <= 1:
         return 1, False
-    if width == 1:
-        return min(waves, workers), False
-    return min(waves, max(1, workers // width)), True
+    share = max(1, workers // width)  # lanes that give every worker about one env
+    return min(waves, LANES_PER_WORKER * share if warm else share), width > 1
 
 
 def plan_waves(
@@ -160,11 +162,12 @@ def evaluate_tasks(
 
             workers = cluster_cpus(ray_address or "auto")
     n_workers = min(max(1, workers), len(waves))
-    lanes, spread = plan_lanes(len(waves), width, n_workers)
 
     workers_ready = time.perf_counter()
     pool = pools.shared_workers(n_workers, backend, ray_address)
     startup = time.perf_counter() - workers_ready
+    keys = {p.key for wave in waves for p in wave}
+    lanes, spread = plan_lanes(len(waves), width, n_workers, warm=keys <= pool.warm)
     was_training = policy.training
     threads = torch.get_num_threads()
     # Batches here are a few rows: one thread computes them fastest, leaves the cores to the
@@ -176,6 +179,7 @@ def evaluate_tasks(
         engine = Engine(policy, preprocessor, postprocessor, pool, waves, lanes, seed,
                         on_episodes=bar.update, n_workers=n_workers, spread=spread)
         result = engine.run()
+        pool.warm |= keys
     except BaseException:
         # Ctrl-C or an error mid-evaluation: the workers hold half-run episodes; stop them all.
         pools.discard(pool)

@@ -237,10 +237,26 @@ def ray_cluster():
             os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
+def fresh_evaluators() -> None:
+    """Stop the evaluation process runs share (sir.eval.background), so the next run starts
+    one that sees this process's environment as it is now (RAY_AUTH_MODE, say)."""
+    from sir.eval import background
+
+    for evaluator in list(background._kept):
+        background.discard_evaluator(evaluator)
+
+
+@pytest.fixture
+def fresh_evaluation_process():
+    fresh_evaluators()
+
+
 def _leave_ray() -> None:
-    """Close this process's Ray actors and its driver, before the cluster goes."""
+    """Close this process's Ray actors and its driver, and the evaluation processes' (they
+    may have joined too), before the cluster goes."""
     import sys
 
+    fresh_evaluators()
     if "ray" not in sys.modules:
         return
     import ray

@@ -168,7 +168,8 @@ def test_ctrl_c_with_an_evaluation_pending_ends_with_one_line(lift_demos, tmp_pa
 
 @pytest.mark.slow
 def test_a_run_evaluating_on_a_ray_cluster_gives_the_waiting_runs_history(waiting_run, lift_demos, tmp_path,
-                                                                          ray_cluster):
+                                                                          ray_cluster, fresh_evaluation_process):
+    # (fresh_evaluation_process: one started before the cluster would lack its environment)
     on_ray = train(config(lift_demos, tmp_path, async_eval=True, eval_backend="ray", ray_address=ray_cluster,
                           eval_workers=2))
     assert history(on_ray.run_dir) == history(waiting_run.run_dir)

@@ -15,6 +15,7 @@ can roll out needs is the newest model's score, not a backlog).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import multiprocessing
@@ -194,6 +195,31 @@ class BackgroundEvaluator:
                 proc.join(timeout=5)
         self._conn.close()
         self.running = self.waiting = None
+
+
+_kept: list[BackgroundEvaluator] = []
+
+
+def kept_evaluator() -> BackgroundEvaluator:
+    """The evaluation process kept for this process's runs: started once, so the training
+    runs of one program (DAgger rounds, sequential stages) share its start and its envs."""
+    if not _kept:
+        _kept.append(BackgroundEvaluator())
+    return _kept[0]
+
+
+def discard_evaluator(evaluator: BackgroundEvaluator) -> None:
+    """Stop ``evaluator`` (after a run that ended abnormally: it may be mid-evaluation)."""
+    evaluator.close()
+    if evaluator in _kept:
+        _kept.remove(evaluator)
+
+
+@atexit.register
+def _close_kept() -> None:
+    for evaluator in _kept:
+        evaluator.close()
+    _kept.clear()
 
 
 def spare_cores(device: str, dataloader_workers: int) -> int:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.eval.background import BackgroundEvaluator, EvalJob, spare_cores
+from sir.eval.background import (
+    BackgroundEvaluator,
+    EvalJob,
+    discard_evaluator,
+    kept_evaluator,
+    spare_cores,
+)
 from sir.eval.report import record_evaluation, recorded_steps
 from sir.eval.rollout import evaluate_policy, format_metrics
 from sir.policies.checkpoint import install_model, save_checkpoint
@@ -81,7 +87,7 @@ class Evaluations:
             done = [s for s in recorded_steps(self.run_dir) if s <= resumed_at and s not in again]
             self.losses += logged_losses(self.logger.path, max(done, default=0), resumed_at)
         if background or again:
-            self.evaluator = BackgroundEvaluator()
+            self.evaluator = kept_evaluator()
         for step in again:
             self._submit(step, snapshot_path(self.snapshots, step))
         return lines
@@ -123,9 +129,10 @@ class Evaluations:
         if wait:
             shutil.rmtree(self.snapshots, ignore_errors=True)  # every evaluation is recorded
 
-    def close(self) -> None:
-        if self.evaluator is not None:
-            self.evaluator.close()
+    def close(self, finished: bool) -> None:
+        """After the run: a run that finished leaves the evaluation process for the next."""
+        if self.evaluator is not None and not (finished and not self.evaluator.pending):
+            discard_evaluator(self.evaluator)
 
     # -- inside ----------------------------------------------------------------------------
     def _settings(self, step: int) -> dict[str, Any]:

@@ -291,6 +291,7 @@ def train(config: TrainConfig) -> RunResult:
 
     # ---- loop ------------------------------------------------------------------------
     start = time.perf_counter()
+    finished = False
     try:
         for step in range(start_step + 1, config.training_steps + 1):
             loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
@@ -319,8 +320,9 @@ def train(config: TrainConfig) -> RunResult:
         progress.close()
         if main_process:
             evals.collect(config.training_steps, checkpoint, wait=True)
+        finished = True
     finally:
-        evals.close()
+        evals.close(finished)
     accelerator.wait_for_everyone()
     if main_process:
         final = checkpoint("final_model", config.training_steps, evals.last)

@@ -99,37 +99,67 @@ def episodes_worker(conn, spec_dict: dict, plans: list[tuple[int, int]], started
     env.close()
 
 
-def episodes_limit(spec, episodes: list[dict], processes: int, passes: int) -> tuple[float, list[float]]:
-    """(seconds for fresh processes to start, build one env each and step ``episodes``
-    once; seconds of each further pass with the envs built): the limits of a one-shot and
-    of an in-loop evaluation of those episodes. Episodes are dealt out in turn."""
-    import multiprocessing
+class EpisodesLimit:
+    """Fresh processes (forked as the evaluation's workers are, robosuite preloaded) that
+    each build one env and step random actions through their share of ``episodes`` (dealt
+    out in turn); ``first`` is the seconds from their start to the end of the first pass
+    (a one-shot evaluation's limit), ``again()`` times a further pass with the envs built
+    (an in-loop evaluation's)."""
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["sir.eval.worker", "robosuite"])
-    shares = [[(e["seed"], e["length"]) for e in episodes[i::processes]] for i in range(processes)]
-    started = time.time()
-    conns, procs = [], []
-    for share in shares:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=episodes_worker, args=(child, spec.to_dict(), share, started), daemon=True)
-        proc.start()
-        conns.append(parent)
-        procs.append(proc)
-    ready = [conn.recv() for conn in conns]
-    for conn in conns:
-        conn.send("go")
-    first = [r + conn.recv() for r, conn in zip(ready, conns, strict=True)]
-    again = []
-    for _ in range(passes):
-        for conn in conns:
+    def __init__(self, spec, episodes: list[dict], processes: int):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["sir.eval.worker", "robosuite"])
+        shares = [[(e["seed"], e["length"]) for e in episodes[i::processes]] for i in range(processes)]
+        started = time.time()
+        self.conns, self.procs = [], []
+        for share in shares:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=episodes_worker, args=(child, spec.to_dict(), share, started), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        ready = [conn.recv() for conn in self.conns]
+        for conn in self.conns:
             conn.send("go")
-        again.append(max(conn.recv() for conn in conns))
-    for conn in conns:
-        conn.send("stop")
-    for proc in procs:
-        proc.join(timeout=10)
-    return max(first), again
+        self.first = max(r + conn.recv() for r, conn in zip(ready, self.conns, strict=True))
+
+    def again(self) -> float:
+        for conn in self.conns:
+            conn.send("go")
+        return max(conn.recv() for conn in self.conns)
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.send("stop")
+        for proc in self.procs:
+            proc.join(timeout=10)
+
+
+def one_shot_limit(spec, episodes: list[dict], processes: int, tmp: Path) -> float:
+    """EpisodesLimit's first pass in a fresh interpreter, as the CLI's evaluation starts in
+    one: its fork server (and robosuite's import there) counts too."""
+    import json
+    import subprocess
+    import sys
+
+    job = tmp / "limit.json"
+    job.write_text(json.dumps({"spec": spec.to_dict(), "episodes": episodes, "processes": processes}))
+    out = subprocess.run([sys.executable, __file__, "--one-shot-limit", str(job)], check=True, capture_output=True,
+                         text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def _one_shot_limit_main(path: str) -> None:
+    import json
+
+    from sir.envs.spec import EnvSpec
+
+    job = json.loads(Path(path).read_text())
+    limit = EpisodesLimit(EnvSpec.from_dict(job["spec"]), job["episodes"], job["processes"])
+    limit.close()
+    print(limit.first, flush=True)
 
 
 def trained_act(root: Path, repo_id: str, steps: int, out: Path) -> Path:
@@ -164,24 +194,33 @@ def trained_cases(args, root: Path) -> None:
             command = [sys.executable, "-m", "sir.eval.evaluate", "--checkpoint", str(model), "--episodes",
                        str(episodes), "--max-steps", str(args.trained_max_steps), "--workers", str(args.workers),
                        "--output-dir", str(out)]
-            subprocess.run(command, check=True, capture_output=True, text=True)
-            cli = json.loads((out / "eval_results.json").read_text())
-            shared_workers(args.workers)  # the in-loop pool: kept between evaluations, as the trainer's
-            evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
-            loops = [evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
-                     for _ in range(args.trained_rounds)]
+            # One-shot: the CLI and the fresh limit in turn, so that load from elsewhere hits both alike.
+            shots = []
+            for _ in range(args.trained_rounds):
+                subprocess.run(command, check=True, capture_output=True, text=True)
+                cli = json.loads((out / "eval_results.json").read_text())
+                shots.append((cli["env_steps_per_s"], cli["env_steps"] / one_shot_limit(spec, cli["per_episode"],
+                                                                                        args.workers, Path(tmp))))
             steps = cli["env_steps"]
-            fresh, warm = episodes_limit(spec, cli["per_episode"], args.workers, args.trained_rounds)
-            one_shot = cli["env_steps_per_s"] / (steps / fresh)
-            in_loop = [m["env_steps_per_s"] / (steps / w) for m, w in zip(loops, warm, strict=True)]
+            # In the loop: the pool and its envs kept, as the trainer's; each evaluation beside
+            # a pass of the limit's processes, their envs built.
+            shared_workers(args.workers)
+            evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
+            evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
+            limit = EpisodesLimit(spec, cli["per_episode"], args.workers)
+            loops = []
+            for _ in range(args.trained_rounds):
+                m = evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, workers=args.workers)
+                loops.append((m["env_steps_per_s"], steps / limit.again()))
+            limit.close()
             lengths = sorted({e["length"] for e in cli["per_episode"]})
             print(f"{episodes} episodes ({100 * cli['success_rate']:.0f}% success, lengths {lengths[0]}-{lengths[-1]}, "
-                  f"{steps} steps):")
-            print(f"  one-shot CLI  {cli['env_steps_per_s']:.0f} env steps/s ({cli['wall_time_s']:.1f} s); limit with "
-                  f"one env built a worker {steps / fresh:.0f} ({fresh:.1f} s): ratio {one_shot:.3f}")
-            print(f"  in the loop   {statistics.median(m['env_steps_per_s'] for m in loops):.0f} env steps/s; limit "
-                  f"with envs built {steps / statistics.median(warm):.0f}: ratio {statistics.median(in_loop):.3f} "
-                  f"(median of {args.trained_rounds})  [load average {os.getloadavg()[0]:.1f}]", flush=True)
+                  f"{steps} steps), medians of {args.trained_rounds} rounds  [load average {os.getloadavg()[0]:.1f}]:")
+            for name, pairs, limit_name in (("one-shot CLI", shots, "one env built a worker"),
+                                            ("in the loop", loops, "envs built")):
+                print(f"  {name:13s} {statistics.median(e for e, _ in pairs):.0f} env steps/s; limit with "
+                      f"{limit_name} {statistics.median(lim for _, lim in pairs):.0f}: ratio "
+                      f"{statistics.median(e / lim for e, lim in pairs):.3f}", flush=True)
     print("goal: >= 0.8 of the limit, one-shot and in the loop")
 
 
@@ -258,7 +297,11 @@ def main() -> None:
     p.add_argument("--trained-max-steps", type=int, default=40, help="step limit of its episodes")
     p.add_argument("--trained-rounds", type=int, default=3, help="in-loop evaluations timed per case")
     p.add_argument("--skip-random", action="store_true", help="only the trained-model cases")
+    p.add_argument("--one-shot-limit", default=None, help=argparse.SUPPRESS)  # one_shot_limit's own process
     args = p.parse_args()
+    if args.one_shot_limit:
+        _one_shot_limit_main(args.one_shot_limit)
+        return
 
     from sir.data.collect import main as collect
     from sir.eval.rollout import evaluate_policy

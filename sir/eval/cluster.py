@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from sir.eval.worker import Command, Event, Reply
 
 EVAL_BACKENDS = ("local", "ray")
+# A new actor that the cluster has not placed in this long waits for CPUs others hold.
+ACTOR_START_LIMIT_S = 120.0
 # Environment the actors need to build envs the way this machine does (offscreen GL).
 _FORWARDED_ENV = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "EGL_DEVICE_ID")
 
@@ -107,9 +109,22 @@ class RayPool:
         self.size = size
         self.warm: set[Any] = set()  # EnvKeys its actors hold envs of
         self.closed = False
+        self._address = address
         self._actors: list[Any] = [self._remote.remote() for _ in range(size)]
         self._pending: dict[Any, int] = {}  # reply reference -> actor
-        self._pids = self._ray.get([actor.pid.remote() for actor in self._actors])
+        self._pids = [self._started(actor) for actor in self._actors]
+
+    def _started(self, actor: Any) -> int:
+        """The pid of a new actor, once the cluster has placed it: refused in one sentence
+        when no CPU frees up for it (other jobs hold the cluster's CPUs)."""
+        try:
+            return self._ray.get(actor.pid.remote(), timeout=ACTOR_START_LIMIT_S)
+        except self._ray.exceptions.GetTimeoutError as err:
+            self.close()
+            free = self._ray.available_resources().get("CPU", 0)
+            raise UserError(f"The Ray cluster at {self._address} gave no CPU to an env worker in "
+                            f"{ACTOR_START_LIMIT_S:.0f} s ({free:g} free of {self._ray.cluster_resources().get('CPU', 0):g}); "
+                            "free some, or ask for fewer workers.") from err
 
     @property
     def pids(self) -> list[int]:
@@ -149,7 +164,7 @@ class RayPool:
         for ref in [r for r, i in self._pending.items() if i == index]:
             del self._pending[ref]
         self._actors[index] = self._remote.remote()
-        self._pids[index] = self._ray.get(self._actors[index].pid.remote())
+        self._pids[index] = self._started(self._actors[index])
 
     def revive(self) -> int:
         """Replace actors that died since the last evaluation; how many were replaced."""

@@ -130,8 +130,11 @@ class Evaluations:
             shutil.rmtree(self.snapshots, ignore_errors=True)  # every evaluation is recorded
 
     def close(self, finished: bool) -> None:
-        """After the run: a run that finished leaves the evaluation process for the next."""
-        if self.evaluator is not None and not (finished and not self.evaluator.pending):
+        """After the run: a run that finished leaves the evaluation process for the next,
+        except one on a Ray cluster, whose actors would hold the cluster's CPUs meanwhile."""
+        if self.evaluator is None:
+            return
+        if not finished or self.evaluator.pending or self.settings.get("backend") == "ray":
             discard_evaluator(self.evaluator)
 
     # -- inside ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ TRAIN_ARGS ?=
 EVAL_ARGS ?=
 comma := ,
 
-.PHONY: install test test-quick demo data train eval results bc-vs-dagger lint clean distclean
+.PHONY: install test test-quick demo data train eval results lerobot-beside bc-vs-dagger lint clean distclean
 
 # Re-run the install when the lock or pyproject changes, or when this checkout moved
 # (the editable install points at the checkout's path).
@@ -77,30 +77,41 @@ TASKS ?= Lift,PickPlaceCan,NutAssemblySquare,Stack
 results: install
 	OMP_NUM_THREADS=1 $(PY) -m sir.results.run --tasks $(TASKS)
 
-# BC on more demos against BC on fewer demos plus DAgger corrections, at an equal number of
-# expert-labelled frames (see docs/dagger.md for the measured table). Its defaults are the
-# measured setting; any of them can still be given on the command line (ENV=, STEPS=, ...).
+# lerobot-train beside sir: PickPlaceCan's 200 demos (recorded by make results), the recipe's
+# policy configuration and batch, MINUTES of lerobot-train, its last checkpoint scored by
+# sir.eval.evaluate on the results' 50 held-out seeds; both trainers' steps/s in one run.
+MINUTES ?= 60
+lerobot-beside: install
+	OMP_NUM_THREADS=1 $(PY) benchmarks/lerobot_train_beside.py --task PickPlaceCan --minutes $(MINUTES)
+
+# BC on more demos against BC on fewer demos plus DAgger rounds, each --dagger-mode collecting its
+# own rounds from one round-0 model, at an equal number of expert labels (docs/dagger.md). The
+# finished arms' rows go to docs/dagger_experiment/ (commit them): a stopped run goes on from
+# them, on this machine or a fresh clone. Any setting can be given on the command line.
 SEEDS ?= 0,1,2
 SMALL_DEMOS ?= 10
-ROUNDS ?= 2
-EPISODES_PER_ROUND ?= 10
+POOL_DEMOS ?= 40
+ROUNDS ?= 3
+EPISODES_PER_ROUND ?= 20
+LABEL_BUDGET ?= 500
+EPOCHS ?= 4
 MAX_STEPS ?= 300
-# The corrector takes over when the policy stops making progress or drops the object; the
-# rule on straying commands is off (no arm command differs by 100). With it on, takeovers
-# came early, from states near the demos' own, and DAgger gained little (docs/dagger.md).
-RECORD_ARGS ?= --deviation 100
-# The rounds are recorded by the first mode's models; each further mode trains on the same data.
+RESULTS_DIR ?= docs/dagger_experiment
+# The scripted corrector's own rule (sir.dagger.record's defaults: a short stall, a drop or a
+# sustained deviation; hand-back at the sub-goal or on agreement).
+RECORD_ARGS ?=
 MODES ?= successful-corrections,hg-dagger,iwr,sirius
-# Every model is evaluated once, after its last step, on 50 episodes: no best-of-several pick.
+# Every model is evaluated once, after its last step, on the same 50 episodes: no best-of-several pick.
 bc-vs-dagger: ENV = PickPlaceCan
 bc-vs-dagger: STEPS = 1000
-bc-vs-dagger: EVAL_FREQ = 1000
 bc-vs-dagger: EVAL_EPISODES = 50
 bc-vs-dagger: install
-	OMP_NUM_THREADS=1 $(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) --rounds $(ROUNDS) \
-		--seeds $(SEEDS) --episodes-per-round $(EPISODES_PER_ROUND) --max-steps $(MAX_STEPS) --policy $(POLICY) \
-		--preset $(PRESET) --training-steps $(STEPS) --eval-freq $(EVAL_FREQ) --eval-episodes $(EVAL_EPISODES) \
-		--batch-size $(BATCH_SIZE) --modes $(MODES) --train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
+	OMP_NUM_THREADS=1 $(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) \
+		--pool-demos $(POOL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) --episodes-per-round $(EPISODES_PER_ROUND) \
+		--label-budget $(LABEL_BUDGET) --epochs $(EPOCHS) --max-steps $(MAX_STEPS) --policy $(POLICY) \
+		--preset $(PRESET) --training-steps $(STEPS) --eval-freq 0 --eval-episodes $(EVAL_EPISODES) \
+		--batch-size $(BATCH_SIZE) --modes $(MODES) --results $(RESULTS_DIR) \
+		--train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
 
 lint: install
 	$(PY) -m ruff check sir tests benchmarks

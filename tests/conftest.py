@@ -31,6 +31,73 @@ def lift_demos(tmp_path_factory):
     return root, "lift_demos"
 
 
+# -- output to a file, as in a batch job ---------------------------------------------------
+
+
+@pytest.fixture
+def logged(tmp_path):
+    """``logged(fn, *args)`` calls ``fn(*args)`` with stdout and stderr going to one file, as
+    ``command > log 2>&1`` runs it: Python's streams and the file descriptors (so C code and
+    child processes write there too). Returns (what fn returned, the file's text)."""
+    import contextlib
+    import sys
+
+    def run(fn, *args, **kwargs):
+        path = tmp_path / f"log_{len(list(tmp_path.glob('log_*')))}.txt"
+        with path.open("a") as log:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = os.dup(1), os.dup(2)
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    result = fn(*args, **kwargs)
+            finally:
+                log.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+        return result, path.read_text()
+
+    return run
+
+
+def progress_counts(text: str, desc: str) -> list[tuple[int, int]]:
+    """(done, total) of each plain progress line ``desc: done/total unit | ...`` in ``text``."""
+    import re
+
+    return [(int(m[1]), int(m[2])) for m in re.finditer(rf"^{re.escape(desc)}: (\d+)/(\d+) \S+ \|", text, re.M)]
+
+
+@pytest.fixture(scope="session")
+def progress_lines():
+    """``progress_lines(text, desc)``: (done, total) of each plain progress line of ``desc``."""
+    return progress_counts
+
+
+@pytest.fixture(scope="session")
+def one_line_per_interval():
+    """``check(text, desc, total)``: ``text`` holds no carriage return, and the progress lines
+    of ``desc`` count up to ``total`` in steps of at least the reporting interval (a tenth of
+    the loop), one line each, the last at ``total``."""
+    import math
+
+    def check(text: str, desc: str, total: int, initial: int = 0) -> list[int]:
+        assert "\r" not in text
+        counts = progress_counts(text, desc)
+        assert counts and all(t == total for _, t in counts), f"no progress lines of {desc!r} in:\n{text}"
+        done = [d for d, _ in counts]
+        every = max(1, math.ceil((total - initial) / 10))
+        assert done[-1] == total and len(done) <= math.ceil((total - initial) / every)
+        assert all(b - a >= every for a, b in list(zip([initial, *done], done, strict=False))[:-1]), done
+        assert done == sorted(set(done))
+        return done
+
+    return check
+
+
 # -- datasets (sir.data tests) ------------------------------------------------------------
 # Small synthetic LeRobot datasets, written once per session into one folder, so a test can
 # mix any of them with make_mixture(DataConfig(repo_ids=..., root=data_root)).
@@ -56,6 +123,56 @@ def _data_dataset(root: Path, repo_id: str, lengths: list[int], **kwargs) -> str
     if not (root / repo_id / "meta" / "info.json").is_file():
         make_synthetic_dataset(root, repo_id, lengths, **kwargs)
     return repo_id
+
+
+@pytest.fixture(scope="session")
+def lerobot_dagger_dataset(data_root):
+    """``write(repo_id, episodes, outcome)``: a DAgger dataset in ``data_root`` written by
+    lerobot's own ``LeRobotDataset`` writer in lerobot 0.6's format, with Lift's observation
+    layout: ``intervention`` (bool, shape (1,), names None) True on the frames a person drove,
+    as ``lerobot-rollout --strategy.type=dagger`` records it, and the outcome as
+    ``next.success`` (True on a successful episode's last frame), as ``next.reward`` (shaped
+    values below 1, 1.0 on a successful episode's last frame; a failed episode reaches 1.0
+    midway and ends below it, as a cube lifted then dropped), or not at all (None).
+    ``episodes``: (per-frame sources, success) as DAGGER_EPISODES."""
+    import numpy as np
+
+    def write(repo_id: str, episodes, outcome: str | None) -> str:
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        root = data_root / repo_id
+        if (root / "meta" / "info.json").is_file():
+            return repo_id
+        features = {
+            "observation.state": {"dtype": "float32", "shape": (9,), "names": None},
+            "observation.environment_state": {"dtype": "float32", "shape": (10,), "names": None},
+            "action": {"dtype": "float32", "shape": (7,), "names": None},
+            "intervention": {"dtype": "bool", "shape": (1,), "names": None},
+        }
+        if outcome == "next.success":
+            features[outcome] = {"dtype": "bool", "shape": (1,), "names": None}
+        elif outcome == "next.reward":
+            features[outcome] = {"dtype": "float32", "shape": (1,), "names": None}
+        dataset = LeRobotDataset.create(repo_id, 20, features, root=root, robot_type="panda", use_videos=False)
+        rng = np.random.default_rng(len(episodes))
+        for sources, success in episodes:
+            n = len(sources)
+            for t, source in enumerate(sources):
+                frame = {"observation.state": rng.normal(size=9).astype(np.float32),
+                         "observation.environment_state": rng.normal(size=10).astype(np.float32),
+                         "action": rng.uniform(-1, 1, size=7).astype(np.float32),
+                         "intervention": np.array([bool(source)]), "task": "lift the cube"}
+                if outcome == "next.success":
+                    frame[outcome] = np.array([bool(success) and t == n - 1])
+                elif outcome == "next.reward":
+                    peak = t == n - 1 if success else t == n // 2
+                    frame[outcome] = np.array([1.0 if peak else 0.9 * t / n], dtype=np.float32)
+                dataset.add_frame(frame)
+            dataset.save_episode()
+        dataset.finalize()
+        return repo_id
+
+    return write
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,14 @@ def dagger_dataset(recorded):
     return root, repo_id, result.path
 
 
+def corrector_steps(corrections, length: int) -> list[int]:
+    """The source labels an episode of ``length`` frames has with these corrections."""
+    source = [0] * length
+    for c in corrections:
+        source[c["step"]:c["step"] + c["steps"]] = [1] * c["steps"]
+    return source
+
+
 def read_frames(path):
     import pandas as pd
 
@@ -51,11 +59,16 @@ def test_takeover_frames_are_labelled_human_and_success_is_per_episode(dagger_da
         f = frames[frames["episode_index"] == ep_index]
         source = np.stack(f["source"].to_numpy()).ravel()
         success = np.stack(f["success"].to_numpy()).ravel()
-        k = ep["takeover_step"]
-        assert (source[:k] == 0).all() and (source[k:] == 1).all(), "policy frames 0, takeover frames 1"
+        # The corrector's frames are 1, exactly the steps of its corrections; the policy's 0.
+        assert ep["takeover_step"] == ep["corrections"][0]["step"]
+        assert list(source) == corrector_steps(ep["corrections"], len(f))
         assert (success == int(ep["success"])).all()
         assert len(f) == ep["frames"]
     assert frames["source"].map(lambda v: np.asarray(v).dtype == np.int64).all()
+    # The log beside the data has a line per episode run, the saved ones with their index.
+    log = [json.loads(line) for line in (path / "meta" / "sir_corrections.jsonl").read_text().splitlines()]
+    assert [e["corrections"] for e in log] == [e["corrections"] for e in info["episodes"]]
+    assert [e["episode_index"] for e in log if e["episode_index"] is not None] == list(range(len(saved)))
 
 
 @pytest.mark.slow
@@ -76,6 +89,17 @@ def test_record_corrections_returns_what_it_wrote(recorded):
 def test_the_record_command_line_fills_the_same_config_as_python():
     cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--deviation", "0.5"])
     assert cfg == RecordConfig(checkpoint="ck", repo_id="x", deviation=0.5)
+
+
+def test_the_takeover_and_hand_back_flags_reach_the_scripted_correctors_rule():
+    from sir.dagger.record import TakeoverRule, takeover_rule
+
+    cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--patience", "9", "--deviation", "0.5",
+                        "--deviation-steps", "4", "--agree", "0.1", "--agree-steps", "3", "--max-correction", "30",
+                        "--no-hand-back"])
+    assert takeover_rule(cfg) == TakeoverRule(patience=9, deviation=0.5, deviation_steps=4, agree=0.1, agree_steps=3,
+                                              max_correction=30, hand_back=False)
+    assert takeover_rule(RecordConfig(checkpoint="ck", repo_id="x")) == TakeoverRule()
 
 
 @pytest.mark.slow
@@ -106,7 +130,7 @@ def test_policy_only_successes_are_not_saved_without_the_flag(weak_policy, tmp_p
 
 
 @pytest.mark.slow
-def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, tmp_path):
+def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, tmp_path, logged, progress_lines):
     import csv
     import shutil
 
@@ -117,10 +141,15 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     shutil.copytree(root / repo_id, data / repo_id)
     # As lerobot's editing tools leave demos: without sir's EnvSpec, which the loop rebuilds.
     (data / repo_id / "meta" / "sir_env.json").unlink()
-    result = run_rounds(LoopConfig(
+    # Output to a file, as in a batch job: the rounds' recording and training print plain lines.
+    result, text = logged(run_rounds, LoopConfig(
         env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2, preset="tiny", training_steps=5,
         batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80, checkpoint_dir=str(tmp_path / "ck"),
         train_args="--log-freq 1", record_args="--deviation 0.5 --deviation-steps 3"))
+    assert "\r" not in text
+    assert progress_lines(text, "DAgger Lift") == [(1, 2), (2, 2)]
+    assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == \
+        [f"step {n}/5" for n in range(1, 6)] * 2  # rounds 0 and 1, --log-freq 1
     base = result.base_dir
     with (base / "dagger_rounds.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -156,7 +185,7 @@ def test_training_steps_grow_with_the_data_by_one_rule():
 
 
 @pytest.mark.slow
-def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys):
+def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys, logged, progress_lines):
     import csv
 
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
@@ -168,9 +197,15 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
             "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
             "--modes", "successful-corrections,hg-dagger",
             "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
-    out = experiment(argv)
+    # Output to a file, as in a batch job: plain progress lines of each recording and training.
+    out, text = logged(experiment, argv)
+    assert "\r" not in text
+    assert progress_lines(text, "Recording Lift")[-1] == (8, 8)
+    recorded = progress_lines(text, "DAgger Lift")
+    assert recorded and recorded == [(1, 2), (2, 2)] * (len(recorded) // 2)  # each recording, 2 episodes
     with (out / "bc_vs_dagger.csv").open() as f:
         rows = list(csv.DictReader(f))
+    assert sum(line.startswith("step 1/5 | loss ") for line in text.splitlines()) == len(rows)  # one per arm
     arms = [(r["arm"], r["mode"], r["round"]) for r in rows]
     assert arms == [("bc", "", "0"), ("dagger", "successful-corrections", "1"), ("dagger", "hg-dagger", "1"),
                     ("bc", "", "1")]
@@ -248,3 +283,180 @@ def test_the_experiment_summary_averages_each_arm_and_pairs_it_with_bc_per_seed(
     half = 4.302653 * np.std([0.1, 0.3, 0.4], ddof=1) / np.sqrt(3)
     assert (dagger["minus_bc_low"], dagger["minus_bc_high"]) == pytest.approx((0.8 / 3 - half, 0.8 / 3 + half))
     assert summary[("bc", 1)]["minus_bc"] is None
+
+
+# -- the scripted corrector, with policies that answer as lerobot's do ---------------------
+
+
+class StubPolicy:
+    """``select_action``/``reset`` as a lerobot policy has them: zero actions (the arm still,
+    the fingers as they are) for ``still_steps`` calls, then, where ``env`` is given, the
+    task's expert reading the state from the env. Counts its calls, and notes at each call
+    whether robosuite finds the cube grasped."""
+
+    def __init__(self, env=None, still_steps: int = 10**9):
+        self.env, self.still_steps = env, still_steps
+        self.calls = self.resets = 0
+        self.grasped: list[bool] = []
+        if env is not None:
+            from sir.experts import make_expert
+
+            self.expert = make_expert("Lift", seed=1)
+
+    def start(self) -> None:
+        self.calls = self.resets = 0
+        self.grasped = []
+        if self.env is not None:
+            self.expert.reset(self.env)
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def select_action(self, batch):
+        import torch
+
+        self.calls += 1
+        action = np.zeros(7, dtype=np.float32)
+        if self.env is not None:
+            env = self.env
+            self.grasped.append(env._check_grasp(gripper=env.robots[0].gripper, object_geoms=env.cube))
+            if self.calls > self.still_steps:
+                action = self.expert.act(env._get_observations())
+        return torch.as_tensor(action)[None]
+
+
+@pytest.fixture(scope="module")
+def lift_env():
+    from sir.envs.factory import make_env
+    from sir.envs.spec import default_spec
+
+    spec = default_spec("Lift", horizon=150)
+    env = make_env(spec)
+    yield env, spec
+    env.close()
+
+
+def corrected_episode(lift_env, policy, rule=None, seed=0, max_steps=150):
+    from sir.dagger.record import CorrectedPolicy, ScriptedCorrector
+    from sir.data.record.runner import run_episode
+    from sir.experts import make_expert
+
+    env, spec = lift_env
+    policy.start()
+    actor = CorrectedPolicy(policy, lambda b: b, lambda a: a, ScriptedCorrector(make_expert("Lift", seed=0), rule),
+                            spec.task)
+    return run_episode(env, spec, actor, seed, max_steps)
+
+
+def runs(source) -> list[int]:
+    return [int(s) for i, s in enumerate(source) if i == 0 or s != source[i - 1]]
+
+
+def test_a_scripted_dagger_episode_takes_over_hands_back_and_takes_over_again_keeping_the_grasp(lift_env):
+    from sir.experts.grasping import GRIPPER_CLOSED
+
+    env, _ = lift_env
+    policy = StubPolicy(env)  # never moves: every correction must hand back to it and take over again
+    episode = corrected_episode(lift_env, policy)
+    source = [int(f["source"][0]) for f in episode.frames]
+    assert runs(source)[:4] == [0, 1, 0, 1], episode.corrections
+    assert source == corrector_steps(episode.corrections, len(source))
+    assert episode.success
+    # It hands back once the grasp is secured; the policy, still, lifts nothing, and the
+    # corrector takes over again from the cube held in the closed gripper, which stays closed.
+    assert any(c["hand_back"] == "subgoal" and c["subgoal"] == "grasp secured" for c in episode.corrections)
+    [held] = [c for c in episode.corrections if policy.grasped[c["step"]]]
+    assert held["reason"] == "no progress" and held["phase"] in ("close", "lift")
+    steps = range(held["step"], held["step"] + held["steps"])
+    assert all(policy.grasped[t] for t in steps)
+    assert all(episode.frames[t]["action"][-1] == GRIPPER_CLOSED for t in steps)
+    # The policy was asked every step, while corrected too: from a fresh plan (a reset) at
+    # every step after a takeover's first, up to and including the step it is handed back at.
+    assert policy.calls == len(episode.frames)
+    fresh = sum(c["steps"] - 1 + (c["hand_back"] is not None) for c in episode.corrections)
+    assert policy.resets == 1 + fresh  # and once as the episode began
+
+
+def test_the_corrector_hands_back_once_the_policys_proposals_agree_with_its_own(lift_env):
+    from sir.dagger.record import TakeoverRule
+
+    env, _ = lift_env
+    # Still at first (taken over for straying from the expert), then as good as the expert.
+    rule = TakeoverRule()
+    episode = corrected_episode(lift_env, StubPolicy(env, still_steps=rule.grace + rule.deviation_steps + 2), rule)
+    first = episode.corrections[0]
+    assert first["reason"] == "actions strayed from the expert's" and first["phase"] == "hover"
+    assert first["hand_back"] == "agreement"
+    # Handed back at the agree_steps-th step in a row whose proposal matched the expert's,
+    # counted from the first step the policy was good (the policy acts that step).
+    good = rule.grace + rule.deviation_steps + 2
+    assert first["step"] < good and first["step"] + first["steps"] == good + rule.agree_steps - 1
+    assert episode.success and len(episode.corrections) == 1
+    source = [int(f["source"][0]) for f in episode.frames]
+    assert runs(source) == [0, 1, 0]
+
+
+def test_a_correction_lasts_no_longer_than_its_cap_and_without_hand_back_to_the_end(lift_env):
+    from sir.dagger.record import TakeoverRule
+
+    capped = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6), max_steps=60)
+    assert len(capped.corrections) >= 2
+    assert all(c["steps"] <= 6 for c in capped.corrections)
+    assert {c["hand_back"] for c in capped.corrections[:-1]} <= {"cap", "subgoal"}
+    whole = corrected_episode(lift_env, StubPolicy(), TakeoverRule(hand_back=False), max_steps=150)
+    [only] = whole.corrections
+    assert only["hand_back"] is None and only["step"] + only["steps"] == len(whole.frames)
+    assert whole.success
+
+
+def test_a_recording_logs_each_episodes_corrections_beside_its_frames(lift_env, tmp_path):
+    import pandas as pd
+
+    from sir.dagger.record import CorrectedPolicy, ScriptedCorrector
+    from sir.data.record.runner import open_writer, record_episodes
+    from sir.envs.factory import make_env
+    from sir.experts import make_expert
+
+    _, spec = lift_env
+    env = make_env(spec)  # record_episodes closes it
+    policy = StubPolicy()
+    writer = open_writer(env, spec, tmp_path, "log", 0, info={}, resumable=True)
+    actor = CorrectedPolicy(policy, lambda b: b, lambda a: a, ScriptedCorrector(make_expert("Lift", seed=0)), spec.task)
+    result = record_episodes(writer, env, spec, actor, 0, 2, 120, until_written=False, keep=lambda ep: ep.seed == 1,
+                             desc="log", status=lambda r: {})
+    log = [json.loads(line) for line in (result.path / "meta" / "sir_corrections.jsonl").read_text().splitlines()]
+    assert [(e["seed"], e["episode_index"]) for e in log] == [(0, None), (1, 0)]  # every episode run; kept ones indexed
+    assert [e["corrections"] for e in log] == [e["corrections"] for e in result.per_episode]
+    assert result.takeovers == sum(e["takeovers"] for e in log) >= 4
+    frames = pd.read_parquet(next((result.path / "data").glob("*/*.parquet")))
+    assert list(np.stack(frames["source"].to_numpy()).ravel()) == corrector_steps(log[1]["corrections"], log[1]["frames"])
+
+
+def test_a_kill_before_an_episodes_commit_rolls_its_log_line_back(tmp_path):
+    from sir.data.record import journal
+
+    folder = tmp_path / "rec"
+    (folder / "meta").mkdir(parents=True)
+    log = folder / journal.CORRECTIONS
+    log.write_text('{"episode": 0}\n')
+    record = journal.commit(folder, {"episodes": 1, "frames": 10})
+    log.write_text('{"episode": 0}\n{"episode": 1}\n')  # the next episode's line, then a kill
+    journal.roll_back(folder, journal.read(folder))
+    assert log.read_text() == '{"episode": 0}\n' and record["texts"][journal.CORRECTIONS] == log.read_text()
+
+
+def test_the_scripted_and_the_human_corrector_answer_one_protocol():
+    import inspect
+
+    from sir.dagger.record import ScriptedCorrector
+    from sir.data.record.runner import Actor, Corrector
+    from sir.data.record.teleop import HumanActor, HumanCorrector
+
+    methods = ("reset", "should_take_over", "take_over", "act", "should_hand_back")
+    for cls in (ScriptedCorrector, HumanCorrector):
+        for name in methods:
+            want = [p.name for p in inspect.signature(getattr(Corrector, name)).parameters.values()]
+            assert [p.name for p in inspect.signature(getattr(cls, name)).parameters.values()] == want, (cls, name)
+    # A corrector acts as an actor acts, with the same arguments.
+    assert inspect.signature(Corrector.act).parameters.keys() == inspect.signature(Actor.act).parameters.keys()
+    assert inspect.signature(HumanCorrector.act) == inspect.signature(HumanActor.act)

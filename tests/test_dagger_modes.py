@@ -288,3 +288,35 @@ def test_a_masked_step_does_not_reach_acts_loss(data_root, modes_data):
     kept[0, 2] += 10.0  # a policy step before them: trained on
     assert loss(masked) == pytest.approx(loss(batch["action"]), rel=1e-6)
     assert loss(kept) != pytest.approx(loss(batch["action"]), rel=1e-3)
+
+
+# -- lerobot 0.6's DAgger format: `intervention`, and the outcome under another name -----------
+
+
+@pytest.mark.parametrize("outcome", ["next.success", "next.reward"])
+@pytest.mark.parametrize("mode", list(SAMPLES))
+def test_lerobots_intervention_datasets_sample_as_sirs_labels_in_every_mode(data_root, lerobot_dagger_dataset,
+                                                                         outcome, mode):
+    """The same episodes as sir labels them (``modes_data``), written by lerobot's writer with
+    ``intervention`` and the outcome as next.success or as the final next.reward."""
+    repo = lerobot_dagger_dataset(f"lerobot_modes_{outcome}", EPISODES, outcome)
+    mix = make_mixture(DataConfig(repo_ids=repo, root=data_root, dagger_mode=mode, seed=1), verbose=False)
+    assert sample_frames(mix) == SAMPLES[mode]
+    probs = np.full(len(mix), 1 / len(mix)) if mix.sampler is None else mix.sampler.probabilities()
+    intended = np.bincount(mix.class_of(np.arange(len(mix))), weights=probs, minlength=len(CLASS_NAMES))
+    np.testing.assert_allclose(intended, SHARES[mode], atol=1e-12)
+    assert mix.infos[0].labels.source == "intervention" and mix.infos[0].labels.success == outcome
+
+
+@pytest.mark.parametrize("mode", list(SAMPLES))
+def test_without_an_outcome_only_the_modes_that_need_none_train(data_root, lerobot_dagger_dataset, mode):
+    repo = lerobot_dagger_dataset("lerobot_modes_no_outcome", EPISODES, None)
+    config = DataConfig(repo_ids=repo, root=data_root, dagger_mode=mode, seed=1)
+    if mode in ("successful-corrections", "sirius"):
+        with pytest.raises(UserError) as exc:
+            make_mixture(config, verbose=False)
+        message = str(exc.value)
+        assert f"--dagger-mode {mode} needs" in message and "'next.success'" in message and "'intervention'" in message
+        assert "\n" not in message and "hg-dagger, iwr or all" in message
+    else:
+        assert sample_frames(make_mixture(config, verbose=False)) == SAMPLES[mode]

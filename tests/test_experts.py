@@ -162,3 +162,120 @@ def test_pick_place_can_expert_succeeds_on_at_least_18_of_20_seeds():
 @pytest.mark.slow
 def test_square_expert_succeeds_on_at_least_18_of_20_seeds():
     assert successes("NutAssemblySquare", range(20)) >= 18
+
+
+# -- taking over mid-task: sir.dagger's scripted corrector --------------------------------
+# The corrector's expert plans from the state it finds (GraspingExpert.resume): taking over
+# from a policy that holds the object, it goes on holding it.
+
+HELD_OBJECT = {
+    "Lift": lambda env: env.cube,
+    "PickPlaceCan": lambda env: env.objects[env.object_id],
+    "NutAssemblySquare": lambda env: env.nuts[env.nut_id],
+    "Stack": lambda env: env.cubeA,
+}
+
+
+class ExpertUntilHeld:
+    """A policy answering as lerobot's do (``select_action``, ``reset``): the task's expert
+    until it reaches ``freeze_phase`` holding the object, then still (zero action: the arm
+    stops, the fingers stay as they are). It reads the state from the env, and notes at each
+    step whether robosuite finds the object grasped (fingerpads on both sides)."""
+
+    def __init__(self, env, env_name: str, freeze_phase: str):
+        self.env, self.env_name, self.freeze_phase = env, env_name, freeze_phase
+        self.expert = make_expert(env_name, seed=1)
+
+    def start(self) -> None:
+        self.expert.reset(self.env)
+        self.frozen = False
+        self.grasped: list[bool] = []
+
+    def reset(self) -> None:
+        pass  # asked for fresh plans while corrected: the queue-less expert has none to drop
+
+    def select_action(self, batch):
+        import torch
+
+        env = self.env
+        self.grasped.append(env._check_grasp(gripper=env.robots[0].gripper, object_geoms=HELD_OBJECT[self.env_name](env)))
+        action = np.zeros(7, dtype=np.float32)
+        if not self.frozen:
+            action = self.expert.act(env._get_observations())
+            self.frozen = self.expert.phase == self.freeze_phase
+        return torch.as_tensor(action)[None]
+
+
+def held_takeovers(env_name: str, freeze_phase: str, seeds: range, max_steps: int = 300):
+    """Episodes of the still-standing policy under the scripted corrector, with the policy's
+    notes of the grasp at every step."""
+    from sir.dagger.record import CorrectedPolicy, ScriptedCorrector
+
+    spec = default_spec(env_name, horizon=max_steps)
+    env = make_env(spec)
+    policy = ExpertUntilHeld(env, env_name, freeze_phase)
+    actor = CorrectedPolicy(policy, lambda b: b, lambda a: a, ScriptedCorrector(make_expert(env_name, seed=0)), spec.task)
+    runs = []
+    try:
+        for seed in seeds:
+            policy.start()
+            runs.append((run_episode(env, spec, actor, seed, max_steps), policy.grasped))
+    finally:
+        env.close()
+    return runs
+
+
+def held_corrections(episode, grasped, first_steps: int = 5):
+    """The corrections that began with the object grasped, away from its target, with the
+    gripper's commands and the grasp at each of their steps: all of them where the correction
+    handed back at its sub-goal (before any release), else its first ``first_steps``."""
+    for c in episode.corrections:
+        if grasped[c["step"]] and c["phase"] in ("close", "lift", "carry"):
+            steps = range(c["step"], c["step"] + (c["steps"] if c["hand_back"] == "subgoal" else min(c["steps"], first_steps)))
+            yield c, [episode.frames[t]["action"][-1] for t in steps], [grasped[t] for t in steps]
+
+
+@pytest.mark.parametrize("env_name, freeze_phase", [
+    ("Lift", "lift"), ("PickPlaceCan", "carry"), ("NutAssemblySquare", "carry"), ("Stack", "carry"),
+])
+def test_a_takeover_while_the_policy_holds_the_object_keeps_it_held(env_name, freeze_phase):
+    [(episode, grasped)] = held_takeovers(env_name, freeze_phase, range(1))
+    held = list(held_corrections(episode, grasped))
+    assert held, episode.corrections
+    for correction, commands, grasp in held:
+        assert all(g == GRIPPER_CLOSED for g in commands), (correction, commands)
+        assert all(grasp), (correction, grasp)
+    assert episode.success, episode.corrections
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_name, freeze_phase", [
+    ("Lift", "lift"), ("PickPlaceCan", "lift"), ("PickPlaceCan", "carry"), ("NutAssemblySquare", "carry"),
+    ("Stack", "carry"),
+])
+def test_takeovers_of_a_held_object_finish_the_task_on_most_seeds(env_name, freeze_phase):
+    runs = held_takeovers(env_name, freeze_phase, range(1, 6))
+    for episode, grasped in runs:
+        for correction, commands, grasp in held_corrections(episode, grasped):
+            assert all(g == GRIPPER_CLOSED for g in commands) and all(grasp), correction
+    assert sum(episode.success for episode, _ in runs) >= 4, [e.corrections for e, _ in runs]
+
+
+def test_the_phase_read_from_a_state_keeps_a_held_object_held():
+    expert = BoxExpert()
+    expert.reset(env=None)
+    held = box_obs(gap=0.04)
+    assert expert.read_phase(held) == "close"  # fingers round it, still on the table: close on, then lift
+    raised = {**held, "box_pos": held["box_pos"] + [0, 0, 0.05], "robot0_eef_pos": held["robot0_eef_pos"] + [0, 0, 0.05]}
+    assert expert.read_phase(raised) == "lift"
+    over = {**raised, "box_pos": np.array([0.2, 0.0, 1.0]), "robot0_eef_pos": np.array([0.2, 0.0, 1.0])}
+    assert expert.read_phase(over) == "lower"
+    assert expert.phase == "hover"  # reading leaves the plan alone
+    expert.resume()
+    action = expert.act(raised)
+    assert (expert.resumed_phase, expert.phase) == ("lift", "lift")
+    assert action[-1] == GRIPPER_CLOSED and action[2] > 0
+    # Open fingers just above the object go on down; anywhere else low, back off upwards first.
+    assert expert.read_phase({**held, "robot0_gripper_qpos": np.array([0.04, -0.04])}) == "descend"
+    aside = {**held, "robot0_gripper_qpos": np.array([0.04, -0.04]), "robot0_eef_pos": np.array([0.1, 0.0, 0.82])}
+    assert expert.read_phase(aside) == "regrasp"

@@ -108,11 +108,13 @@ def episode_columns(ds, index: int, *keys: str) -> dict[str, np.ndarray]:
     return {k: np.stack([np.asarray(v) for v in rows[k]]) for k in keys}
 
 
-def test_robosuite_demos_import_with_regenerated_observations(recorded, tmp_path, capsys):
+def test_robosuite_demos_import_with_regenerated_observations(recorded, tmp_path, logged, one_line_per_interval):
     path, episodes = recorded
-    result = import_hdf5(ImportConfig(path=str(path), root=str(tmp_path), repo_id="lift_human"))
+    # Output to a file, as in a batch job: plain progress lines, no redraws.
+    result, text = logged(import_hdf5, ImportConfig(path=str(path), root=str(tmp_path), repo_id="lift_human"))
 
-    assert "replayed with recorded actions: 2/2 succeed" in capsys.readouterr().out
+    assert "replayed with recorded actions: 2/2 succeed" in text
+    one_line_per_interval(text, "Importing demo.hdf5", 2)
     ds = load(tmp_path, "lift_human")
     spec = EnvSpec.load(tmp_path / "lift_human")
     assert spec.env_name == "Lift" and spec.controller == "BASIC" and spec.env_kwargs == {}

@@ -12,17 +12,24 @@ TINY = ["--tasks", "Lift", "--demos", "2", "--eval-episodes", "2",
 
 def argv(tmp_path):
     return [*TINY, "--root", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
-            "--report", str(tmp_path / "results.md")]
+            "--report", str(tmp_path / "results.md"), "--summaries", str(tmp_path / "summaries")]
 
 
 @pytest.mark.slow
-def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_text(tmp_path, capsys):
+def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_text(tmp_path, capsys, logged,
+                                                                                    one_line_per_interval):
     report = tmp_path / "results.md"
     report.write_text(f"# Results\n\nOur analysis.\n\n{results_report_markers()}\nAfter the table.\n")
-    rows = results.main(argv(tmp_path))
+    # Output to a file, as in a batch job: plain lines of the recording, training and evaluation.
+    rows, text = logged(results.main, argv(tmp_path))
+    one_line_per_interval(text, "Recording Lift", 2)
+    one_line_per_interval(text, "Evaluating", 2)
+    assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == ["step 1/4"]
     task_dir = tmp_path / "runs" / "Lift"
-    saved = json.loads((task_dir / "result.json").read_text())
-    assert rows[0] == saved
+    saved = json.loads((tmp_path / "summaries" / "Lift.json").read_text())
+    assert rows[0] == saved == json.loads((task_dir / "result.json").read_text())
+    assert len(saved["sir"]["commit"]) == 40  # this checkout's commit
+    assert saved["selection"]["chosen_step"] == saved["best_step"]
     assert saved["demos"] == 2 and saved["training_steps"] == 4 and saved["episodes"] == 2
     assert [p["step"] for p in saved["curve"]] == [2, 4]
     page = report.read_text()
@@ -40,8 +47,8 @@ def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_t
 
     records = [json.loads(line) for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
     first_process = max(r["train/elapsed_s"] for r in records if r["step"] <= 2 and "train/elapsed_s" in r)
-    for name in ("final_model", "checkpoint_4", "result.json"):
-        path = task_dir / name
+    for name in ("runs/Lift/final_model", "runs/Lift/checkpoint_4", "runs/Lift/result.json", "summaries/Lift.json"):
+        path = tmp_path / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     # The run was saved before sir had its newest option: left at its default, it changes nothing.
     config = json.loads((task_dir / "train_config.json").read_text())
@@ -51,7 +58,7 @@ def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_t
     assert "Resuming Lift from checkpoint_2" in capsys.readouterr().out
     steps = [json.loads(line)["step"] for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 4
-    resumed = json.loads((task_dir / "result.json").read_text())
+    resumed = json.loads((tmp_path / "summaries" / "Lift.json").read_text())
     assert resumed["training_steps"] == 4
     # Its training time counts the stopped process's steps too, read from the trainer's own log.
     assert resumed["train_wall_s"] > first_process
@@ -107,3 +114,72 @@ def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
               {"step": 3, "train/elapsed_s": 0.7, "train/resumed_at": 2}]
     path.write_text("".join(json.dumps(r) + "\n" for r in sparse))
     assert results.run_times(path) == (pytest.approx(0.1 + 0.7), pytest.approx(5.0))
+
+
+def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_the_others(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """A fresh clone has the committed summaries and no run folders: a matching summary is
+    the row (nothing runs), one made with other settings is not, and the page is written
+    from the summaries."""
+    from sir.results.recipes import TASKS
+
+    summaries = tmp_path / "summaries"
+    summaries.mkdir()
+    lift = {"task": "Lift", "repo_id": "lift_200", "settings": TASKS["Lift"].train_settings(), "policy": "act",
+            "preset": "cpu", "demos": 200, "frames": 7296, "training_steps": 2000, "batch_size": 64,
+            "best_step": 500, "train_wall_s": 360.0, "success_rate": 1.0, "success_ci95": [0.93, 1.0],
+            "episodes": 50, "eval_seed": 200_000, "aim": 1.0, "curve": [{"step": 500, "success_rate": 1.0}],
+            "commands": ["python -m sir.data.collect --env Lift"], "sir": {"commit": "b6fa36c" + "0" * 33}}
+    (summaries / "Lift.json").write_text(json.dumps(lift))
+    stack = {**lift, "task": "Stack", "repo_id": "stack_200", "settings": {**TASKS["Stack"].train_settings(),
+                                                                           "training_steps": 1}}
+    (summaries / "Stack.json").write_text(json.dumps(stack))
+    ran = []
+
+    class Trained(Exception):
+        pass
+
+    def train(cfg, task_dir):
+        ran.append(cfg.run_name)
+        raise Trained
+
+    monkeypatch.setattr(results, "_train_resuming", train)
+    monkeypatch.setattr("sir.data.collect.collect", lambda cfg: None)
+    report = tmp_path / "results.md"
+    args = ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "runs"), "--report", str(report),
+            "--summaries", str(summaries)]
+    rows = results.main(["--tasks", "Lift", *args])
+    assert rows == [lift] and "Lift: done before" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists() and not ran
+    page = report.read_text()
+    assert "| Lift | act `cpu` | 200 (7296) | 2000 x 64 | 500 | 6 min | **100%**" in page
+    assert "Lift `b6fa36c`" in page
+    with pytest.raises(Trained):
+        results.main(["--tasks", "Lift,Stack", *args])
+    assert ran == ["Stack"]  # its recipe is not the one its summary was made with
+
+
+def test_the_committed_summaries_are_the_pages_rows():
+    """docs/results/<Task>.json hold the measured rows; the page's table is written from them."""
+    from pathlib import Path
+
+    from sir.results.recipes import TASKS
+    from sir.results.report import BEGIN, END, collect_results, table
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    rows = collect_results(docs / "results")
+    assert [r["task"] for r in rows] == list(TASKS)
+    for r in rows:  # each matches its recipe as it is now, so make results skips it
+        assert results.matches(r, TASKS[r["task"]].train_settings(), f"{r['task'].lower()}_200",
+                               results.ResultsConfig())
+    page = (docs / "results.md").read_text()
+    assert table(rows) in page.partition(BEGIN)[2].partition(END)[0]
+
+
+def test_a_final_evaluation_on_seeds_that_chose_the_model_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        results.main(["--tasks", "Lift", "--eval-seed", "300010", "--root", str(tmp_path), "--out", str(tmp_path),
+                      "--summaries", str(tmp_path / "summaries")])
+    assert exit_info.value.code == 2
+    assert "reuses seeds of the training's --select-seed (300000 on, 40 episodes)" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

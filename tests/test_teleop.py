@@ -153,6 +153,17 @@ def test_keyboard_takeover_and_handback_label_policy_then_human_then_policy(disp
     source = column(read_dataset(tmp_path, "dagger"), "source").ravel()
     runs = [int(s) for i, s in enumerate(source) if i == 0 or s != source[i - 1]]
     assert runs == [0, 1, 0], source
+    # The log holds what the operator did: one takeover, as long as the run of 1s, handed
+    # back with the key, in a phase the task's expert reads from the state.
+    import json
+
+    from sir.experts.grasping import PHASES
+
+    [line] = (tmp_path / "dagger" / "meta" / "sir_corrections.jsonl").read_text().splitlines()
+    [correction] = json.loads(line)["corrections"]
+    assert correction["step"] == int(np.argmax(source == 1)) and correction["steps"] == int(source.sum())
+    assert (correction["reason"], correction["hand_back"]) == ("operator", "operator")
+    assert correction["phase"] in PHASES
 
 
 def test_without_a_display_the_commands_say_to_set_display(monkeypatch, tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Issue 6's training modes: accumulation, fine-tuning, LoRA, resume, run configs,
-sequential stages, wandb offline."""
+sequential stages, wandb offline, TensorBoard."""
 
 import copy
 import csv
@@ -217,6 +217,52 @@ def test_wandb_logs_offline_into_the_run_dir(lift_demos, tmp_path, monkeypatch):
     run = train(["--repo-ids", repo_id, "--root", str(root), *TINY, "--training-steps", "2", "--eval-freq", "0",
                  "--use-wandb", "--checkpoint-dir", str(tmp_path)])
     assert list((run / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.slow
+def test_tensorboard_holds_the_runs_scalars_and_evaluation_videos(lift_demos, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root, repo_id = lift_demos
+    run = train(["--repo-ids", repo_id, "--root", str(root), *TINY, "--training-steps", "4", "--eval-freq", "2",
+                 "--save-freq", "2", "--save-video", "--video-episodes", "1", "--report-to", "tensorboard",
+                 "--checkpoint-dir", str(tmp_path)])
+
+    def check_events():
+        events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+        events.Reload()
+        logged: dict[str, dict[int, float]] = {}
+        for record in metrics_of(run):
+            for key, value in record.items():
+                if key != "step" and isinstance(value, int | float):
+                    logged.setdefault(key, {})[record["step"]] = value
+        assert {"train/loss", "train/lr", "eval/success_rate", "eval/avg_length"} <= set(logged)
+        assert set(events.Tags()["scalars"]) == set(logged)  # the scalars wandb gets, every one
+        for key, by_step in logged.items():
+            got = [(e.step, e.value) for e in events.Scalars(key)]
+            assert [step for step, _ in got] == sorted(by_step), key  # each step once
+            assert all(value == pytest.approx(by_step[step]) for step, value in got), key
+        videos = events.Images("eval/video")
+        assert [v.step for v in videos] == [2, 4]
+        assert videos[0].encoded_image_string[:4] == b"GIF8" and 0 < max(videos[0].width, videos[0].height) <= 256
+
+    check_events()
+    assert not (run / "wandb").exists()
+    # Resumed at step 2: what the first process logged after it is replaced, not doubled.
+    first_loss = {r["step"]: r["train/loss"] for r in metrics_of(run) if "train/loss" in r}
+    train(["--resume", str(run / "checkpoint_2")])
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    check_events()
+    assert {r["step"] for r in metrics_of(run) if "train/loss" in r} == set(first_loss)
+
+
+def test_use_wandb_contradicting_report_to_is_refused(lift_demos, tmp_path, capsys):
+    root, repo_id = lift_demos
+    with pytest.raises(SystemExit) as exc:
+        train(["--repo-ids", repo_id, "--root", str(root), *TINY, "--use-wandb", "--report-to", "tensorboard",
+               "--checkpoint-dir", str(tmp_path)])
+    assert exc.value.code == 2 and "--report-to tensorboard" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

@@ -70,7 +70,8 @@ class ExperimentConfig:
     results: str | None = option(None, "where the result tables go (default: --out); a folder under docs/ can be "
                                  "committed so that finished seeds are kept on a new machine")
     train_args: str = option("", "extra train_policy flags, quoted")
-    record_args: str = option("", "extra sir.dagger.record flags (the takeover rule), quoted")
+    record_args: str = option("", "extra sir.dagger.record flags (the rule by which the scripted corrector takes "
+                              "over and hands back), quoted")
     modes: list[str] = option([DEFAULT_MODE], "--dagger-mode values compared, comma-separated; each collects its "
                               "own rounds")
 

@@ -49,8 +49,8 @@ class LoopConfig:
     seed: int = option(0)
     overwrite: bool = option(False, "replace an existing run and its round datasets")
     train_args: str = option("", 'extra train_policy flags, quoted, e.g. "--lr 1e-3"')
-    record_args: str = option("", 'extra sir.dagger.record flags, quoted, e.g. "--patience 30 --deviation 100" '
-                              "for the takeover rule")
+    record_args: str = option("", 'extra sir.dagger.record flags, quoted, e.g. "--patience 15 --agree 0.2" '
+                              "for the rule by which the scripted corrector takes over and hands back")
     label_budget: int | None = option(None, "corrector labels (frames) per round: recording stops after the "
                                       "episode that reaches it (--episodes-per-round is then a cap)", minimum=1)
     corrections_only: bool = option(False, "save only the corrected episodes of a round; by default every "

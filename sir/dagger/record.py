@@ -3,12 +3,16 @@
     python -m sir.dagger.record --checkpoint checkpoints/act_lift_demos/best_model \
         --episodes 20 --root data --repo-id lift_dagger_r1 [--auto-save-on-success]
 
-The corrector is the task's scripted expert, or a person with one of robosuite's input
-devices (``--corrector keyboard|spacemouse|mjgui``, see docs/teleoperation.md) who takes over
-and hands back with a key, as often as they like.
+The corrector is the task's scripted expert, playing a watching person (``TakeoverRule``:
+it takes over when failure is near, goes on from the state it finds, and hands back once
+the critical part is done), or a person with one of robosuite's input devices
+(``--corrector keyboard|spacemouse|mjgui``, see docs/teleoperation.md) who takes over and
+hands back with a key; either may take over as often as it likes.
 
 Frames are labelled ``source`` 0 (policy) or 1 (corrector) and ``success`` 0/1 (the
-episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on.
+episode's outcome), both int64 of shape (1,), the labels ``sir.data`` filters on. Each
+episode's takeovers (step, length, phase, reason, what ended them) go to
+``meta/sir_corrections.jsonl`` and to the result's ``per_episode``.
 """
 
 from __future__ import annotations
@@ -20,94 +24,36 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
+from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.record.runner import Episode, RecordingResult, open_writer, record_episodes
+from sir.data.record.runner import (
+    Corrector,
+    Episode,
+    Frame,
+    RecordingResult,
+    open_writer,
+    record_episodes,
+)
 from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
-
-
-@dataclass
-class TakeoverRule:
-    """When the scripted corrector decides the policy is failing.
-
-    ``patience``: steps without a new best shaped reward (no progress).
-    ``drop``: a fall of the shaped reward below its best so far (the object was dropped).
-    ``deviation`` / ``deviation_steps``: the policy's arm command differs from the
-    expert's by more than ``deviation`` (L2, action units) for that many steps in a row.
-    ``grace``: steps the policy always gets before any rule applies.
-    """
-
-    patience: int = 40
-    drop: float = 0.3
-    deviation: float = 1.0
-    deviation_steps: int = 8
-    grace: int = 5
-
-
-class ScriptedCorrector:
-    """A scripted expert playing the human: watches the policy and takes over on its rule.
-
-    Any object with ``reset(env)``, ``should_take_over(obs, policy_action, reward)``,
-    ``take_over(env)``, ``act(obs)``, ``should_hand_back()`` and ``discarded`` can correct;
-    ``sir.data.record.teleop.HumanCorrector`` answers them with an operator's keys and device.
-    """
-
-    name = "expert"
-    discarded = False  # a script never throws an episode away
-
-    def __init__(self, expert: Any, rule: TakeoverRule | None = None):
-        self.expert = expert
-        self.rule = rule or TakeoverRule()
-
-    def reset(self, env: Any) -> None:
-        self.expert.reset(env)
-        self.steps = 0
-        self.best_reward = -np.inf
-        self.since_progress = 0
-        self.deviating = 0
-        self.reason: str | None = None
-
-    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
-        # The shadow expert keeps planning from the real state, so its command is what a
-        # watching human would do now.
-        expert_action = np.asarray(self.expert.act(obs))
-        self.steps += 1
-        if reward > self.best_reward + 1e-3:
-            self.best_reward, self.since_progress = reward, 0
-        else:
-            self.since_progress += 1
-        gap = float(np.linalg.norm(np.asarray(policy_action)[:3] - expert_action[:3]))
-        self.deviating = self.deviating + 1 if gap > self.rule.deviation else 0
-        if self.steps <= self.rule.grace:
-            return False
-        if self.since_progress >= self.rule.patience:
-            self.reason = "no progress"
-        elif self.best_reward - reward > self.rule.drop:
-            self.reason = "object dropped"
-        elif self.deviating >= self.rule.deviation_steps:
-            self.reason = "actions strayed from the expert's"
-        return self.reason is not None
-
-    def take_over(self, env: Any) -> None:
-        # A fresh plan from the current state: the expert's phases restart from approach.
-        self.expert.reset(env)
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(self.expert.act(obs), dtype=np.float32)
-
-    def should_hand_back(self) -> bool:
-        return False  # the expert finishes the episode
+from sir.eval.evaluate import ModelEnvConfig
 
 
 class CorrectedPolicy:
     """The actor of a DAgger episode: the policy acts until the corrector takes over; the
-    corrector acts until it hands back (a human may, as often as they like); frames are
-    labelled by who acted and by the outcome."""
+    corrector acts until it hands back, as often as it likes; frames are labelled by who
+    acted and by the outcome, and ``corrections`` logs each takeover as a person's log would
+    (see ``finish``).
+
+    While the corrector acts, the policy is still asked, every step, what it would do from
+    the state, as Sirius's collection loop and ThriftyDAgger ask theirs: from a fresh plan
+    (its queue emptied), since a hand-back would start it afresh from there too.
+    """
 
     name = "policy"
 
-    def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, corrector: Any, task: str):
+    def __init__(self, policy: Any, preprocessor: Any, postprocessor: Any, corrector: Corrector, task: str):
         self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
         self.corrector = corrector
         self.task = task
@@ -117,46 +63,69 @@ class CorrectedPolicy:
         self.policy.reset()
         self.corrector.reset(env)
         self.sources: list[int] = []  # who acted at each step
-        self.takeover_step: int | None = None  # the first takeover's
+        self.corrections: list[dict[str, Any]] = []
+        self.correcting = False
 
-    def act(self, obs: dict[str, np.ndarray], features: dict[str, np.ndarray], reward: float) -> np.ndarray | None:
+    def _policy_action(self, features: Frame, fresh: bool = False) -> np.ndarray:
         import torch
 
         from sir.eval.batch import to_policy_batch
 
-        corrector = self.corrector
-        correcting = bool(self.sources) and self.sources[-1] == HUMAN
-        if correcting and corrector.should_hand_back():
-            correcting = False
-            # The queued action chunk was planned before the takeover, from states long gone.
+        if fresh:
+            # The queued action chunk was planned from states long gone.
             self.policy.reset()
-        if not correcting:
-            with torch.no_grad():
-                batch = self.preprocessor(to_policy_batch(features, self.task))
-                action = self.postprocessor(self.policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
-            if not np.all(np.isfinite(action)) or corrector.should_take_over(obs, action, reward):
-                correcting = True
-                if self.takeover_step is None:
-                    self.takeover_step = len(self.sources)
+        with torch.no_grad():
+            batch = self.preprocessor(to_policy_batch(features, self.task))
+            return self.postprocessor(self.policy.select_action(batch)).squeeze(0).cpu().numpy().astype(np.float32)
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None:
+        corrector = self.corrector
+        step = len(self.sources)
+        action = None
+        if self.correcting:
+            proposal = self._policy_action(features, fresh=True)
+            if np.all(np.isfinite(proposal)) and corrector.should_hand_back(obs, proposal, reward):
+                self.correcting = False
+                self.corrections[-1].update(steps=step - self.corrections[-1]["step"], hand_back=corrector.handed_back)
+                action = proposal  # planned afresh from this state: the hand-back's queue reset
+        if not self.correcting:
+            if action is None:
+                action = self._policy_action(features)
+            finite = bool(np.all(np.isfinite(action)))
+            if not finite or corrector.should_take_over(obs, action, reward):
                 corrector.take_over(self.env)
-        if correcting:
-            action = corrector.act(obs)
-        if corrector.discarded:
+                self.correcting = True
+                self.corrections.append({"step": step, "steps": None, "phase": None,
+                                         "reason": corrector.reason if finite else "policy action not finite",
+                                         "subgoal": None, "hand_back": None})
+        if self.correcting:
+            action = corrector.act(obs, features, reward)
+            entry = self.corrections[-1]
+            if entry["step"] == step:
+                entry.update(phase=corrector.phase, subgoal=corrector.subgoal)
+        if action is None or corrector.discarded:
             return None
-        self.sources.append(HUMAN if correcting else POLICY)
+        self.sources.append(HUMAN if self.correcting else POLICY)
         return action
 
     def finish(self, episode: Episode) -> None:
-        episode.takeover_step = self.takeover_step
-        if self.takeover_step is not None:
-            episode.reason = getattr(self.corrector, "reason", None)
+        """Label the frames, and give the episode its corrections: for each takeover, the
+        step it came at, how many steps it lasted, the phase of the task it came in, why it
+        came, the sub-goal it was for, and what ended it (``subgoal``, ``agreement``, ``cap``
+        or ``operator``; None when it lasted to the episode's end)."""
+        for entry in self.corrections:
+            if entry["steps"] is None:
+                entry["steps"] = len(self.sources) - entry["step"]
+        episode.corrections = self.corrections
+        if self.corrections:
+            episode.takeover_step, episode.reason = self.corrections[0]["step"], self.corrections[0]["reason"]
         label_episode(episode.frames, None, episode.success)
         for frame, source in zip(episode.frames, self.sources, strict=True):
             frame[SOURCE][0] = source
 
 
 @dataclass
-class RecordConfig:
+class RecordConfig(ModelEnvConfig):
     checkpoint: str = option(None, "the policy's model folder (e.g. .../best_model)", required=True)
     episodes: int = option(20, "episodes to run", minimum=1)
     root: str = option("data", "folder that holds datasets")
@@ -171,26 +140,50 @@ class RecordConfig:
                                       minimum=1)
     max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)", minimum=1)
     seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
-    patience: int = option(TakeoverRule.patience, "takeover after this many steps without progress", minimum=0)
+    patience: int = option(TakeoverRule.patience, "the scripted corrector takes over after this many steps without "
+                           "progress (no new best shaped reward, no step up the expert's measure of the task), ...",
+                           minimum=1)
     deviation: float = option(TakeoverRule.deviation,
-                              "takeover when the policy's arm command differs from the expert's by more than this ...",
+                              "... or when the policy's arm command differs from the expert's by more than this (L2) ...",
                               minimum=0)
-    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row", minimum=1)
+    deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row, or at once when the "
+                                  "object is dropped", minimum=1)
+    agree: float = option(TakeoverRule.agree, "it hands back when the policy's own proposed action, asked every step, "
+                          "is within this of the expert's (L2, same gripper command) ...", minimum=0)
+    agree_steps: int = option(TakeoverRule.agree_steps, "... for this many steps in a row (ThriftyDAgger's rule), or "
+                              "when the sub-goal it took over for is done (grasp secured, object lifted, object over "
+                              "the target, ...)", minimum=1)
+    max_correction: int = option(TakeoverRule.max_correction, "... or after this many steps of one correction",
+                                 minimum=1)
+    no_hand_back: bool = option(False, "the scripted corrector finishes the episode once it has taken over, never "
+                                "handing back (a person hands back with the takeover key either way)")
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
+
+
+def takeover_rule(cfg: RecordConfig) -> TakeoverRule:
+    """The scripted corrector's rule as the flags set it."""
+    return TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps,
+                        agree=cfg.agree, agree_steps=cfg.agree_steps, max_correction=cfg.max_correction,
+                        hand_back=not cfg.no_hand_back)
 
 
 def record_corrections(cfg: RecordConfig) -> RecordingResult:
     """Run ``cfg.episodes`` DAgger episodes and write the corrected ones (and, with
     ``auto_save_on_success``, the policy's own successes) to ``cfg.root/cfg.repo_id``."""
     from sir.envs.factory import make_env
-    from sir.experts import make_expert
+    from sir.eval.evaluate import check_env_flags, check_model_fits_env, spec_from_flags
+    from sir.experts import EXPERTS, make_expert
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
 
     validate(cfg)
     refuse_if_busy(cfg.root, cfg.repo_id)
     quiet_libraries()
-    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device))
+    policy, pre, post, spec, info = load_checkpoint(cfg.checkpoint, device=pick_device(cfg.device),
+                                                    spec=spec_from_flags(cfg))
+    if cfg.env is not None:
+        check_env_flags(cfg, spec)
+        check_model_fits_env(policy.config, spec)
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
@@ -199,10 +192,11 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
 
         check_screen(cfg.corrector, spec)
         env = make_env(window_spec(spec))
-        corrector: Any = HumanCorrector(cfg.corrector, env)
+        phases = make_expert(spec.env_name) if spec.env_name in EXPERTS else None
+        corrector: Corrector = HumanCorrector(cfg.corrector, env, phases=phases)
         rule = None
     else:
-        rule = TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps)
+        rule = takeover_rule(cfg)
         corrector = ScriptedCorrector(make_expert(spec.env_name, seed=cfg.seed), rule)
         env = make_env(spec)
     provenance: dict[str, Any] = {
@@ -222,7 +216,7 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
                 ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success)),
             stop=(lambda r: r.corrector_frames >= cfg.label_budget) if cfg.label_budget else None,
             desc=f"DAgger {spec.env_name}",
-            status=lambda r: {"interventions": r.interventions, "policy_ok": r.policy_successes,
+            status=lambda r: {"interventions": r.interventions, "takeovers": r.takeovers, "policy_ok": r.policy_successes,
                               "corrected_ok": r.corrected_successes, **({"discarded": r.discarded} if human else {})},
             info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
                             "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
@@ -232,8 +226,8 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     finally:
         if human:
             corrector.close()
-    summary = (f"{result.tried} episodes: policy alone succeeded {result.policy_successes}, "
-               f"corrector took over {result.interventions} times and succeeded {result.corrected_successes}"
+    summary = (f"{result.tried} episodes: policy alone succeeded {result.policy_successes}, corrector took over "
+               f"in {result.interventions} ({result.takeovers} takeovers) and {result.corrected_successes} succeeded"
                + (f", {result.discarded} discarded" if human else ""))
     if result.path is None:
         print(f"{summary}; nothing to save (no correction" +
@@ -245,9 +239,10 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
 
 def parse_config(argv: list[str] | None = None) -> RecordConfig:
     return parse(RecordConfig, argv, "python -m sir.dagger.record",
-                 "Run a trained policy in its Robosuite env with a corrector watching; when the corrector "
-                 "takes over, it finishes the task. Writes a LeRobot DAgger dataset with per-frame source (0 policy, "
-                 "1 corrector) and success labels.")
+                 "Run a trained policy in its Robosuite env with a corrector watching, who takes over when the "
+                 "policy is about to fail and hands back once past the critical part, as often as needed. Writes a "
+                 "LeRobot DAgger dataset with per-frame source (0 policy, 1 corrector) and success labels, and "
+                 "each episode's takeovers in meta/sir_corrections.jsonl.")
 
 
 @cli_errors

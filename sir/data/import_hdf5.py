@@ -254,7 +254,7 @@ def replay_succeeds(env: Any, demo: Any, states: np.ndarray, actions: np.ndarray
 
 def import_hdf5(cfg: ImportConfig) -> RecordingResult:
     """Convert the demos of ``cfg.path`` into a LeRobotDataset at ``cfg.root/cfg.repo_id``."""
-    from tqdm import tqdm
+    from sir.progress import Progress
 
     validate(cfg)
     path = Path(cfg.path)
@@ -265,14 +265,14 @@ def import_hdf5(cfg: ImportConfig) -> RecordingResult:
         env = build_env(spec, path)
         writer = None
         result = RecordingResult()
-        bar = tqdm(demos, desc=f"Importing {path.name}", unit="ep")
+        bar = Progress(len(demos), f"Importing {path.name}", "ep")
         try:
             writer = runner.open_writer(
                 env, spec, cfg.root, cfg.repo_id, seed=0,
                 info={"recorded_by": "sir.data.import_hdf5", "source_file": str(path.resolve()),
                       "source_format": source.kind},
             )
-            for name in bar:
+            for name in demos:
                 demo, label = file["data"][name], f"{path}: data/{name}"
                 states = np.asarray(demo["states"], dtype=np.float64)
                 actions = np.asarray(demo["actions"], dtype=np.float32)
@@ -293,7 +293,7 @@ def import_hdf5(cfg: ImportConfig) -> RecordingResult:
                 result.episode_lengths.append(len(frames))
                 result.per_episode.append({"demo": name, "frames": len(frames), "success": success,
                                            "replay_success": replayed, "saved": True})
-                bar.set_postfix(replayed=f"{sum(e['replay_success'] for e in result.per_episode)}/{result.tried}")
+                bar.update(1, replayed=f"{sum(e['replay_success'] for e in result.per_episode)}/{result.tried}")
         except BaseException:
             if writer is not None:
                 writer.abort()

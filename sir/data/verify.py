@@ -88,10 +88,12 @@ def label_summary(info) -> str:
         return f"every frame ({info.dagger_mode})"
     d = info.dagger
     frames = d["policy_frames"] + d["human_frames"]
+    outcomes = ("outcomes not recorded" if info.labels is not None and info.labels.success is None else
+                f"{d['successful_episodes']}/{d['episodes']} episodes successful "
+                f"({d.get('autonomous_successes', 0)} without help)")
     return (f"policy {d['policy_frames']} / human {d['human_frames']} frames (intervention ratio "
             f"{d['human_frames'] / max(frames, 1):.2f}), {d.get('takeovers', 0) / max(d['episodes'], 1):.2f} takeovers "
-            f"per episode, {d['successful_episodes']}/{d['episodes']} episodes successful "
-            f"({d.get('autonomous_successes', 0)} without help); {info.dagger_mode}")
+            f"per episode, {outcomes}; {info.dagger_mode}")
 
 
 def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
@@ -103,6 +105,9 @@ def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
                      f"{info.frames}/{info.total_frames}", str(info.fps), labels, info.revision or "local"])
     print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels", "revision"]))
     print(f"  root: {', '.join(str(i.root) for i in mix.infos)}")
+    for info in mix.infos:
+        if info.labels is not None and not info.labels.is_sirs:
+            print(f"  labels of {info.repo_id}: {info.labels.describe()}")
 
     print("\nFeatures served:")
     print(_table([[k, f["dtype"], str(tuple(f["shape"]))] for k, f in mix.features.items()], ["feature", "dtype", "shape"]))

@@ -21,7 +21,20 @@ from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
 
 
 @dataclass
-class EvalConfig:
+class ModelEnvConfig:
+    """The env for a model folder saved without sir's EnvSpec (a lerobot-trained one): the
+    flags every command that rolls a saved model out shares."""
+
+    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
+                             "lerobot)")
+    robot: str | None = option(None, "robot for --env (default: Panda)")
+    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
+    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
+                                    minimum=8)
+
+
+@dataclass
+class EvalConfig(ModelEnvConfig):
     checkpoint: str = option(None, "a best_model, final_model or checkpoint_<step> folder", required=True)
     episodes: int = option(50, "episodes to run", minimum=1)
     max_steps: int | None = option(None, "step limit per episode (default: the EnvSpec's horizon)", minimum=1)
@@ -31,12 +44,6 @@ class EvalConfig:
     video_path: str | None = option(None, "default: <output-dir>/eval.mp4")
     output_dir: str | None = option(None, "where eval_results.json (and the video) go (default: eval/<model> beside "
                                     "the model folder, e.g. <run>/eval/best_model)")
-    env: str | None = option(None, "Robosuite env, only for a model saved without sir's EnvSpec (e.g. trained by "
-                             "lerobot)")
-    robot: str | None = option(None, "robot for --env (default: Panda)")
-    cameras: list[str] | None = option(None, "cameras the model sees, for --env (default: those its image inputs name)")
-    image_size: int | None = option(None, "camera image size, for --env (default: the model's image input size)",
-                                    minimum=8)
     render_camera: str = option("agentview", "camera the video is rendered from")
     render_size: int = option(256, "side of each video tile, in pixels", minimum=16)
     workers: int | None = option(
@@ -63,13 +70,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     checkpoint = Path(cfg.checkpoint)
     policy, preprocessor, postprocessor, spec, info = load_checkpoint(
         checkpoint, device=pick_device(cfg.device), spec=spec_from_flags(cfg))
-    given = {"--env": (cfg.env, spec.env_name), "--robot": (cfg.robot, spec.robots[0]),
-             "--cameras": (cfg.cameras, list(spec.cameras)), "--image-size": (cfg.image_size, spec.image_size)}
-    for flag, (asked, has) in given.items():
-        if asked is not None and asked != has and not (flag == "--image-size" and not spec.cameras):
-            raise UserError(f"{checkpoint} was trained with {flag} {_text(has)} (its sir_env.json) but {flag} "
-                            f"{_text(asked)} was given; drop {flag}, which only describes the env of models saved "
-                            "without one.")
+    check_env_flags(cfg, spec)
     check_model_fits_env(policy.config, spec)
     if cfg.save_video:
         from sir.envs.factory import check_render_camera
@@ -99,24 +100,42 @@ def _text(value: Any) -> str:
     return (",".join(value) or "none") if isinstance(value, list) else str(value)
 
 
-def spec_from_flags(cfg: EvalConfig) -> Any:
-    """The EnvSpec for a model folder without sir's (None without --env: the folder's own is
-    then required); cameras and image size default to the model's image inputs."""
+def check_env_flags(cfg: Any, spec: Any) -> None:
+    """Refuse --env, --robot, --cameras or --image-size that contradict the model folder's own EnvSpec."""
+    given = {"--env": (cfg.env, spec.env_name), "--robot": (cfg.robot, spec.robots[0]),
+             "--cameras": (cfg.cameras, list(spec.cameras)), "--image-size": (cfg.image_size, spec.image_size)}
+    for flag, (asked, has) in given.items():
+        if asked is not None and asked != has and not (flag == "--image-size" and not spec.cameras):
+            raise UserError(f"{cfg.checkpoint} was trained with {flag} {_text(has)} (its sir_env.json) but {flag} "
+                            f"{_text(asked)} was given; drop {flag}, which only describes the env of models saved "
+                            "without one.")
+
+
+def spec_from_flags(cfg: Any) -> Any:
+    """The EnvSpec for a model folder without sir's, from a command's --env, --robot,
+    --cameras and --image-size (None without --env: the folder's own is then required)."""
+    return spec_for_model(cfg.checkpoint, cfg.env, cfg.robot, cfg.cameras, cfg.image_size)
+
+
+def spec_for_model(folder: str | Path, env: str | None, robot: str | None = None,
+                   cameras: list[str] | None = None, image_size: int | None = None) -> Any:
+    """The EnvSpec of ``env`` for the model in ``folder`` (None without ``env``); cameras and
+    image size default to the model's image inputs."""
     import json
 
     from sir.envs.spec import IMAGE_FEATURE_PREFIX, default_spec
 
-    if cfg.env is None:
+    if env is None:
         return None
-    config_path = Path(cfg.checkpoint) / "config.json"
+    config_path = Path(folder) / "config.json"
     inputs = json.loads(config_path.read_text()).get("input_features", {}) if config_path.is_file() else {}
     images = {k[len(IMAGE_FEATURE_PREFIX):]: v for k, v in inputs.items() if k.startswith(IMAGE_FEATURE_PREFIX)}
-    cameras = cfg.cameras if cfg.cameras is not None else list(images)
-    size = cfg.image_size or (int(next(iter(images.values()))["shape"][-1]) if images else 84)
+    cameras = cameras if cameras is not None else list(images)
+    size = image_size or (int(next(iter(images.values()))["shape"][-1]) if images else 84)
     overrides: dict[str, Any] = {"cameras": cameras, "image_size": size}
     if "observation.environment_state" not in inputs:
         overrides["env_state_keys"] = []
-    return default_spec(cfg.env, cfg.robot or "Panda", **overrides)
+    return default_spec(env, robot or "Panda", **overrides)
 
 
 def check_model_fits_env(policy_cfg: Any, spec: Any) -> None:

@@ -143,7 +143,7 @@ def evaluate_tasks(
     ``backend`` "ray" runs the envs as Ray actors on the cluster at ``ray_address`` (see
     ``sir.eval.cluster``; ``workers`` None: one per CPU of the cluster), with the same results.
     """
-    from tqdm import tqdm
+    from sir.progress import Progress
 
     start = time.perf_counter()
     tasks = [EvalTask.of(t) for t in tasks]
@@ -174,7 +174,7 @@ def evaluate_tasks(
     # simulators, and keeps the float maths the same however many workers run.
     torch.set_num_threads(1)
     policy.eval()
-    bar = tqdm(total=total, desc="Evaluating", unit="ep", leave=False, disable=not progress)
+    bar = Progress(total, "Evaluating", "ep", leave=False, enabled=progress)
     try:
         engine = Engine(policy, preprocessor, postprocessor, pool, waves, lanes, seed,
                         on_episodes=bar.update, n_workers=n_workers, spread=spread)

@@ -16,6 +16,29 @@ class Expert(Protocol):
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
+class ResumableExpert(Expert, Protocol):
+    """An expert that can take over mid-episode (``sir.dagger.record.ScriptedCorrector``).
+
+    ``resume()``: the next ``act`` plans from the state it sees, not the expert's last phase;
+    ``resumed_phase`` is the phase it found there and ``phase`` the one it is in now.
+    ``next_subgoal(level)``: the first sub-goal (a key of ``subgoals``, which names each)
+    above a phase's PROGRESS ``level``; ``reached(subgoal)``: whether the expert is past it.
+    ``read_phase(obs)``: the phase the state shows, without touching the expert's plan.
+    """
+
+    phase: str
+    resumed_phase: str | None
+    subgoals: dict[int, str]
+
+    def resume(self) -> None: ...
+
+    def next_subgoal(self, level: int) -> int | None: ...
+
+    def reached(self, subgoal: int) -> bool: ...
+
+    def read_phase(self, obs: dict[str, np.ndarray]) -> str: ...
+
+
 @dataclass
 class ExpertNoise:
     """Diversity for recorded demos.

@@ -27,6 +27,9 @@ PHASES = ("hover", "descend", "close", "regrasp", "lift", "carry", "lower", "rel
 APPROACH = ("hover", "descend", "close")  # turning to the grasp heading
 HELD = ("lift", "carry", "lower")  # the fingers should be round the object
 GRIPPING = ("close", *HELD)
+# How far along the task each phase is; a corrector's sub-goals are the steps up this scale.
+PROGRESS = {"hover": 0, "descend": 0, "close": 0, "regrasp": 0, "lift": 1, "carry": 2, "lower": 3, "release": 4,
+            "retreat": 5}
 
 
 @dataclass
@@ -57,6 +60,10 @@ class GraspingExpert:
     A task gives the object's position (and a grasp point, if not its centre), the carry
     height and the place point, and may plan the grasp heading; class attributes tune the
     rest.
+
+    ``resume()`` makes the next ``act`` find its phase in the state it sees rather than in
+    its own memory (``infer_phase``): a DAgger corrector taking over from a policy that holds
+    the object goes on lifting or carrying it, and never opens the gripper to start again.
     """
 
     gain = 20.0
@@ -77,6 +84,19 @@ class GraspingExpert:
     place_tolerance = 0.01  # object this close above its place point is let go
     open_steps = 6
     retreat_height = 0.1
+    # Reading the phase from the state (``infer_phase``): the fingers hold the object when
+    # they stopped between empty_gap and held_gap with the eef this close to the grasp point
+    # (the experts' own grasps sit within 1 cm of it); held this far above where it rested,
+    # the object is lifted; an open gripper this close above the grasp point goes on down.
+    hold_radius = 0.025
+    lifted_height = 0.01
+    resume_radius = 0.02
+    # The corrector's sub-goals, by PROGRESS: the one after the phase it took over in.
+    # Past the last, a correction goes on to the end: letting go over the target and
+    # clearing away are one short motion.
+    subgoals = {1: "grasp secured", 2: "object lifted", 3: "object over the target"}
+    placed_tolerance = 0.03  # object xy this close to its place point, resting, is placed
+    yaw_weight = 0.05  # metres of progress a radian of turning towards the planned heading is worth
     turns = True  # command the gripper's orientation (else send no rotation at all)
     rot_gain = 1.0
     # Yaw asked for at once: keeps a turn's direction unambiguous and its command near 0.6,
@@ -90,6 +110,10 @@ class GraspingExpert:
     def reset(self, env: Any) -> None:
         self.eef_yaw = YawTracker()
         self.last_gap = np.inf
+        self.rest_z = np.inf  # the lowest the object has been: where it rests
+        self.resuming = False
+        self.resumed_phase: str | None = None  # the phase the last resume found
+        self.progress: tuple[int, float] = (0, -np.inf)  # see progress_in
         self.start_over("hover")
         self.jitter = self.rng.uniform(-1, 1, size=3) * self.noise.target_jitter
         self.jitter[2] = abs(self.jitter[2])
@@ -98,6 +122,17 @@ class GraspingExpert:
         self.phase = phase
         self.counter = 0
         self.grasp_yaw: float | None = None
+
+    def resume(self) -> None:
+        """Plan the next step from the state it sees, not from the phase this expert was in."""
+        self.resuming = True
+
+    def next_subgoal(self, level: int) -> int | None:
+        """The first sub-goal (a PROGRESS level in ``subgoals``) above ``level``; None past the last."""
+        return next((goal for goal in sorted(self.subgoals) if goal > level), None)
+
+    def reached(self, subgoal: int) -> bool:
+        return PROGRESS[self.phase] >= subgoal
 
     # -- what each task gives ------------------------------------------------------------
 
@@ -130,6 +165,72 @@ class GraspingExpert:
     def realign_height(self, s: Step, grasp: np.ndarray) -> float:
         """The eef's height while it recentres over the grasp point during the descent."""
         return max(s.eef[2], grasp[2] + self.realign_clearance)
+
+    # -- the phase a state shows ---------------------------------------------------------
+
+    def holds(self, s: Step) -> bool:
+        """Whether the fingers have stopped round the object."""
+        if not self.empty_gap < s.gap < self.held_gap:
+            return False
+        offset = s.eef - (self.grasp_point(s.obs) + np.array([0.0, 0.0, self.grasp_depth]))
+        return bool(np.linalg.norm(offset[:2]) < self.hold_radius and abs(offset[2]) < self.hold_radius)
+
+    def over_target(self, s: Step) -> bool:
+        """Whether the held object is over its place point, ready to be lowered."""
+        place, obj = self.place_point(s), self.object_position(s.obs)
+        return bool(np.linalg.norm((place - obj)[:2]) < self.carry_tolerance and obj[2] > place[2] - self.place_tolerance)
+
+    def progress_in(self, s: Step) -> float:
+        """How far the state has come within the expert's phase, in metres (more is further):
+        the eef nearer the grasp point, the object higher, nearer its place point, lower over
+        it; ``progress`` pairs it with the phase's PROGRESS level after each ``act``."""
+        level, obj = PROGRESS[self.phase], self.object_position(s.obs)
+        turn = self.yaw_weight * abs(s.yaw_error)  # turning the wrist is progress too
+        if level == 0:
+            return -float(np.linalg.norm(s.eef - self.grasp_point(s.obs))) - turn
+        if level == 1:
+            return float(obj[2])
+        if level == 2:
+            return -float(np.linalg.norm((self.place_point(s) - obj)[:2])) - turn
+        if level == 3:
+            return -float(obj[2])
+        return float(s.gap if level == 4 else s.eef[2])
+
+    def near_target(self, s: Step) -> bool:
+        """Whether the object is over its place point or by it (within ``placed_tolerance``)."""
+        return bool(np.linalg.norm((self.place_point(s) - self.object_position(s.obs))[:2]) < self.placed_tolerance)
+
+    def placed(self, s: Step) -> bool:
+        """Whether the object rests at its place point (let go, or about to be)."""
+        return self.near_target(s) and self.object_position(s.obs)[2] < self.place_point(s)[2]
+
+    def plan_held(self, s: Step) -> None:
+        """Plan the carry for an object found held (default: keep the heading it is held at)."""
+        self.grasp_yaw = s.eef_yaw
+
+    def infer_phase(self, s: Step) -> str:
+        """The phase to go on in from this state: an object held stays held (closing on it
+        until the fingers stop, lifting, carrying or lowering it, by where it is); otherwise
+        the approach goes on down from just above the grasp point, backs off upwards (opening)
+        from anywhere else low, or starts above the object. An object resting at its place
+        point, or let go over it, is left there."""
+        obj = self.object_position(s.obs)
+        held = self.holds(s)
+        if self.placed(s) or (not held and self.near_target(s)):
+            return "retreat"  # at its target, or let go there and falling onto it
+        if held:
+            self.plan_held(s)
+            if obj[2] < self.rest_z + self.lifted_height:
+                return "close"
+            if self.over_target(s):
+                return "lower"
+            return "lift" if obj[2] < self.carry_height(s) - self.lift_tolerance else "carry"
+        grasp = self.grasp_point(s.obs) + np.array([0.0, 0.0, self.grasp_depth])
+        if s.eef[2] > grasp[2] + self.hover_height - 0.01:
+            return "hover"
+        if np.linalg.norm((s.eef - grasp)[:2]) < self.resume_radius and s.gap >= self.held_gap:
+            return "descend"
+        return "regrasp"
 
     # -- the phases ----------------------------------------------------------------------
 
@@ -217,10 +318,30 @@ class GraspingExpert:
     def noise_std(self, s: Step) -> float:
         return self.noise.action_std
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def observe(self, obs: dict[str, np.ndarray]) -> Step:
+        """What this step sees (the same however often it is called for one observation)."""
         eef = obs["robot0_eef_pos"]
         eef_rot = quat_to_mat(obs["robot0_eef_quat"])
         s = Step(obs, eef, eef_rot, self.eef_yaw.update(yaw_of(eef_rot)), finger_gap(obs), eef)
+        self.rest_z = min(self.rest_z, float(self.object_position(obs)[2]))
+        return s
+
+    def read_phase(self, obs: dict[str, np.ndarray]) -> str:
+        """The phase the state shows, for a log; the expert's own plan is left as it is."""
+        phase, grasp_yaw = self.phase, self.grasp_yaw
+        try:
+            return self.infer_phase(self.observe(obs))
+        finally:
+            self.phase, self.grasp_yaw = phase, grasp_yaw
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        s = self.observe(obs)
+        if self.resuming:
+            self.resuming = False
+            phase = self.infer_phase(s)  # plans the heading to hold an object already held
+            grasp_yaw = self.grasp_yaw if phase in GRIPPING else None
+            self.start_over(phase)
+            self.grasp_yaw, self.resumed_phase = grasp_yaw, phase
         if self.phase in HELD and s.gap < self.empty_gap:
             self.start_over()  # it slipped out: start over from wherever it fell
         if self.phase in APPROACH:
@@ -234,11 +355,12 @@ class GraspingExpert:
                     s.yaw_error = self.carry_yaw_error(s)
                 getattr(self, phase)(s)
         self.last_gap = s.gap
+        self.progress = (PROGRESS[self.phase], self.progress_in(s))
 
         arm = self.translation(s)
         if self.turns:
             yaw_step = np.clip(s.yaw_error, -self.max_yaw_step, self.max_yaw_step)
-            rotation = rotate_towards(eef_rot, gripper_down(s.eef_yaw + yaw_step), self.rot_gain)
+            rotation = rotate_towards(s.eef_rot, gripper_down(s.eef_yaw + yaw_step), self.rot_gain)
             arm = np.concatenate([arm, rotation])
         if self.noise.action_std > 0:
             arm = np.clip(arm + self.rng.normal(0, self.noise_std(s), size=arm.size), -1, 1)

@@ -72,11 +72,13 @@ class SquareExpert(GraspingExpert):
         self.peg = np.array(sim.data.body_xpos[sim.model.body_name2id("peg1")])
         self.table_z = float(env.table_offset[2])
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def observe(self, obs: dict[str, np.ndarray]) -> Step:
         self.nut = obs["SquareNut_pos"]
         self.nut_rot = quat_to_mat(obs["SquareNut_quat"])
         self.nut_yaw = self.nut_yaw_tracker.update(yaw_of(self.nut_rot))
-        return super().act(obs)
+        return super().observe(obs)
+
+    subgoals = {**GraspingExpert.subgoals, 3: "nut aligned over the peg"}
 
     def object_position(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return self.nut
@@ -87,20 +89,25 @@ class SquareExpert(GraspingExpert):
     def upset(self, s: Step) -> bool:
         return self.nut_rot[2, 2] < self.max_tilt_cos
 
-    def plan_turns(self, nut_yaw: float, eef_yaw: float, wrist: float) -> tuple[float, float]:
+    def plan_turns(self, nut_yaw: float, eef_yaw: float, wrist: float, held: bool = False) -> tuple[float, float]:
         """The gripper's turn before the grasp and the nut's turn after it.
 
         The fingers must lie across the handle (gripper yaw = nut yaw, mod pi), and the nut
         must end in one of FINAL_POSES; both turns load the same wrist joint. Pick the
         quickest pair, counting the poses' penalties, that keeps that joint inside its range.
+        A nut already ``held`` (grasped by someone else, perhaps at another heading) makes no
+        grasp turn, and takes any square pose on the peg where none of FINAL_POSES fits.
         """
         best, best_cost = (0.0, 0.0), np.inf
+        goals = FINAL_POSES.items()
+        if held:
+            goals = [*goals, *(((quarter * np.pi / 2, None), 4.0) for quarter in range(4))]
         for k, m, ((goal, final_eef_yaw), penalty) in itertools.product(
-            range(-2, 3), range(-1, 2), FINAL_POSES.items()
+            (0,) if held else range(-2, 3), range(-1, 2), goals
         ):
-            grasp_turn = wrap_angle(nut_yaw - eef_yaw) + k * np.pi
+            grasp_turn = 0.0 if held else wrap_angle(nut_yaw - eef_yaw) + k * np.pi
             carry_turn = wrap_angle(goal - nut_yaw) + 2 * m * np.pi
-            if abs(wrap_angle(eef_yaw + grasp_turn + carry_turn - final_eef_yaw)) > 0.5:
+            if final_eef_yaw is not None and abs(wrap_angle(eef_yaw + grasp_turn + carry_turn - final_eef_yaw)) > 0.5:
                 continue
             if max(abs(wrist - grasp_turn), abs(wrist - grasp_turn - carry_turn)) > WRIST_LIMIT:
                 continue
@@ -118,8 +125,29 @@ class SquareExpert(GraspingExpert):
     def carry_yaw_error(self, s: Step) -> float:
         return self.nut_yaw_goal - self.nut_yaw
 
+    def plan_held(self, s: Step) -> None:
+        super().plan_held(s)
+        wrist = float(s.obs["robot0_joint_pos"][6])
+        self.nut_yaw_goal = self.nut_yaw + self.plan_turns(self.nut_yaw, s.eef_yaw, wrist, held=True)[1]
+        self.nut_heights = []
+
+    def near_target(self, s: Step) -> bool:
+        return self._off_peg()[1] < 2 * self.entry_tolerance
+
+    def placed(self, s: Step) -> bool:
+        # Down the peg as far as the lowering lets go of it.
+        return self.near_target(s) and self.nut[2] < self.table_z + 0.035
+
+    def over_target(self, s: Step) -> bool:
+        # Lined up as the carry leaves it for the lowering: centred on the peg and square to it.
+        return self._off_peg()[1] < self.entry_tolerance and abs(self.carry_yaw_error(s)) < 0.04
+
     def carry_height(self, s: Step) -> float:
         return self.peg[2] + self.carry_above_peg + self.jitter[2]
+
+    def place_point(self, s: Step) -> np.ndarray:
+        """The nut's centre at the foot of the peg."""
+        return np.array([*self.peg[:2], self.table_z + self.nut_half_thickness])
 
     def _off_peg(self) -> tuple[np.ndarray, float]:
         """The nut centre's offset to the peg's axis, and its length."""

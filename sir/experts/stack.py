@@ -30,6 +30,9 @@ class StackExpert(GraspingExpert):
     place_gap = 0.006  # cubeA's bottom above cubeB's top when opening
     crowded_distance = 0.1  # cube centres closer than this leave no room for a finger between
 
+    subgoals = {**GraspingExpert.subgoals, 3: "red cube over the green one"}
+    placed_tolerance = 0.02
+
     def object_position(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return obs["cubeA_pos"]
 

@@ -134,12 +134,9 @@ def _flag_values(
 
 def _pretrained_config(entry: PolicyEntry, source: Path | str, device: str, values: dict[str, Any]) -> Any:
     """The config saved with pretrained weights, with the flag values applied on top."""
-    from lerobot.configs.policies import PreTrainedConfig
+    from sir.policies.checkpoint import read_config
 
-    try:
-        cfg = PreTrainedConfig.from_pretrained(str(source))
-    except Exception as err:  # draccus parse errors, unknown policy types
-        raise UserError(f"Could not read the policy config at {source}: {err}") from err
+    cfg = read_config(source)
     if cfg.type != entry.name:
         raise UserError(f"--pretrained-path {source} holds a '{cfg.type}' policy, not '{entry.name}'; "
                         f"pass --policy {cfg.type} or another checkpoint.")

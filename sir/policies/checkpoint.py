@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,19 @@ def save_checkpoint(
     return directory
 
 
-def install_model(source: Path, directory: str | Path, **info: Any) -> Path:
-    """Move the model folder ``source`` to ``directory`` (swapped in as ``save_checkpoint``
-    swaps), its sir_checkpoint.json updated with ``info``: a trainer's snapshot, evaluated
-    in the background, becomes its best_model without being written again."""
+def install_model(source: Path, directory: str | Path, copy: bool = False, **info: Any) -> Path:
+    """Move (or ``copy``) the model folder ``source`` to ``directory``, swapped in as
+    ``save_checkpoint`` swaps, its sir_checkpoint.json updated with ``info``: a trainer's
+    snapshot, evaluated in the background, becomes its best_model without being written
+    again."""
     directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic.temporary_path(directory)
     shutil.rmtree(tmp, ignore_errors=True)
-    Path(source).rename(tmp)
+    if copy:
+        shutil.copytree(source, tmp)
+    else:
+        Path(source).rename(tmp)
     info_path = tmp / INFO_FILENAME
     saved = json.loads(info_path.read_text()) if info_path.is_file() else {}
     info_path.write_text(json.dumps({**saved, **info}, indent=2, default=str) + "\n")
@@ -156,6 +162,7 @@ def load_checkpoint(directory: str | Path, device: str | None = None,
     check_weights(directory)
     policy = get_policy_class(cfg.type).from_pretrained(directory, config=cfg)
     overrides = {"device_processor": {"device": cfg.device}}
+    check_processor_files(directory)
     if (directory / PREPROCESSOR_CONFIG).is_file():
         preprocessor, postprocessor = make_pre_post_processors(
             cfg, pretrained_path=str(directory), preprocessor_overrides=overrides)
@@ -177,16 +184,66 @@ def load_checkpoint(directory: str | Path, device: str | None = None,
     return policy, preprocessor, postprocessor, spec, info
 
 
-def read_config(directory: Path) -> Any:
-    """The lerobot config of a model folder, refused in one sentence when damaged."""
+def read_config(source: Path | str) -> Any:
+    """The lerobot config of a model folder (or of a hub id in the local cache), refused in
+    one sentence when damaged. A config saved by a newer lerobot loads when the keys the
+    installed one lacks leave the model as saved (``sir.policies.newer_lerobot``): they are
+    dropped, with one line naming them."""
     from lerobot.configs.policies import PreTrainedConfig
 
+    from sir.policies import newer_lerobot
+
+    path = config_file(source)
     try:
-        return PreTrainedConfig.from_pretrained(directory)
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read as a lerobot policy config ({_first_line(err)}); restore the model "
+                        "folder from a copy or train it again.") from err
+    readable, dropped = newer_lerobot.readable_config(raw, path)
+    try:
+        if not dropped:
+            cfg = PreTrainedConfig.from_pretrained(path.parent)
+        else:
+            # lerobot's own decoder, on the config without the newer keys.
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "config.json").write_text(json.dumps(readable))
+                cfg = PreTrainedConfig.from_pretrained(tmp)
     except Exception as err:  # bad JSON, unknown policy type, fields of another lerobot version
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{directory / 'config.json'} cannot be read as a lerobot policy config ({reason}); "
+        raise UserError(f"{path} cannot be read as a lerobot policy config ({_first_line(err)}); "
                         "restore the model folder from a copy or train it again.") from err
+    if dropped:
+        print(newer_lerobot.dropped_line(path, dropped), flush=True)
+    return cfg
+
+
+def config_file(source: Path | str) -> Path:
+    """The config.json of a local model folder, or of a hub id's cached snapshot (as
+    lerobot's ``PreTrainedConfig.from_pretrained`` finds it)."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return folder / "config.json"
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=str(source), filename="config.json"))
+    except Exception as err:
+        raise UserError(f"No config.json for {source} in the local Hugging Face cache ({_first_line(err)}); give a "
+                        "local model folder.") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_processor_files(directory: Path) -> None:
+    """Refuse, by name, a processor step of a newer lerobot before lerobot's loader fails on it."""
+    from sir.policies.newer_lerobot import check_processor_steps
+
+    for folder in (directory, directory / LEGACY_PREPROCESSOR_DIR, directory / LEGACY_POSTPROCESSOR_DIR):
+        for name in (PREPROCESSOR_CONFIG, POSTPROCESSOR_CONFIG):
+            if (folder / name).is_file():
+                check_processor_steps(folder / name)
 
 
 def check_weights(directory: Path) -> None:

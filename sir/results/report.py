@@ -1,7 +1,7 @@
 """The results page: the measured table, the learning curves and the commands of each row.
 
-The part of ``docs/results.md`` between the two markers below is rewritten from the
-``result.json`` files of a results folder; the rest of the page (the analysis) is kept.
+The part of ``docs/results.md`` between the two markers below is rewritten from the tasks'
+summaries (``docs/results/<Task>.json``); the rest of the page (the analysis) is kept.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ BEGIN, END = "<!-- results table: begin (written by python -m sir.results.run) -
 CURVES_PNG = "results_curves.png"
 
 
-def collect_results(out: Path) -> list[dict[str, Any]]:
-    """The ``result.json`` rows under ``out``, in the table's task order."""
+def collect_results(summaries: Path) -> list[dict[str, Any]]:
+    """The summaries (``<Task>.json``) in ``summaries``, in the table's task order."""
     rows = []
     for name in TASKS:
-        path = out / name / "result.json"
+        path = summaries / f"{name}.json"
         if path.is_file():
             rows.append(json.loads(path.read_text()))
     return rows
@@ -49,6 +49,21 @@ def curves(rows: list[dict[str, Any]]) -> str:
         points = ", ".join(f"{p['step']}: {100 * p['success_rate']:.0f}%" for p in r["curve"])
         lines.append(f"- **{r['task']}** ({r['settings'].get('eval_episodes', 10)} episodes each): {points}")
     return "\n".join(lines)
+
+
+def provenance(rows: list[dict[str, Any]], summaries: Path, report: Path) -> str:
+    """Where each row's summary is, and the commit of sir it was measured at."""
+    import os
+
+    where = os.path.relpath(summaries, report.parent)
+    parts = []
+    for r in rows:
+        sir = r.get("sir") or {}
+        commit = sir.get("commit")
+        parts.append(f"{r['task']} `{commit[:7]}`" + (" with local changes" if sir.get("dirty") else "")
+                     if commit else f"{r['task']} (commit not recorded)")
+    return (f"Each row's summary (row, curve, recipe settings, commit of sir) is `{where}/<task>.json`, "
+            f"written by sir at commit {', '.join(parts)}.")
 
 
 def commands(rows: list[dict[str, Any]]) -> str:
@@ -82,11 +97,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def write_report(out: Path, report: Path) -> None:
+def write_report(summaries: Path, report: Path) -> None:
     """Rewrite the generated part of ``report`` (created with a heading if missing)."""
-    rows = collect_results(out)
+    rows = collect_results(summaries)
     png = report.with_name(CURVES_PNG)
     section = [BEGIN, "", table(rows), "", curves(rows), ""]
+    if rows:
+        section += [provenance(rows, summaries, report), ""]
     if plot(rows, png):
         section += [f"![learning curves]({png.name})", ""]
     section += ["### Commands", "", commands(rows), "", END]

@@ -7,9 +7,14 @@ Per task: scripted demos (``<root>/<task>_<demos>``), one training run with the 
 recipe (``sir/results/recipes/<Task>.yaml``) in ``<out>/<Task>``, then the run's best
 model on ``--eval-episodes`` fixed-seed episodes whose seeds neither the demos (0, 1, ...)
 nor the evaluations during training (100000, ...) used, so the model chosen by those is
-not also judged on them. A task writes ``<out>/<Task>/result.json`` when done; a new run
-skips done tasks, resumes a killed training from its last ``checkpoint_<step>`` and
-rewrites ``--report`` from every ``result.json`` there is after each task.
+not also judged on them.
+
+A finished task's summary (its row, its curve, its recipe's settings and the commit of sir
+that made it) is written to ``--summaries`` (``docs/results/<Task>.json``, committed with
+the page), so the table survives a new machine: a run skips every task whose summary
+matches its recipe, goes on with the others (a stopped training resumes from its last
+``checkpoint_<step>`` in ``--out``) and rewrites ``--report`` from the summaries after
+each task. The run folder keeps a copy as ``<out>/<Task>/result.json``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sir.errors import UserError, cli_errors
 from sir.results.recipes import TASKS
 
 RESULT_FILE = "result.json"
+SUMMARY_DIR = "docs/results"
 # Seeds of the final evaluation: disjoint from the demos' (0 ...) and from the
 # evaluations during training that pick the best model (sir's default, 100000 ...).
 FINAL_EVAL_SEED = 200_000
@@ -38,10 +44,12 @@ class ResultsConfig:
     root: str = option("results/data", "where the demo datasets go")
     out: str = option("results/runs", "where each task's run folder (and result.json) goes")
     report: str = option("docs/results.md", "the results page rewritten after each task")
+    summaries: str = option(SUMMARY_DIR, "where each finished task's summary (<Task>.json) goes, and the page "
+                            "is written from")
     eval_episodes: int = option(50, "episodes of the final evaluation of each best model", minimum=1)
     eval_seed: int = option(FINAL_EVAL_SEED, "seed of the final evaluation's episode 0; episode i uses seed+i")
     train_args: str = option("", "train_policy flags over every recipe, quoted (e.g. \"--training-steps 100\")")
-    redo: bool = option(False, "run tasks again even when their result.json exists")
+    redo: bool = option(False, "run tasks again even when their summary matches their recipe")
 
 
 def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
@@ -58,7 +66,7 @@ def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
     for i, name in enumerate(cfg.tasks, start=1):
         print(f"\n=== [{i}/{len(cfg.tasks)}] {name} ===", flush=True)
         rows.append(run_task(cfg, name, overrides))
-        write_report(Path(cfg.out), Path(cfg.report))
+        write_report(Path(cfg.summaries), Path(cfg.report))
         print(f"{name}: {format_row(rows[-1])}; {cfg.report} updated.", flush=True)
     return rows
 
@@ -71,10 +79,14 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
     task_dir = Path(cfg.out) / name
     settings = {**task.train_settings(), **overrides}
     repo_id = f"{name.lower()}_{cfg.demos}"
-    done = _load(task_dir / RESULT_FILE)
-    if done and not cfg.redo and done.get("settings") == settings and done.get("repo_id") == repo_id:
-        print(f"{name}: done before ({task_dir / RESULT_FILE}); --redo runs it again.")
+    summary_path = Path(cfg.summaries) / f"{name}.json"
+    done = _load(summary_path)
+    if done and not cfg.redo and matches(done, settings, repo_id, cfg):
+        commit = (done.get("sir") or {}).get("commit")
+        print(f"{name}: done before ({summary_path}" + (f", sir {commit[:10]}" if commit else "")
+              + "); --redo runs it again.")
         return done
+    check_seeds_apart(settings, cfg)
 
     print(f"{name}: {cfg.demos} scripted demos in {Path(cfg.root) / repo_id}", flush=True)
     demos = collect(CollectConfig(env=task.env, episodes=cfg.demos, root=cfg.root, repo_id=repo_id,
@@ -97,6 +109,8 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
         "success_rate": final["success_rate"], "success_ci95": final["success_ci95"],
         "episodes": final["episodes"], "eval_seed": cfg.eval_seed, "avg_length": final["avg_length"],
         "aim": task.aim, "curve": curve,
+        # How best_model was chosen: the candidates' scores during training and confirmed.
+        "selection": run.selection,
         "commands": [f"python -m sir.data.collect --env {name} --episodes {cfg.demos} --root {cfg.root} "
                      f"--repo-id {repo_id}",
                      f"python -m sir.training.train_policy --config sir/results/recipes/{name}.yaml "
@@ -105,8 +119,51 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
                      f"python -m sir.eval.evaluate --checkpoint {task_dir / 'best_model'} "
                      f"--episodes {cfg.eval_episodes} --eval-seed {cfg.eval_seed}"],
     }
+    result["sir"] = sir_commit()
     atomic.write_json(task_dir / RESULT_FILE, result)
+    Path(cfg.summaries).mkdir(parents=True, exist_ok=True)
+    atomic.write_json(summary_path, result)
+    print(f"{name}: summary in {summary_path}; commit it with the page.")
     return result
+
+
+def matches(summary: dict[str, Any], settings: dict[str, Any], repo_id: str, cfg: ResultsConfig) -> bool:
+    """Whether a summary is this task's row as this run would make it: the same recipe (and
+    --train-args), demos and final evaluation. The commit is provenance, not part of it."""
+    return (summary.get("settings") == settings and summary.get("repo_id") == repo_id
+            and summary.get("episodes") == cfg.eval_episodes and summary.get("eval_seed") == cfg.eval_seed)
+
+
+def check_seeds_apart(settings: dict[str, Any], cfg: ResultsConfig) -> None:
+    """The final evaluation's seeds must be none that chose or confirmed the best model."""
+    from sir.eval.rollout import DEFAULT_EVAL_SEED
+    from sir.training.selection import SELECT_SEED, overlap
+
+    final = (cfg.eval_seed, cfg.eval_episodes)
+    eval_episodes = settings.get("eval_episodes", 10)
+    used = {"--eval-seed": (settings.get("eval_seed") or DEFAULT_EVAL_SEED, eval_episodes)}
+    if (settings.get("select_top_k", 3) or 0) > 1:
+        used["--select-seed"] = (settings.get("select_seed", SELECT_SEED),
+                                 settings.get("select_episodes") or 2 * eval_episodes)
+    for flag, seeds in used.items():
+        if overlap(final, seeds):
+            raise UserError(f"--eval-seed {cfg.eval_seed} with {cfg.eval_episodes} episodes reuses seeds of the "
+                            f"training's {flag} ({seeds[0]} on, {seeds[1]} episodes); the final evaluation needs "
+                            "episodes that chose nothing.")
+
+
+def sir_commit() -> dict[str, Any] | None:
+    """The git commit of the sir checkout that is running, and whether it had changes."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (an installed wheel)
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def _train_resuming(train_cfg: Any, task_dir: Path) -> Any:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sir.config import add_arguments, from_mapping, from_namespace, option, validate
+from sir.config import add_arguments, flag, from_mapping, from_namespace, option, validate
 from sir.data.mixture.config import DataConfig
 from sir.errors import UserError
 from sir.eval.cluster import EVAL_BACKENDS
 from sir.policies.registry import PRESETS
+from sir.training.schedule import SCHEDULES, decay_steps, warmup_steps
+from sir.training.selection import SELECT_SEED, check_selection_seeds
 
 CONFIG_FILENAME = "train_config.json"
 # Settings that describe how a run was launched rather than what it trains: a config file
@@ -67,6 +69,22 @@ class TrainConfig(DataConfig):
                                    group=TRAIN, minimum=1)
     grad_clip_norm: float | None = option(None, "gradient clipping (default: the policy's optimizer preset)",
                                           group=TRAIN, positive=True)
+    lr_schedule: str = option("preset", "learning-rate schedule: preset (the policy's own: constant for ACT, "
+                              "diffusers' cosine for Diffusion), constant, or cosine (lerobot's "
+                              "CosineDecayWithWarmupSchedulerConfig: linear warm-up, then a cosine to --lr-final)",
+                              group=TRAIN, choices=SCHEDULES)
+    lr_warmup_steps: int | None = option(None, "warm-up steps of --lr-schedule cosine (default: 500, Diffusion "
+                                         "Policy's, or a tenth of the decay steps when fewer)", group=TRAIN, minimum=0)
+    lr_decay_steps: int | None = option(None, "step at which --lr-schedule cosine reaches --lr-final (default: "
+                                        "--training-steps)", group=TRAIN, minimum=1)
+    lr_final: float | None = option(None, "learning rate --lr-schedule cosine decays to (default: 0)", group=TRAIN,
+                                    minimum=0)
+    ema_decay: float | None = option(None, "keep an exponential moving average of the weights with this largest "
+                                     "decay (Diffusion Policy: 0.9999) and evaluate and save it instead of the "
+                                     "trained weights (checkpoint_<step> keeps both); default: off", group=TRAIN,
+                                     positive=True)
+    ema_power: float = option(0.75, "warm-up of the average's decay, 1 - (1 + step) ** -power, as Diffusion "
+                              "Policy's low-dim configs warm it", group=TRAIN, positive=True)
     log_freq: int = option(50, "log the loss every N steps", group=TRAIN, minimum=1)
     amp: bool = option(False, "mixed precision (bf16/fp16) on CUDA", group=TRAIN)
     resume: str | None = option(None, "continue a run from one of its checkpoint_<step> folders", group=TRAIN)
@@ -98,6 +116,13 @@ class TrainConfig(DataConfig):
     max_steps: int | None = option(None, "step limit of an evaluation episode (default: the dataset's EnvSpec "
                                    "horizon, which is 400 for datasets recorded without one)", group=EVAL, minimum=1)
     eval_seed: int | None = option(None, "seed of evaluation episode 0; episode i uses seed+i", group=EVAL)
+    select_top_k: int = option(3, "before naming best_model, evaluate the K best models of the run again on "
+                               "--select-episodes other episodes and keep the best of those (0 or 1: the best "
+                               "evaluation during training is best_model)", group=EVAL, minimum=0)
+    select_episodes: int | None = option(None, "episodes of each of those evaluations (default: twice "
+                                         "--eval-episodes)", group=EVAL, minimum=1)
+    select_seed: int = option(SELECT_SEED, "seed of their episode 0, apart from --eval-seed's episodes and from "
+                              "sir.results' final ones (200000 on)", group=EVAL)
     save_video: bool = option(False, "write eval_step_<N>.mp4 for each evaluation", group=EVAL)
     video_dir: str | None = option(None, "where videos go (default: <run dir>/videos)", group=EVAL)
     video_episodes: int = option(4, "episodes tiled into each video", group=EVAL, minimum=1)
@@ -117,15 +142,27 @@ class TrainConfig(DataConfig):
         None, "when training ends, upload best_model (final_model with --no-eval) to this Hugging Face model repo, "
         "e.g. user/act_lift; refused at start when offline or not logged in", group=SYSTEM)
     # logging
-    use_wandb: bool = option(False, "log to Weights & Biases (WANDB_MODE=offline works)", group=LOG)
+    report_to: str | None = option(None, "log the curves and evaluation videos to tensorboard (<run dir>/tensorboard), "
+                                   "wandb or none, besides metrics.jsonl (default: wandb with --use-wandb, else none)",
+                                   group=LOG, choices=["tensorboard", "wandb", "none"])
+    use_wandb: bool = option(False, "log to Weights & Biases (WANDB_MODE=offline works); the same as --report-to wandb",
+                             group=LOG)
     wandb_project: str = option("sir", group=LOG)
     wandb_entity: str | None = option(None, group=LOG)
     wandb_run_name: str | None = option(None, group=LOG)
 
 
+def report_to(cfg: TrainConfig) -> str:
+    """Where the run logs besides metrics.jsonl: --report-to, or wandb for --use-wandb."""
+    if cfg.use_wandb and cfg.report_to not in (None, "wandb"):
+        raise UserError(f"--use-wandb logs to wandb but --report-to {cfg.report_to} was given; pass one of them.")
+    return cfg.report_to or ("wandb" if cfg.use_wandb else "none")
+
+
 def check(cfg: TrainConfig) -> TrainConfig:
     """Refuse impossible settings before any work starts, in one sentence each."""
     validate(cfg)
+    report_to(cfg)
     if not cfg.repo_ids:
         raise UserError("--repo-ids is required (comma-separated dataset names).")
     from sir.data.resolve import parse_repo_ids
@@ -141,6 +178,16 @@ def check(cfg: TrainConfig) -> TrainConfig:
             raise UserError("--policy-args shapes a new model; a --policy-path model keeps its saved settings.")
     if Path(cfg.checkpoint_dir).exists() and not Path(cfg.checkpoint_dir).is_dir():
         raise UserError(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder; name a folder for the runs.")
+    if cfg.lr_schedule != "cosine":
+        given = [flag(n) for n in ("lr_warmup_steps", "lr_decay_steps", "lr_final") if getattr(cfg, n) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} shape(s) --lr-schedule cosine; add --lr-schedule cosine or drop them.")
+    elif warmup_steps(cfg) >= decay_steps(cfg):
+        raise UserError(f"--lr-warmup-steps {warmup_steps(cfg)} must be fewer than the decay's {decay_steps(cfg)} "
+                        "steps (--lr-decay-steps, default --training-steps).")
+    if cfg.ema_decay is not None and cfg.ema_decay >= 1:
+        raise UserError(f"--ema-decay must be below 1 (an average that never moves), not {cfg.ema_decay}.")
+    check_selection_seeds(cfg)
     if cfg.sequential and cfg.resume:
         raise UserError("--resume continues one run; resume a --sequential stage by running it alone.")
     return cfg

@@ -66,6 +66,7 @@ class Evaluations:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) not in a history row yet
     unrecorded: dict[int, Path] = field(default_factory=dict)  # step -> snapshot, evaluations not in yet
     evaluator: BackgroundEvaluator | None = None
+    choice: Any = None  # sir.training.selection.BestModelChoice: the candidates kept for the final choice
 
     @property
     def snapshots(self) -> Path:
@@ -167,6 +168,11 @@ class Evaluations:
         self.unrecorded.pop(step, None)
         if snapshot is not None:  # kept until a checkpoint holds it (see resume_evaluations)
             atomic.write_json(result_path(self.snapshots, step), summary)
+        score = (summary["success_rate"], -summary["avg_length"])
+        if self.choice is not None:  # before the snapshot is moved: a candidate is a copy of it
+            self.choice.offer(step, score, summary, lambda folder: (
+                checkpoint(str(folder.relative_to(self.run_dir)), step, summary, False) if snapshot is None
+                else install_model(snapshot, folder, copy=True, metrics=summary)))
         if self._consider(step, summary):
             if snapshot is None:
                 checkpoint("best_model", step, summary, False)

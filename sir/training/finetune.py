@@ -42,12 +42,17 @@ def saved_stats(policy_path: str | Path) -> dict[str, dict[str, np.ndarray]] | N
     layout, sir's since) or in its preprocessor/ subfolder (sir's earlier layout)."""
     from lerobot.processor import PolicyProcessorPipeline
 
-    from sir.policies.checkpoint import LEGACY_PREPROCESSOR_DIR, PREPROCESSOR_CONFIG
+    from sir.policies.checkpoint import (
+        LEGACY_PREPROCESSOR_DIR,
+        PREPROCESSOR_CONFIG,
+        check_processor_files,
+    )
 
     path = Path(policy_path)
     folder = path / LEGACY_PREPROCESSOR_DIR if (path / LEGACY_PREPROCESSOR_DIR).is_dir() else path
     if not (folder / PREPROCESSOR_CONFIG).is_file():
         return None
+    check_processor_files(path)
     pipeline = PolicyProcessorPipeline.from_pretrained(folder, config_filename=PREPROCESSOR_CONFIG)
     for step in pipeline.steps:
         stats = getattr(step, "stats", None)

@@ -1,4 +1,4 @@
-"""Run logging: a JSON-lines metrics log in every run directory, and wandb when asked."""
+"""Run logging: a JSON-lines metrics log in every run directory, and wandb or TensorBoard when asked."""
 
 from __future__ import annotations
 
@@ -9,17 +9,25 @@ from typing import Any
 
 from sir import atomic
 from sir.errors import UserError
+from sir.progress import Progress, duration
+
+TENSORBOARD_DIR = "tensorboard"
+VIDEO_SIDE = 256  # TensorBoard shows a video as an animated GIF: kept to this size at most
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, config: dict[str, Any], use_wandb: bool = False,
+    """metrics.jsonl always; ``report_to`` "wandb" or "tensorboard" logs the same numbers
+    (and each evaluation's video) there too, under the run folder."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], report_to: str = "none",
                  project: str = "sir", entity: str | None = None, run_name: str | None = None,
                  run_id: str | None = None, resume_step: int | None = None):
         self.path = run_dir / "metrics.jsonl"
         if resume_step is not None:
             drop_steps_after(self.path, resume_step)
         self.wandb = None
-        if use_wandb:
+        self.tensorboard = None
+        if report_to == "wandb":
             try:
                 import wandb
             except ImportError as err:
@@ -31,6 +39,16 @@ class RunLogger:
             # wandb refuses a step below its last: they are plotted against eval/step instead.
             self.wandb.define_metric("eval/step")
             self.wandb.define_metric("eval/*", step_metric="eval/step")
+        elif report_to == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                raise UserError("--report-to tensorboard needs the tensorboard package; pip install tensorboard.") from err
+            # purge_step: TensorBoard drops what an earlier process logged past the resumed
+            # step, as drop_steps_after does for metrics.jsonl.
+            self.tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
+                                             purge_step=resume_step + 1 if resume_step is not None else None)
+            self.tensorboard.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", 0)
         self._wandb_step = 0
 
     @property
@@ -41,20 +59,47 @@ class RunLogger:
         record = {"step": step, **metrics}
         with self.path.open("a") as f:
             f.write(json.dumps(record, default=str) + "\n")
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         if self.wandb is not None:
             import wandb
 
-            data = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            data = dict(scalars)
             if video:
                 data["eval/video"] = wandb.Video(video, format="mp4")
             if any(k.startswith("eval/") for k in data):
                 data["eval/step"] = step
             self._wandb_step = max(self._wandb_step, step)
             self.wandb.log(data, step=self._wandb_step)
+        if self.tensorboard is not None:  # takes steps in any order
+            for key, value in scalars.items():
+                self.tensorboard.add_scalar(key, value, step)
+            if video:
+                self.tensorboard._get_file_writer().add_summary(gif_summary("eval/video", video), step)
+            self.tensorboard.flush()
 
     def finish(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def gif_summary(tag: str, video: str | Path) -> Any:
+    """The mp4 at ``video`` as TensorBoard's video summary: an image summary holding an
+    animated GIF, what torch's ``SummaryWriter.add_video`` writes (it needs moviepy 1.x to
+    encode; imageio encodes here). Frames are scaled down to ``VIDEO_SIDE`` pixels at most."""
+    import imageio.v3 as iio
+    import numpy as np
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    frames = np.stack(list(iio.imiter(video)))
+    fps = iio.immeta(video).get("fps") or 20
+    step = max(1, -(-max(frames.shape[1:3]) // VIDEO_SIDE))
+    frames = frames[:, ::step, ::step]
+    gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000 / fps, loop=0)
+    height, width = frames.shape[1:3]
+    image = Summary.Image(height=height, width=width, colorspace=frames.shape[3], encoded_image_string=gif)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
 def logged_losses(path: Path, after: int, upto: int) -> list[tuple[int, float]]:
@@ -88,52 +133,26 @@ def drop_steps_after(path: Path, step: int) -> None:
     atomic.write_text(path, "".join(kept))
 
 
-class TrainingProgress:
-    """Progress of the training loop: a tqdm bar in a terminal; in a batch job (stdout not
-    a terminal) no redraws, but one plain line per logging step on stdout instead, so a log
-    file holds the loss and nothing else grows without end."""
+class TrainingProgress(Progress):
+    """Progress of the training loop (``sir.progress``): a bar in a terminal; in a batch job
+    one plain line per logging step, with the loss, learning rate and gradient norm."""
 
     def __init__(self, start_step: int, total: int, enabled: bool = True, interactive: bool | None = None):
-        import sys
-
-        from tqdm import tqdm
-
-        self.interactive = sys.stdout.isatty() if interactive is None else interactive
-        self.enabled, self.start_step, self.total = enabled, start_step, total
-        self.started = time.perf_counter()
-        self.bar = None
-        if enabled and self.interactive:
-            self.bar = tqdm(desc="Training", unit="step", dynamic_ncols=True, initial=start_step, total=total)
+        super().__init__(total, "Training", "step", initial=start_step, enabled=enabled, interactive=interactive)
+        self.values = (0.0, 0.0, 0.0)
 
     def step(self, step: int, loss: float, lr: float, grad_norm: float, log: bool) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}")
-        elif self.enabled and log:
-            print(self.line(step, loss, lr, grad_norm), flush=True)
+        self.values = (loss, lr, grad_norm)
+        self.update(step - self.n, report=log, **({"loss": f"{loss:.4f}"} if self.bar is not None else {}))
 
-    def line(self, step: int, loss: float, lr: float, grad_norm: float) -> str:
+    def line(self) -> str:
+        loss, lr, grad_norm = self.values
         elapsed = time.perf_counter() - self.started
-        rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - step) / rate if rate > 0 else 0.0
-        return (f"step {step}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.3f} | "
-                f"{rate:.2f} steps/s | ETA {_duration(eta)}")
-
-    def write(self, text: str) -> None:
-        """A message between progress updates (the bar redraws below it)."""
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(text)
-        else:
-            print(text, flush=True)
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.n) / rate if rate > 0 else 0.0
+        return (f"step {self.n}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | grad norm {grad_norm:.3f} | "
+                f"{rate:.2f} steps/s | ETA {duration(eta)}")
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+            self.bar.close()  # the last logged step was its line already

@@ -23,7 +23,7 @@ from sir.envs.spec import EnvSpec
 from sir.errors import UserError, note_kept
 from sir.hub import check_push
 from sir.runtime import pick_device, quiet_libraries, seed_everything
-from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save
+from sir.training.config import CONFIG_FILENAME, TrainConfig, check, config_to_save, report_to
 
 BANNER = "=" * 60
 
@@ -38,6 +38,7 @@ class RunResult:
     best_model: Path | None = None  # None when the run never evaluated
     best_step: int | None = None
     best_metrics: dict[str, Any] | None = None  # the best evaluation's summary (success_rate, success_ci95, ...)
+    selection: dict[str, Any] | None = None  # how best_model was chosen (sir.training.selection)
     last_metrics: dict[str, Any] | None = None
     datasets: list[dict[str, Any]] = field(default_factory=list)  # repo_id, root, episodes used, frames, revision
 
@@ -84,9 +85,18 @@ def train(config: TrainConfig) -> RunResult:
     from sir.policies import build_config
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
+    from sir.training.ema import WeightAverage
     from sir.training.evaluation import Evaluations, in_background
     from sir.training.publish import model_to_push, push_model
+    from sir.training.schedule import describe, scheduler_config
+    from sir.training.selection import (
+        RUN_STATE_KEY,
+        BestModelChoice,
+        evaluate_saved,
+        select_episodes,
+    )
     from sir.training.state import (
+        TRAINING_STATE_DIR,
         data_position,
         data_record,
         load_training_state,
@@ -209,12 +219,18 @@ def train(config: TrainConfig) -> RunResult:
     params = [p for p in policy.parameters() if p.requires_grad]
     # LoRA: only the adapters train; lerobot's optim params would list frozen base weights too.
     optimizer = optimizer_cfg.build(params if config.lora_rank is not None else policy.get_optim_params())
-    scheduler_cfg = policy_cfg.get_scheduler_preset()
+    scheduler_cfg = scheduler_config(config, policy_cfg, optimizer.param_groups[0]["lr"])
     scheduler = scheduler_cfg.build(optimizer, config.training_steps) if scheduler_cfg else None
     grad_clip = config.grad_clip_norm if config.grad_clip_norm is not None else getattr(optimizer_cfg, "grad_clip_norm", None)
     start_step, run_state = 0, {}
     if resume is not None:
         start_step, run_state = load_training_state(resume, optimizer, scheduler)
+    ema = None  # the average evaluation and model folders use (--ema-decay); the main process keeps it
+    if config.ema_decay is not None and main_process:
+        ema = WeightAverage(policy, config.ema_decay, config.ema_power, int((run_state.get("ema") or {}).get("updates", 0)))
+        if resume is not None and not ema.load(resume / TRAINING_STATE_DIR):
+            ema.updates = 0
+            say(f"note: {resume} holds no weight average (trained without --ema-decay); it starts from its weights.")
     n_params = sum(p.numel() for p in policy.parameters())
     n_trainable = sum(p.numel() for p in params)
     say(f"\n{policy_name.upper()} policy created")
@@ -222,7 +238,9 @@ def train(config: TrainConfig) -> RunResult:
     for name in ("chunk_size", "horizon", "n_obs_steps", "n_action_steps"):
         if hasattr(policy_cfg, name):
             say(f"  {name}: {getattr(policy_cfg, name)}")
-    say(f"  Learning rate: {optimizer.param_groups[0]['lr']:g}")
+    say(f"  Learning rate: {optimizer.param_groups[0]['lr']:g}, schedule {describe(scheduler_cfg)}")
+    if config.ema_decay is not None:
+        say(f"  Weight average: decay up to {config.ema_decay:g} (power {config.ema_power:g}); evaluated and saved")
 
     say("\nDatasets:")
     for info in mixture.infos:
@@ -237,28 +255,32 @@ def train(config: TrainConfig) -> RunResult:
                              pin_memory=device.startswith("cuda"), seed=config.seed)
     policy, optimizer, loader = accelerator.prepare(policy, optimizer, loader)
     model = accelerator.unwrap_model(policy)
+    evaluated = ema.model if ema is not None else model
     video_dir = Path(config.video_dir) if config.video_dir else run_dir / "videos"
     data_info = [
         {"repo_id": i.repo_id, "root": str(i.root), "episodes": [int(e) for e in i.used_episodes],
          "total_episodes": i.total_episodes, "frames": i.frames, "revision": getattr(i, "revision", None)}
         for i in mixture.infos
     ]
-    logger = None
+    logger, selection = None, None
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         saved = config_to_save(config, device=device, eval_seed=eval_seed, env_spec=spec.to_dict(),
                                effective_batch_size=effective, datasets=data_info)
         atomic.write_json(run_dir / CONFIG_FILENAME, saved)
-        logger = RunLogger(run_dir, saved, config.use_wandb, config.wandb_project, config.wandb_entity,
+        logger = RunLogger(run_dir, saved, report_to(config), config.wandb_project, config.wandb_entity,
                            config.wandb_run_name, run_id=run_state.get("wandb_run_id"),
                            resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
     # ---- evaluation hook (see sir.training.evaluation: beside training or waited for) -----
+    choice = BestModelChoice(run_dir, config.select_top_k, select_episodes(config), config.select_seed,
+                             {"episodes": config.eval_episodes, "seed": eval_seed},
+                             run_state.get(RUN_STATE_KEY)) if main_process and not config.no_eval else None
     evals = Evaluations(run_dir, {"episodes": config.eval_episodes, "max_steps": config.max_steps, "seed": eval_seed,
                                   "video_episodes": config.video_episodes, "workers": eval_workers,
                                   "backend": config.eval_backend, "ray_address": config.ray_address},
-                        device, logger, say, video_dir if config.save_video else None)
+                        device, logger, say, video_dir if config.save_video else None, choice=choice)
     if main_process:
         for line in evals.start(background, run_state, start_step if resume is not None else None):
             say(line)
@@ -272,22 +294,36 @@ def train(config: TrainConfig) -> RunResult:
     model_info = {"policy": policy_name, "preset": config.preset, "datasets": data_info,
                   "train_config": str(run_dir / CONFIG_FILENAME)}
 
+    def weights_record() -> Any:
+        return "trained" if ema is None else {"average": ema.record()}
+
     def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
+        # A resumable checkpoint_<step> keeps the trained weights (the average beside them in
+        # training_state/); the model folders keep the evaluated ones.
+        weights = model if with_state else evaluated
+
         def write_state(folder: Path) -> None:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
                                 scheduler, {**evals.run_state(), "wandb_run_id": logger.run_id if logger else None,
                                             "data": data_record(batches.position(), config.batch_size,
-                                                                accelerator.num_processes, config.seed)})
+                                                                accelerator.num_processes, config.seed),
+                                            "ema": ema.record() if ema is not None else None,
+                                            RUN_STATE_KEY: choice.state() if choice is not None else []})
+            if ema is not None:
+                ema.save(folder / TRAINING_STATE_DIR)
 
-        saved = save_checkpoint(run_dir / name, model, preprocessor, postprocessor, spec,
-                                {"step": step, **model_info, "metrics": metrics}, write_state if with_state else None)
+        info = {"step": step, **model_info, "metrics": metrics,
+                "weights": "trained" if weights is model else weights_record()}
+        saved = save_checkpoint(run_dir / name, weights, preprocessor, postprocessor, spec, info,
+                                write_state if with_state else None)
         if with_state:
             evals.checkpointed()
             note_kept(f"last checkpoint {saved}")  # the line Ctrl-C prints (sir.errors.cli_errors)
         return saved
 
     def evaluate(step: int) -> None:
-        evals.evaluate(step, model, preprocessor, postprocessor, spec, checkpoint, model_info)
+        evals.evaluate(step, evaluated, preprocessor, postprocessor, spec, checkpoint,
+                       {**model_info, "weights": weights_record()})
 
     # ---- loop ------------------------------------------------------------------------
     start = time.perf_counter()
@@ -296,6 +332,8 @@ def train(config: TrainConfig) -> RunResult:
         for step in range(start_step + 1, config.training_steps + 1):
             loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
                                              config.grad_accum_steps, grad_clip, scheduler)
+            if ema is not None:
+                ema.update(model)
             if not main_process:
                 continue
             log_now = step % config.log_freq == 0 or step == start_step + 1
@@ -330,15 +368,27 @@ def train(config: TrainConfig) -> RunResult:
         say(BANNER)
         say(f"Training finished in {time.perf_counter() - start:.0f} s.")
         if evals.best is not None:
-            say(f"Best success rate: {100 * evals.best[0]:.1f}% -> {run_dir / 'best_model'}")
+            say(f"Best success rate during training: {100 * evals.best[0]:.1f}%")
+            selection = choice.finish(run_dir / "best_model", evals.best_eval[0] if evals.best_eval else None,
+                                      lambda folder: evaluate_saved(folder, choice.episodes, choice.seed, device,
+                                                                    config.max_steps, eval_workers), say)
+            if selection is not None:
+                say(f"Best model: {run_dir / 'best_model'} (step {selection['chosen_step']})")
         say(f"Final model: {final}")
         if config.push_to_hub:
             pushed = model_to_push(run_dir, evals.best is not None)
             say(f"Pushed {pushed} to {config.push_to_hub}: {push_model(pushed, config.push_to_hub, model, repo_ids)}")
     accelerator.end_training()
-    best_step, best_metrics = evals.best_eval or (None, None)
+    best_step, best_metrics = evals.best_eval or (None, None)  # kept in the run state across resumes
+    if selection is not None:
+        # Chosen among the candidates: the best model's own record says which, and how well.
+        import json
+
+        saved = json.loads((run_dir / "best_model" / "sir_checkpoint.json").read_text())
+        best_step, best_metrics = saved["step"], saved["metrics"]
     return RunResult(
         run_dir=run_dir, final_model=run_dir / "final_model", env_spec=spec,
         best_model=run_dir / "best_model" if evals.best is not None else None,
         best_step=best_step, best_metrics=best_metrics, last_metrics=evals.last, datasets=data_info,
+        selection=selection,
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from sir.data.labels import LABEL_FEATURES, is_dagger_dataset
+from sir.data.labels import label_mapping
 from sir.data.mixture import weights as dagger
 from sir.data.mixture.compat import env_spec_differences, plan_features
 from sir.data.mixture.config import DataConfig
@@ -84,15 +84,16 @@ def make_mixture(
     episode_offset = 0
     bar = tqdm(list(zip(resolved, metas, strict=True)), desc="Loading datasets", unit="dataset", disable=None)
     for index, (res, meta) in enumerate(bar):
-        is_dagger = is_dagger_dataset(meta.features)
+        mapping = label_mapping(meta.features, env_specs[index])
         store = FrameStore(
             res.repo_id, res.root, meta, plan.features.keys(),
-            extra_columns=LABEL_FEATURES if is_dagger else (),
+            extra_columns=mapping.columns if mapping is not None else (),
             dataset_index=index, episode_offset=episode_offset, video_backend=video_backend(),
             image_transforms=image_transforms,
         )
+        labels = mapping.read(store.extra, store.frame_episode) if mapping is not None else None
         frames, summary, classes = dagger.training_frames(
-            res.repo_id, store.frame_episode, store.extra if is_dagger else None, chosen_episodes[index], mode, say
+            res.repo_id, store.frame_episode, labels, chosen_episodes[index], mode, say, mapping
         )
         if mode == "sirius" and classes is not None:
             # Sirius weights every timestep of a training sequence by its own class; the
@@ -108,6 +109,7 @@ def make_mixture(
             env_spec=env_specs[index], revision=res.revision, total_frames=int(meta.total_frames),
             fps=int(meta.fps), dagger=summary.to_dict() if summary is not None else None,
             dagger_mode=mode if classes is not None else None,  # None: demos, labelled or not
+            labels=mapping,
         ))
         episode_offset += int(meta.total_episodes)
     bar.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sir.data.labels import LABEL_FEATURES
+from sir.data.labels import LABEL_COLUMNS
 from sir.envs.spec import EnvSpec
 from sir.errors import UserError
 
@@ -77,8 +77,8 @@ def plan_features(repo_ids: list[str], features: list[dict[str, dict]], fps: lis
         else:
             kept[key] = dict(ref)
     warnings = []
-    labels = [k for k in disabled if k in LABEL_FEATURES]
-    others = [k for k in disabled if k not in LABEL_FEATURES]
+    labels = [k for k in disabled if k in LABEL_COLUMNS]
+    others = [k for k in disabled if k not in LABEL_COLUMNS]
     if others:
         warnings.append(
             "dropping features not shared by every dataset: "

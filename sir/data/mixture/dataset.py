@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sir.data.labels import LabelMapping
 from sir.data.mixture import weights as dagger
 from sir.data.mixture.compat import FeaturePlan
 from sir.data.mixture.sampling import (
@@ -55,6 +56,7 @@ class DatasetInfo:
     fps: int = 0
     dagger: dict[str, int] | None = None  # DaggerSummary counts, for DAgger datasets
     dagger_mode: str | None = None  # how a DAgger dataset's frames were chosen and weighted
+    labels: LabelMapping | None = None  # where its source and success labels come from
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sir.data.labels import HUMAN, SOURCE, SUCCESS
+from sir.data.labels import HUMAN, SOURCE, SUCCESS, LabelMapping, missing_success
 from sir.errors import UserError
 
 DEFAULT_MODE = "successful-corrections"
@@ -46,6 +46,7 @@ SIRIUS_PRE_INTERVENTION_SHARE = 0.002
 # so interventions are half of all samples and demos and robot frames the other half.
 IWR_INTERVENTION_SHARE = 0.5
 POOLED_MODES = ("iwr", "sirius")  # modes whose weights are over the whole mixture
+OUTCOME_MODES = (DEFAULT_MODE, "sirius")  # modes that tell successful episodes apart
 
 
 @dataclass
@@ -202,24 +203,34 @@ def _summary(episode_index: np.ndarray, human: np.ndarray, success: np.ndarray, 
 
 
 def training_frames(
-    repo_id: str, frame_episode: np.ndarray, labels: dict[str, np.ndarray] | None, chosen: np.ndarray,
-    mode: str, say: Callable[[str], None],
+    repo_id: str, frame_episode: np.ndarray, labels: dict[str, np.ndarray | None] | None, chosen: np.ndarray,
+    mode: str, say: Callable[[str], None], mapping: LabelMapping | None = None,
 ) -> tuple[np.ndarray, DaggerSummary | None, np.ndarray | None]:
     """(the frames a dataset trains on, its DaggerSummary, every frame's class), announced
-    with ``say``. ``labels`` holds the DAgger label columns, None for another dataset."""
+    with ``say``. ``labels`` holds the DAgger labels (``LabelMapping.read``; success None
+    where the dataset records no outcome), None for another dataset; ``mapping`` names the
+    columns they were read from."""
     candidates = np.isin(frame_episode, chosen)
     if labels is None:
         frames = np.flatnonzero(candidates)
         say(f"{repo_id}: not a DAgger dataset, using all {len(chosen)} episodes ({len(frames)} frames)")
         return frames, None, None
-    source = check_labels(repo_id, SOURCE, labels[SOURCE])
-    success = check_labels(repo_id, SUCCESS, labels[SUCCESS])
+    mapping = mapping or LabelMapping(SOURCE, SUCCESS)
+    source = check_labels(repo_id, mapping.source, labels[SOURCE])
+    if labels[SUCCESS] is None:
+        success = np.zeros_like(source)
+    else:
+        success = check_labels(repo_id, mapping.success or SUCCESS, labels[SUCCESS])
+    if not mapping.is_sirs:
+        say(f"{repo_id}: DAgger labels {mapping.describe()}")
     if np.all(source[candidates] == HUMAN):
         # Demonstrations (sir labels its demos so): every frame, as for unlabelled demos, failed
         # episodes kept with --keep-failures too.
         frames = np.flatnonzero(candidates)
         say(f"{repo_id}: demonstrations (every frame human), using all {len(chosen)} episodes ({len(frames)} frames)")
         return frames, None, None
+    if labels[SUCCESS] is None and mode in OUTCOME_MODES:
+        raise UserError(missing_success(repo_id, mapping, mode, tuple(m for m in MODES if m not in OUTCOME_MODES)))
     keep, classes, summary = select_frames(mode, frame_episode, source, success, candidates)
     if mode == ALL_FRAMES:
         say(f"{repo_id}: DAgger filter off, using all {len(chosen)} episodes ({summary.kept_frames} frames)")
@@ -229,7 +240,7 @@ def training_frames(
     if mode == DEFAULT_MODE:
         say(filter_message(repo_id, summary))
     else:
-        say(_mode_message(repo_id, mode, summary, classes, keep, candidates))
+        say(_mode_message(repo_id, mode, summary, classes, keep, candidates, labels[SUCCESS] is not None))
     return np.flatnonzero(keep), summary, classes
 
 
@@ -241,10 +252,11 @@ def filter_message(repo_id: str, summary: DaggerSummary) -> str:
 
 
 def _mode_message(repo_id: str, mode: str, summary: DaggerSummary, classes: np.ndarray, keep: np.ndarray,
-                  candidates: np.ndarray) -> str:
+                  candidates: np.ndarray, outcomes: bool = True) -> str:
     head = f"{repo_id}: {mode}: {summary.episodes} episodes → {summary.kept_episodes} ({summary.kept_frames} frames)"
     if mode == "hg-dagger":
-        return f"{head}, every human frame ({summary.successful_episodes} episodes successful)"
+        return f"{head}, every human frame" + (f" ({summary.successful_episodes} episodes successful)" if outcomes
+                                               else " (outcomes not recorded)")
     kept = np.bincount(classes[keep], minlength=len(CLASS_NAMES))
     parts = ", ".join(f"{n} {name}" for name, n in zip(CLASS_NAMES[1:], kept[1:], strict=True) if n)
     rule = ("interventions half of the mixture's samples, demos and policy frames the other half (IWR)"

@@ -18,8 +18,12 @@ from typing import Any
 from sir import atomic
 
 JOURNAL = "meta/sir_recording.json"
-# lerobot rewrites these at every episode (meta.save_episode), before the episode is whole.
-REWRITTEN = ("meta/info.json", "meta/stats.json")
+# A DAgger recording's log, a JSON line per episode run (kept or not): its takeovers and
+# corrections (``sir.dagger.record``). The recorder adds an episode's line before its frames.
+CORRECTIONS = "meta/sir_corrections.jsonl"
+# lerobot rewrites these at every episode (meta.save_episode), before the episode is whole;
+# sir's log grows with every episode run, kept or not.
+REWRITTEN = ("meta/info.json", "meta/stats.json", CORRECTIONS)
 
 
 def commit(folder: Path, record: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
+from sir.data.record import journal
 from sir.data.record.writer import DatasetWriter, dataset_features
 from sir.envs.factory import action_dim, check_success, observation_to_features, reset_env
 from sir.envs.spec import EnvSpec
@@ -37,6 +38,8 @@ class Episode:
     takeover_step: int | None = None  # the step a corrector took over at, if one did
     reason: str | None = None  # why it took over
     discarded: bool = False  # the actor threw the episode away (a human operator's reset key)
+    # One entry per takeover (``sir.dagger.record.CorrectedPolicy.finish``); None when no corrector watched.
+    corrections: list[dict[str, Any]] | None = None
 
 
 class Actor(Protocol):
@@ -51,6 +54,38 @@ class Actor(Protocol):
     def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
 
     def finish(self, episode: Episode) -> None: ...
+
+
+class Corrector(Protocol):
+    """Watches a policy drive and corrects it: ``sir.dagger.record.ScriptedCorrector`` (a
+    scripted expert) and ``sir.data.record.teleop.HumanCorrector`` (a person at an input device).
+
+    While the policy drives, ``should_take_over`` sees each step's observation, the policy's
+    action and the previous step's reward; on True, ``take_over`` and then ``act`` give the
+    step's action. While it corrects, ``should_hand_back`` sees the policy's proposed action
+    for the state first (a hand-back lets the policy act that step), and otherwise ``act``
+    acts: its arguments are ``Actor.act``'s, and None discards the episode (``discarded``).
+    After a takeover, ``reason`` says why it came, ``phase`` the phase of the task it came in
+    and ``subgoal`` what it is for (None where the corrector does not say); after a hand-back,
+    ``handed_back`` says why.
+    """
+
+    name: str
+    discarded: bool
+    reason: str | None
+    phase: str | None
+    subgoal: str | None
+    handed_back: str | None
+
+    def reset(self, env: Any) -> None: ...
+
+    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
+
+    def take_over(self, env: Any) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
+
+    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
 
 
 class ExpertActor:
@@ -148,7 +183,10 @@ class RecordingResult:
         sources = [int(f[SOURCE][0]) for f in episode.frames if SOURCE in f]
         self.deployment_frames += len(episode.frames)
         self.corrector_frames += sum(s == HUMAN for s in sources)
-        self.takeovers += sum(a != HUMAN and b == HUMAN for a, b in itertools.pairwise(sources))
+        # A corrector's log counts them (several an episode where it handed back), a takeover at
+        # the first step too; otherwise the hand-overs within the labels.
+        self.takeovers += (len(episode.corrections) if episode.corrections is not None
+                           else sum(a != HUMAN and b == HUMAN for a, b in itertools.pairwise(sources)))
         self.tried += 1
         self.successes += episode.success
         self.interventions += corrected
@@ -159,8 +197,11 @@ class RecordingResult:
             self.frames += len(episode.frames)
             self.episode_lengths.append(len(episode.frames))
             self.human_frames += sum(int(f[SOURCE][0]) == HUMAN for f in episode.frames if SOURCE in f)
-        self.per_episode.append({"seed": episode.seed, "success": bool(episode.success), "takeover_step": episode.takeover_step,
-                         "reason": episode.reason, "frames": len(episode.frames), "saved": bool(saved)})
+        entry = {"seed": episode.seed, "success": bool(episode.success), "takeover_step": episode.takeover_step,
+                 "reason": episode.reason, "frames": len(episode.frames), "saved": bool(saved)}
+        if episode.corrections is not None:
+            entry["corrections"] = episode.corrections
+        self.per_episode.append(entry)
 
 
 def record_episodes(
@@ -190,13 +231,13 @@ def record_episodes(
     goes on after them: its counts, and the seeds after the last episode it kept.
     Ctrl-C keeps the finished episodes and raises ``Interrupted`` (what was kept).
     """
-    from tqdm import tqdm
+    from sir.progress import Progress
 
     notes = writer.recovered or {}
     result = RecordingResult(**notes["result"]) if "result" in notes else RecordingResult()
     runs = int(notes.get("runs", 0))  # episodes run so far, discarded ones too
     next_seed = int(notes.get("next_seed", first_seed))
-    bar = tqdm(total=episodes, initial=result.episodes if until_written else runs, desc=desc, unit="ep")
+    bar = Progress(episodes, desc, "ep", initial=result.episodes if until_written else runs)
     seeds = itertools.count(next_seed) if until_written else range(next_seed, next_seed + max(0, episodes - runs))
     interrupted = False
     try:
@@ -208,14 +249,18 @@ def record_episodes(
             saved = not episode.discarded and keep(episode)
             counted = copy.deepcopy(result)  # becomes the result once the episode is on disk
             counted.count(episode, saved)
+            if episode.corrections is not None and not episode.discarded:
+                # Before the episode's frames: its commit then holds the line (journal.CORRECTIONS).
+                writer.log(journal.CORRECTIONS, {
+                    "episode_index": writer.num_episodes if saved else None, "seed": seed,
+                    "success": bool(episode.success), "frames": len(episode.frames),
+                    "takeovers": len(episode.corrections), "corrections": episode.corrections})
             if saved:
                 notes = {"result": {k: v for k, v in asdict(counted).items() if k != "path"},
                          "runs": runs, "next_seed": seed + 1}
                 writer.add_episode(episode.frames, progress=notes)
             result = counted
-            if saved or not until_written:
-                bar.update(1)
-            bar.set_postfix(status(result))
+            bar.update(1 if saved or not until_written else 0, **status(result))
             if stop is not None and stop(result):
                 break
             if until_written and result.tried >= 3 * episodes and not result.successes:

@@ -102,15 +102,29 @@ class HumanActor(_Operator):
 
 
 class HumanCorrector(_Operator):
-    """An operator watching a policy (the corrector of ``sir.dagger.record``): the takeover key
-    hands control to the operator and, pressed again, back to the policy."""
+    """An operator watching a policy (a ``sir.data.record.runner.Corrector`` for ``sir.dagger.record``):
+    the takeover key hands control to the operator and, pressed again, back to the policy.
+
+    ``phases``, a scripted expert of the task (``sir.experts.base.ResumableExpert``), only
+    names the phase each takeover came in for the recording's log; it never acts.
+    """
 
     name = "operator"
-    reason = "operator took over"
     keys_used = ("discard", "takeover")
+
+    def __init__(self, device: str, env: Any, phases: Any = None):
+        super().__init__(device, env)
+        self.phases = phases
+        self.reason: str | None = None
+        self.phase: str | None = None
+        self.subgoal: str | None = None  # an operator's own
+        self.handed_back: str | None = None
 
     def reset(self, env: Any) -> None:
         self.start_episode(env, "the policy drives (Enter takes over and hands back; q discards the episode).")
+        if self.phases is not None:
+            self.phases.reset(env)
+        self.seen: str | None = None
 
     def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
         self.clock.wait(self.env)
@@ -118,15 +132,21 @@ class HumanCorrector(_Operator):
         # pile up into a jump at the takeover, and its reset key must still discard.
         self.read()
         self.policy_action = policy_action
+        if self.phases is not None:
+            self.seen = self.phases.read_phase(obs)
         return self.keys.take("takeover")
 
     def take_over(self, env: Any) -> None:
+        self.reason, self.phase, self.handed_back = "operator", self.seen, None
         self.teleop.start()
         self.teleop.hold_grippers_of(self.policy_action)
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None:
         self.clock.wait(self.env)
         return self.read()
 
-    def should_hand_back(self) -> bool:
-        return self.keys.take("takeover")
+    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
+        if self.keys.take("takeover"):
+            self.handed_back = "operator"
+            return True
+        return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,15 @@ class DatasetWriter:
             })
         self._saving = False
 
+    def log(self, name: str, entry: dict[str, Any]) -> None:
+        """Add ``entry`` as a JSON line to the dataset's file ``name`` (e.g. ``journal.CORRECTIONS``),
+        rewritten whole, atomically. A resumable writer's next commit records the file with
+        the episode (a file in ``journal.REWRITTEN``: a kill before it rolls the lines back)."""
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = path.read_text() if path.is_file() else ""
+        atomic.write_text(path, text + json.dumps(entry, default=_plain) + "\n")
+
     def finalize(self) -> Path | None:
         """Close the writer and move the dataset into place; None when nothing was recorded.
         After a Ctrl-C inside ``add_episode``, the finished episodes alone are kept."""
@@ -212,6 +222,11 @@ class DatasetWriter:
             print(f"The {self._record['episodes']} finished episodes are kept for the next recording of {self.target}.")
         finally:
             self.lock.release()
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as JSON numbers."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def refuse_if_busy(root: str | Path, repo_id: str) -> None:

@@ -147,7 +147,12 @@ class Evaluations:
         self.unrecorded[step] = snapshot
         settings = self._settings(step)
         episodes, max_steps = settings.pop("episodes"), settings.pop("max_steps")
-        replaced = self.evaluator.submit(EvalJob(step, str(snapshot), self.device, episodes, max_steps, settings))
+        if settings["video_path"] is not None:
+            settings["video_path"] = Path(settings["video_path"]).absolute()
+        # Absolute paths: the evaluation process may have started in another working folder
+        # (it is kept for the runs of one program).
+        replaced = self.evaluator.submit(EvalJob(step, str(Path(snapshot).absolute()), self.device, episodes,
+                                                 max_steps, settings))
         if replaced is not None:
             self.unrecorded.pop(replaced.step, None)
             shutil.rmtree(replaced.model, ignore_errors=True)

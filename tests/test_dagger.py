@@ -176,6 +176,14 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     assert rows[0]["intervention_ratio"] == ""
 
 
+def test_only_hg_dagger_rounds_keep_failed_corrections_by_default():
+    from sir.dagger.loop import keeps_failures
+
+    assert keeps_failures("hg-dagger", False)
+    assert not any(keeps_failures(m, False) for m in ("successful-corrections", "iwr", "sirius", "all"))
+    assert keeps_failures("sirius", True)
+
+
 def test_training_steps_grow_with_the_data_by_one_rule():
     from sir.dagger.loop import training_steps
 

@@ -56,7 +56,8 @@ class LoopConfig:
     corrections_only: bool = option(False, "save only the corrected episodes of a round; by default every "
                                     "deployment is kept, the policy's own successes too, as Sirius keeps them")
     keep_timeouts: bool = option(False, "also keep episodes that ran out of steps without success (Sirius drops "
-                                 "them)")
+                                 "them; --dagger-mode hg-dagger keeps them always, since HG-DAgger aggregates every "
+                                 "label the expert gave, whatever the outcome)")
     epochs: float | None = option(None, "train each round for this many passes over its data (demos plus every "
                                   "round's saved frames), at least --training-steps: the rule every arm shares",
                                   minimum=0)
@@ -112,7 +113,8 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
                 RecordConfig(checkpoint=str(previous_best), repo_id=round_ids[k - 1], root=str(root),
                              episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + cfg.seed,
                              max_steps=cfg.max_steps, auto_save_on_success=not cfg.corrections_only,
-                             drop_failures=not cfg.keep_timeouts, label_budget=cfg.label_budget),
+                             drop_failures=not keeps_failures(mode, cfg.keep_timeouts),
+                             label_budget=cfg.label_budget),
                 **record_extra))
             corrector_frames += recorded.corrector_frames
             data_frames += recorded.frames
@@ -168,6 +170,14 @@ def training_steps(steps: int, epochs: float | None, batch_size: int, data_frame
     if epochs is None:
         return steps
     return max(steps, math.ceil(epochs * data_frames / batch_size))
+
+
+def keeps_failures(mode: str, keep_timeouts: bool) -> bool:
+    """Whether a round saves the deployments that ran out of steps without success: Sirius's
+    collection drops them; HG-DAgger aggregates every expert label whatever the outcome
+    (Kelly et al. 2019), so its rounds keep the failed corrections, whose human frames it
+    trains on."""
+    return keep_timeouts or mode == "hg-dagger"
 
 
 def _trainable(mode: str, recorded: Any) -> bool:

@@ -118,8 +118,14 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[
         target = groups[group_name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = meta.get("help", "")
-        base, _ = _base_type(tp)
+        base, optional = _base_type(tp)
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        if base is bool and optional and default is None:
+            # Unset means "decided at run time": --name and --no-name both say it outright.
+            target.add_argument(flag(f.name), action="store_const", const=True, help=help_text, **kwargs)
+            target.add_argument(flag(f"no_{f.name}"), action="store_const", const=False, dest=f.name,
+                                help=f"the opposite of {flag(f.name)}")
+            continue
         if base is bool:
             target.add_argument(flag(f.name), action="store_true", help=help_text, **kwargs)
             continue

@@ -291,3 +291,97 @@ def policies_camera_demos(tmp_path_factory):
     collect(["--env", "Lift", "--episodes", "2", "--root", str(root), "--repo-id", "lift_camera16", "--seed", "0",
              "--cameras", "agentview", "--image-size", "16", "--max-steps", "40"])
     return root, "lift_camera16"
+
+
+# -- a local Ray cluster (the Ray evaluation backend) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The address of a one-node Ray cluster on 127.0.0.1, started for the session with
+    `ray start --head --block` and stopped after it (the blocking start stops every process
+    it started when it is terminated). Two CPUs: as many actors as the tests start."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="sir-ray-")  # short: Ray's socket paths live under it
+    # Ray turns token authentication on by itself when a token file (~/.ray/auth_token) is
+    # there, which a ray.init() elsewhere on the machine writes: the cluster and every driver
+    # here (this process and the evaluation processes it starts) say outright that it is off.
+    saved_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray = str(Path(sys.executable).with_name("ray"))
+    proc = subprocess.Popen(
+        [ray, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+         "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "RAY_ADDRESS": ""})
+    lines = []
+    deadline = time.monotonic() + 120
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ray runtime started" in line:
+                break
+            if time.monotonic() > deadline:
+                break
+        if proc.poll() is not None or not any("Ray runtime started" in x for x in lines):
+            raise RuntimeError("ray start --head failed:\n" + "".join(lines[-30:]))
+        # The blocking start keeps printing; its pipe must be drained or it stalls.
+        import threading
+
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield f"127.0.0.1:{port}"
+    finally:
+        _leave_ray()
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if saved_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_mode
+
+
+def fresh_evaluators() -> None:
+    """Stop the evaluation process runs share (sir.eval.background), so the next run starts
+    one that sees this process's environment as it is now (RAY_AUTH_MODE, say)."""
+    from sir.eval import background
+
+    for evaluator in list(background._kept):
+        background.discard_evaluator(evaluator)
+
+
+@pytest.fixture
+def fresh_evaluation_process():
+    fresh_evaluators()
+
+
+def _leave_ray() -> None:
+    """Close this process's Ray actors and its driver, and the evaluation processes' (they
+    may have joined too), before the cluster goes."""
+    import sys
+
+    fresh_evaluators()
+    if "ray" not in sys.modules:
+        return
+    import ray
+
+    from sir.eval import pool as pools
+
+    pool = pools._shared.get("ray")
+    if pool is not None:
+        pools.discard(pool)
+    if ray.is_initialized():
+        ray.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -357,3 +358,74 @@ def test_a_step_limit_above_the_recorded_horizon_is_honoured():
 
     metrics = evaluate_policy(Still(), identity, identity, EnvSpec(horizon=5), 1, 9, workers=1, batch_width=1)
     assert [e["length"] for e in metrics["per_episode"]] == [9]
+
+
+def test_a_worker_error_keeps_its_whole_message_and_a_user_error_reaches_the_caller_as_one():
+    """Worker answers are typed: an exception travels as its type, message and traceback, so
+    a message holding ': ' (as robosuite's and sir's do) reaches the user whole."""
+    from sir.errors import UserError
+    from sir.eval.worker import Release, Reply, Start, WorkerError, handle
+
+    class Refuses(SlotEnvs):
+        def start(self, slot, key, seed, max_steps, record):
+            raise UserError(f"episode {seed}: the env refuses: for a reason")
+
+    key = EnvKey.make(SPEC, None, 64, ENV_BUILD_SEED)
+    replies = handle(Refuses(), [Release(), Start(3, 7, key, 11, 5, False)])
+    assert len(replies) == 1 and isinstance(replies[0], Reply)
+    slot, token, error = replies[0]
+    assert (slot, token) == (3, 7) and isinstance(error, WorkerError)
+    assert (error.user_error, error.kind, error.message) == (True, "UserError", "episode 11: the env refuses: for a reason")
+    assert "Traceback" in error.traceback
+
+    in_process = pools.shared_workers(1)
+    real, in_process.envs = in_process.envs, Refuses()
+    try:
+        with pytest.raises(UserError) as caught:
+            evaluate_policy(ScriptedLiftPolicy(), identity, identity, SPEC, 1, 5, workers=1)
+        assert str(caught.value) == f"episode {DEFAULT_EVAL_SEED}: the env refuses: for a reason"
+    finally:
+        pools.discard(in_process)
+        real.close()
+
+
+# -- the Ray backend: the same protocol from actors on a cluster (a local one here) --------
+
+
+@pytest.mark.slow
+def test_ray_actors_give_the_in_process_episodes_and_replace_a_killed_one(in_process_run, ray_cluster):
+    on_ray = scripted_run(workers=2, backend="ray", ray_address=ray_cluster)
+    assert on_ray["workers"] == 2 and on_ray["worker_restarts"] == 0
+    assert outcomes(on_ray) == outcomes(in_process_run)
+    actors = pools.shared_workers(2, "ray", ray_cluster)
+    assert actors.pids and os.getpid() not in actors.pids
+    victim = actors.pids[0]
+    killed = scripted_run(KillWorkerAt(ScriptedLiftPolicy(), victim, at_call=12), workers=2, backend="ray",
+                          ray_address=ray_cluster)
+    assert killed["worker_restarts"] == 1
+    assert victim not in actors.pids
+    assert outcomes(killed) == outcomes(in_process_run)
+
+
+@pytest.mark.slow
+def test_act_on_ray_gives_the_episodes_of_local_workers(eval_tiny_act, ray_cluster):
+    policy, pre, post, spec = eval_tiny_act
+    local, on_ray = (evaluate_policy(policy, pre, post, spec, 4, 12, workers=2, batch_width=2, backend=b,
+                                     ray_address=ray_cluster) for b in ("local", "ray"))
+    assert outcomes(on_ray) == outcomes(local)
+
+
+@pytest.mark.parametrize("command", ["sir.eval.evaluate", "sir.training.train_policy"])
+def test_the_ray_backend_without_a_reachable_cluster_is_refused_in_one_sentence(command, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    args = (["--checkpoint", str(tmp_path)] if command == "sir.eval.evaluate"
+            else ["--repo-ids", "anything", "--root", str(tmp_path), "--checkpoint-dir", str(tmp_path)])
+    proc = subprocess.run([sys.executable, "-m", command, *args, "--eval-backend", "ray",
+                           "--ray-address", f"127.0.0.1:{closed}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --eval-backend ray found no Ray cluster at --ray-address 127.0.0.1:{closed}; start one "
+        "(`ray start --head`, see docs/evaluation.md) or pass the head's HOST:PORT."]

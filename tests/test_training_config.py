@@ -96,3 +96,32 @@ def test_check_parses_repo_ids_and_policy_args_once_into_the_config():
     assert cfg.repo_ids == ["a", "b"]
     assert cfg.policy_overrides == {"dim_model": 64, "down_dims": (8, 16)}
     assert "policy_overrides" not in config_to_save(cfg)
+
+
+def test_async_eval_is_decided_at_run_time_unless_a_flag_or_file_says_it(tmp_path):
+    assert parse_config(["--repo-ids", "a"])[0].async_eval is None
+    assert parse_config(["--repo-ids", "a", "--async-eval"])[0].async_eval is True
+    assert parse_config(["--repo-ids", "a", "--no-async-eval"])[0].async_eval is False
+    path = tmp_path / "run.yaml"
+    path.write_text("repo_ids: a\nasync_eval: false\n")
+    assert parse_config(["--config", str(path)])[0].async_eval is False
+    assert parse_config(["--config", str(path), "--async-eval"])[0].async_eval is True
+
+
+def test_evaluation_runs_beside_training_by_default_only_with_cores_to_spare(monkeypatch):
+    import torch
+
+    from sir.eval import pool
+    from sir.training.evaluation import in_background
+
+    cfg = parse_config(["--repo-ids", "a"])[0]
+    monkeypatch.setattr(pool, "default_workers", lambda: 4)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert in_background(cfg, "cpu") == (False, None)  # torch keeps every core busy
+    assert in_background(cfg, "cuda") == (True, 3)  # beside a GPU the loop needs one core
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert in_background(cfg, "cpu") == (True, 3)
+    cfg.num_workers = 3
+    assert in_background(cfg, "cpu") == (False, None)  # the DataLoader's workers take the rest
+    cfg.async_eval, cfg.eval_workers = True, 2
+    assert in_background(cfg, "cpu") == (True, 2)

@@ -10,9 +10,12 @@ its own last observation and its actions are dropped, so every env's actions com
 its own observations alone. The next wave starts after a ``reset()``.
 
 Why lanes: a lane runs one wave after another with its own policy instance (weights
-shared), and all its envs live in one worker. Workers never wait for each other (a worker
-that the OS pauses holds up only its own lanes), and with two lanes a worker, one lane's
-envs step while the main process computes the other's actions.
+shared) on the same envs, each reset softly to its next episode's seed (a reused env starts
+exactly where a new one would), so an evaluation builds one env per row of a lane and no
+more: building a Robosuite env costs as much as a hundred steps. Lanes wider than one
+worker's share are spread, their envs dealt out over the workers; narrower lanes keep all
+their envs in one worker, and workers then never wait for each other (a worker that the
+OS pauses holds up only its own lanes).
 """
 
 from __future__ import annotations
@@ -30,10 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from sir.errors import UserError
 from sir.eval.batch import RngStream, clone_policy, features_to_batch, policy_device, wave_seed
-from sir.eval.pool import Event, describe_exit
-from sir.eval.worker import FAILURE_ACTION, EnvKey, StepReport, WorkerError
+from sir.eval.worker import (
+    FAILURE_ACTION,
+    Command,
+    EnvKey,
+    Event,
+    Release,
+    Start,
+    Step,
+    StepReport,
+    WorkerError,
+)
 
 # A wave whose worker keeps dying is re-run this many times; then the episodes on that
 # worker are failed, so one episode that crashes the simulator cannot stall an evaluation.
@@ -126,7 +137,9 @@ class EngineResult:
 
 class Engine:
     """Runs ``waves`` (lists of planned episodes) with ``lanes`` policy lanes on the first
-    ``n_workers`` workers of ``workers``; lane l lives on worker l % n_workers."""
+    ``n_workers`` workers of ``workers``. Lane l lives on worker l % n_workers; with
+    ``spread``, each lane's envs are dealt out over the workers instead (slot s on worker
+    s % n_workers), so a wave wider than one worker's share needs fewer envs a worker."""
 
     def __init__(
         self,
@@ -139,12 +152,14 @@ class Engine:
         seed: int,
         on_episodes: Callable[[int], None] | None = None,
         n_workers: int | None = None,
+        spread: bool = False,
     ):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.workers = workers
         self.n_workers = min(n_workers or workers.size, workers.size)
         self.waves = waves
+        self.spread = spread
         self.seed = seed
         self.on_episodes = on_episodes or (lambda n: None)
         self.width = max(len(w) for w in waves)
@@ -165,12 +180,14 @@ class Engine:
         return lane.index * self.width + pos
 
     def _worker_of(self, lane: _Lane, pos: int) -> int:
+        if self.spread:
+            return self._slot_id(lane, pos) % self.n_workers
         return lane.index % self.n_workers
 
-    def _send(self, lane: _Lane, commands: dict[int, tuple]) -> None:
-        by_worker: dict[int, list[tuple]] = {}
-        for pos, command in commands.items():
-            by_worker.setdefault(self._worker_of(lane, pos), []).append(command)
+    def _send(self, lane: _Lane, commands: list[Command]) -> None:
+        by_worker: dict[int, list[Command]] = {}
+        for command in commands:
+            by_worker.setdefault(self._worker_of(lane, command.slot % self.width), []).append(command)
         for worker, batch in by_worker.items():
             self.workers.send(worker, batch)
 
@@ -182,7 +199,7 @@ class Engine:
     def _run(self, interrupted: Callable[[], bool]) -> EngineResult:
         start = time.perf_counter()
         for worker in range(self.n_workers):
-            self.workers.send(worker, [("release", None, None)])
+            self.workers.send(worker, [Release()])
         pending = deque(range(len(self.waves)))
         for lane in self.lanes:
             self._assign(lane, pending)
@@ -226,14 +243,15 @@ class Engine:
         lane.policy.reset()
         lane.rng = RngStream(wave_seed(self.seed, lane.wave), self.device)
         lane.slots = [_Slot(plan) for plan in plans]
-        commands = {}
+        commands: list[Command] = []
+        lane.awaiting = set()
         for pos, slot in enumerate(lane.slots):
             if pos in lane.doomed:
                 slot.finish(False, lane.doomed[pos])
                 continue
             p = slot.plan
-            commands[pos] = ("start", self._slot_id(lane, pos), lane.token, p.key, p.seed, p.max_steps, p.record)
-        lane.awaiting = set(commands)
+            commands.append(Start(self._slot_id(lane, pos), lane.token, p.key, p.seed, p.max_steps, p.record))
+            lane.awaiting.add(pos)
         self._send(lane, commands)
 
     def _step(self, lane: _Lane) -> None:
@@ -245,15 +263,16 @@ class Engine:
             action = self.postprocessor(lane.policy.select_action(self.preprocessor(batch)))
         actions = action.detach().to("cpu", torch.float32).numpy()
         finite = np.isfinite(actions).all(axis=1)
-        commands = {}
+        commands: list[Command] = []
+        lane.awaiting = set()
         for pos, slot in enumerate(lane.slots):
             if not slot.live:
                 continue
             if not finite[pos]:
                 slot.finish(False, FAILURE_ACTION)
                 continue
-            commands[pos] = ("step", self._slot_id(lane, pos), lane.token, actions[pos])
-        lane.awaiting = set(commands)
+            commands.append(Step(self._slot_id(lane, pos), lane.token, actions[pos]))
+            lane.awaiting.add(pos)
         self._send(lane, commands)
 
     def _finish_wave(self, lane: _Lane) -> None:
@@ -268,16 +287,14 @@ class Engine:
         if event.replies is None:
             self._on_death(event)
             return
-        for slot_id, token, report in event.replies:
-            lane_index = slot_id // self.width
-            if lane_index >= len(self.lanes) or token != self.lanes[lane_index].token:
+        for reply in event.replies:
+            lane_index = reply.slot // self.width
+            if lane_index >= len(self.lanes) or reply.token != self.lanes[lane_index].token:
                 continue  # an answer for a run of a wave that was started again
-            lane = self.lanes[lane_index]
+            report = reply.report
             if isinstance(report, WorkerError):
-                if report.user_error:
-                    raise UserError(report.message.split(": ", 1)[-1])
-                raise RuntimeError(f"an evaluation worker failed: {report.message}\n{report.traceback}")
-            self._on_report(lane, slot_id % self.width, report)
+                raise report.exception()
+            self._on_report(self.lanes[lane_index], reply.slot % self.width, report)
 
     def _on_report(self, lane: _Lane, pos: int, report: StepReport) -> None:
         slot = lane.slots[pos]
@@ -296,7 +313,7 @@ class Engine:
     def _on_death(self, event: Event) -> None:
         self.worker_restarts += 1
         if self.worker_restarts > 3 * self.n_workers + len(self.waves):
-            raise RuntimeError(f"evaluation workers keep dying (last: {describe_exit(event.exitcode)})")
+            raise RuntimeError(f"evaluation workers keep dying (last: {event.death()})")
         self.workers.replace(event.worker)
         for lane in self.lanes:
             if lane.wave is None:
@@ -308,5 +325,5 @@ class Engine:
             lane.restarts += 1
             if lane.restarts > MAX_WAVE_RESTARTS:
                 for pos in hit:
-                    lane.doomed[pos] = f"worker process died ({describe_exit(event.exitcode)})"
+                    lane.doomed[pos] = f"worker process died ({event.death()})"
             self._launch(lane)

@@ -16,6 +16,7 @@ from typing import Any
 from sir import atomic
 from sir.config import option, parse, validate
 from sir.errors import UserError, cli_errors
+from sir.eval.cluster import EVAL_BACKENDS
 from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
 
 
@@ -48,6 +49,11 @@ class EvalConfig(ModelEnvConfig):
     workers: int | None = option(
         None, "env worker processes (default: one per core, capped by --episodes; 1: no worker processes)", minimum=1)
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
+    eval_backend: str = option("local", "where the envs run: local worker processes, or Ray actors on a running Ray "
+                               "cluster (see --ray-address; --workers then defaults to the cluster's CPUs)",
+                               choices=EVAL_BACKENDS)
+    ray_address: str = option("auto", "the Ray cluster of --eval-backend ray: auto (RAY_ADDRESS, else the cluster "
+                              "`ray start` began on this machine) or the head's HOST:PORT")
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
@@ -57,6 +63,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
     validate(cfg)
     quiet_libraries()
+    if cfg.eval_backend == "ray":
+        from sir.eval.cluster import resolve_address
+
+        resolve_address(cfg.ray_address)  # before loading anything: no cluster, one sentence
     checkpoint = Path(cfg.checkpoint)
     policy, preprocessor, postprocessor, spec, info = load_checkpoint(
         checkpoint, device=pick_device(cfg.device), spec=spec_from_flags(cfg))
@@ -74,7 +84,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     metrics = evaluate_policy(policy, preprocessor, postprocessor, spec, cfg.episodes,
                               cfg.max_steps or spec.horizon, seed=cfg.eval_seed, video_path=video,
                               video_episodes=cfg.video_episodes, render_camera=cfg.render_camera,
-                              render_size=cfg.render_size, progress=True, workers=cfg.workers)
+                              render_size=cfg.render_size, progress=True, workers=cfg.workers,
+                              backend=cfg.eval_backend, ray_address=cfg.ray_address)
     print(format_metrics(metrics))
     if video is not None:
         print(f"  Video: {video}")

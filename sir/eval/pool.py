@@ -10,22 +10,13 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
-import signal
 import time
 from multiprocessing.connection import wait
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from sir.eval.worker import SlotEnvs, handle, worker_main
-
-
-class Event(NamedTuple):
-    """Replies from a worker, or (``replies`` None) the news that it died."""
-
-    worker: int
-    replies: list[tuple] | None
-    exitcode: int | None = None
+from sir.eval.worker import Command, Event, SlotEnvs, handle, worker_main
 
 
 def default_workers() -> int:
@@ -34,15 +25,6 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
         return os.cpu_count() or 1
-
-
-def describe_exit(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
 
 
 def _context() -> Any:
@@ -57,12 +39,15 @@ def _context() -> Any:
 
 
 class WorkerPool:
-    """``size`` worker processes, each serving the slots ``slot % size == index``."""
+    """``size`` worker processes, numbered 0 to size - 1. A worker serves whatever slots the
+    commands sent to it name (the engine keeps each lane's slots on one worker, lane l on
+    worker l % the workers it uses); it holds their envs."""
 
     def __init__(self, size: int):
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
+        self.warm: set[Any] = set()  # EnvKeys its workers hold envs of (see rollout.plan_lanes)
         self._ctx = _context()
         self._procs: list[Any] = [None] * size
         self._conns: list[Any] = [None] * size
@@ -81,7 +66,7 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [proc.pid for proc in self._procs]
 
-    def send(self, index: int, commands: list[tuple]) -> None:
+    def send(self, index: int, commands: list[Command]) -> None:
         try:
             self._conns[index].send(commands)
         except (BrokenPipeError, OSError):
@@ -168,9 +153,10 @@ class InProcess:
 
     def __init__(self) -> None:
         self.envs = SlotEnvs()
+        self.warm: set[Any] = set()
         self._pending: list[Event] = []
 
-    def send(self, index: int, commands: list[tuple]) -> None:
+    def send(self, index: int, commands: list[Command]) -> None:
         # Resets seed NumPy's global RNG; the caller's (e.g. the trainer's) stream is put back.
         saved = np.random.get_state()
         try:
@@ -195,10 +181,23 @@ class InProcess:
 _shared: dict[str, Any] = {}
 
 
-def shared_workers(workers: int) -> WorkerPool | InProcess:
+def shared_workers(workers: int, backend: str = "local", ray_address: str | None = None) -> Any:
     """The pool kept for this process's evaluations: in-process for ``workers`` <= 1, else
     a pool of at least ``workers`` processes (a larger one is kept and partly used, so
-    evaluations of different sizes do not restart workers; a smaller one is replaced)."""
+    evaluations of different sizes do not restart workers; a smaller one is replaced).
+    ``backend`` "ray": at least ``workers`` Ray actors on the cluster at ``ray_address``."""
+    if backend == "ray":
+        from sir.eval.cluster import RayPool
+
+        pool = _shared.get("ray")
+        if pool is not None and (pool.closed or pool.size < workers):
+            pool.close()
+            pool = None
+        if pool is None:
+            pool = _shared["ray"] = RayPool(workers, ray_address or "auto")
+        else:
+            pool.revive()
+        return pool
     if workers <= 1:
         if "local" not in _shared:
             _shared["local"] = InProcess()

@@ -55,6 +55,11 @@ def record_evaluation(
     return {"csv": run_dir / EVAL_CSV, "losses": run_dir / LOSS_CSV, "plot": run_dir / PLOT}
 
 
+def recorded_steps(run_dir: str | Path) -> list[int]:
+    """The steps whose evaluations the run's history holds."""
+    return [int(float(r["step"])) for r in _read_csv(Path(run_dir) / EVAL_CSV)]
+
+
 def _eval_row(step: int, metrics: Mapping[str, Any], losses: list[float]) -> dict[str, Any]:
     low, high = metrics["success_ci95"]
     row: dict[str, Any] = {

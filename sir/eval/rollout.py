@@ -33,10 +33,13 @@ __all__ = [
     "wilson_interval",
 ]
 
-# Two lanes a worker: one lane's envs step while the policy computes the other's actions.
+# Lanes a warm pool runs per worker's share (see plan_lanes).
 LANES_PER_WORKER = 2
-# Envs a policy batch holds at most by default: batching saves the main process time, but a
-# worker steps a lane's envs one after another and builds each once (seconds each).
+# The default batch width leaves every core this many waves. It fixes how episodes are
+# grouped, and so their results (batched float maths differ in the last bits): unchanged.
+WAVES_PER_CORE = 2
+# Envs a policy batch holds at most by default: a batch saves the main process a policy call
+# a row (lerobot's processors alone cost milliseconds a call), but its envs step in lockstep.
 MAX_DEFAULT_BATCH_WIDTH = 4
 
 # Evaluation seeds live far from the recording seeds (0, 1, 2, ...), so a policy is never
@@ -67,7 +70,20 @@ def default_batch_width(episodes: int, cores: int) -> int:
     """Envs a policy batch holds: as many as leave every core two waves to run, at most
     ``MAX_DEFAULT_BATCH_WIDTH``. It depends on the episodes and the machine, never on the
     ``workers`` asked for, so per-episode results do not either."""
-    return max(1, min(MAX_DEFAULT_BATCH_WIDTH, episodes // (LANES_PER_WORKER * cores)))
+    return max(1, min(MAX_DEFAULT_BATCH_WIDTH, episodes // (WAVES_PER_CORE * cores)))
+
+
+def plan_lanes(waves: int, width: int, workers: int, warm: bool) -> tuple[int, bool]:
+    """(lanes, whether their envs are spread over the workers). Lanes do not change results
+    (the waves fix them), only which envs exist and what overlaps: a fresh pool builds as
+    few envs as keep every worker busy (about one a worker: building one costs as much as a
+    hundred steps); a warm one (its workers hold envs of the spec) runs two lanes a worker's
+    share, so one lane's envs step while the policy computes the other's actions, and
+    builds the envs that needs once."""
+    if workers <= 1:
+        return 1, False
+    share = max(1, workers // width)  # lanes that give every worker about one env
+    return min(waves, LANES_PER_WORKER * share if warm else share), width > 1
 
 
 def plan_waves(
@@ -114,6 +130,8 @@ def evaluate_tasks(
     render_size: int = 256,
     progress: bool = False,
     batch_width: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate on several tasks: ``tasks`` are EvalTask or (name, spec, episodes[, max_steps]).
 
@@ -122,6 +140,8 @@ def evaluate_tasks(
     episodes), 1 to run in this process. ``batch_width`` (default: ``default_batch_width``)
     fixes how episodes are grouped into waves for the batched policy; per-episode results
     depend on it (batched float maths can differ in the last bits), never on ``workers``.
+    ``backend`` "ray" runs the envs as Ray actors on the cluster at ``ray_address`` (see
+    ``sir.eval.cluster``; ``workers`` None: one per CPU of the cluster), with the same results.
     """
     from sir.progress import Progress
 
@@ -135,13 +155,19 @@ def evaluate_tasks(
     record = video_path is not None and video_episodes > 0
     waves = plan_waves(tasks, max_steps, seed, width, video_episodes if record else 0,
                        render_camera if record else None, render_size)
-    n_workers = cores if workers is None else max(1, workers)
-    n_workers = min(n_workers, len(waves))
-    lanes = min(len(waves), LANES_PER_WORKER * n_workers) if n_workers > 1 else 1
+    if workers is None:
+        workers = cores
+        if backend == "ray":
+            from sir.eval.cluster import cluster_cpus
+
+            workers = cluster_cpus(ray_address or "auto")
+    n_workers = min(max(1, workers), len(waves))
 
     workers_ready = time.perf_counter()
-    backend = pools.shared_workers(n_workers)
+    pool = pools.shared_workers(n_workers, backend, ray_address)
     startup = time.perf_counter() - workers_ready
+    keys = {p.key for wave in waves for p in wave}
+    lanes, spread = plan_lanes(len(waves), width, n_workers, warm=keys <= pool.warm)
     was_training = policy.training
     threads = torch.get_num_threads()
     # Batches here are a few rows: one thread computes them fastest, leaves the cores to the
@@ -150,12 +176,13 @@ def evaluate_tasks(
     policy.eval()
     bar = Progress(total, "Evaluating", "ep", leave=False, enabled=progress)
     try:
-        engine = Engine(policy, preprocessor, postprocessor, backend, waves, lanes, seed,
-                        on_episodes=bar.update, n_workers=n_workers)
+        engine = Engine(policy, preprocessor, postprocessor, pool, waves, lanes, seed,
+                        on_episodes=bar.update, n_workers=n_workers, spread=spread)
         result = engine.run()
+        pool.warm |= keys
     except BaseException:
         # Ctrl-C or an error mid-evaluation: the workers hold half-run episodes; stop them all.
-        pools.discard(backend)
+        pools.discard(pool)
         raise
     finally:
         bar.close()
@@ -197,6 +224,8 @@ def evaluate_policy(
     progress: bool = False,
     workers: int | None = None,
     batch_width: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` rollouts of at most ``max_steps`` steps (None: the spec's horizon);
     episode i always starts from the state of ``seed + i``.
@@ -205,11 +234,12 @@ def evaluate_policy(
     simulation or a non-finite action fails its episode (``failure`` says why). Returns
     success_rate, success_ci95 [low, high], avg_reward, avg_length, episodes, wall_time_s,
     env_steps_per_s, per_episode (episode, seed, success, reward, length, failure), the
-    failures by reason, and 'video' (a path) when one was written. ``workers`` and
-    ``batch_width``: see ``evaluate_tasks``.
+    failures by reason, and 'video' (a path) when one was written. ``workers``,
+    ``batch_width``, ``backend`` and ``ray_address``: see ``evaluate_tasks``.
     """
     return evaluate_tasks(
         policy, preprocessor, postprocessor, [EvalTask(spec.env_name, spec, episodes, max_steps)],
         seed=seed, workers=workers, video_path=video_path, video_episodes=video_episodes,
         render_camera=render_camera, render_size=render_size, progress=progress, batch_width=batch_width,
+        backend=backend, ray_address=ray_address,
     )

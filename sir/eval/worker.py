@@ -76,11 +76,60 @@ class StepReport(NamedTuple):
 
 class WorkerError(NamedTuple):
     """An exception inside a worker that no episode outcome can absorb (e.g. the env cannot
-    be built); the main process re-raises it."""
+    be built); the main process re-raises it, a UserError as the same one sentence."""
 
     user_error: bool
-    message: str
+    kind: str  # the exception's type name
+    message: str  # str() of the exception
     traceback: str
+
+    @classmethod
+    def of(cls, err: BaseException) -> WorkerError:
+        return cls(isinstance(err, UserError), type(err).__name__, str(err), traceback.format_exc())
+
+    def exception(self, what: str = "an evaluation worker") -> Exception:
+        """The error to raise in the main process: a UserError as its one sentence."""
+        if self.user_error:
+            return UserError(self.message)
+        return RuntimeError(f"{what} failed: {self.kind}: {self.message}\n{self.traceback}".rstrip())
+
+
+# -- the protocol ------------------------------------------------------------------------
+# Main -> worker: one list of commands a message; None ends the worker. Worker -> main: one
+# list of Reply a message, one per Start or Step. The token names one run of a wave, so the
+# main process can drop answers that belong to a run it has abandoned. Local worker
+# processes and Ray actors answer the same messages (see sir.eval.pool).
+
+
+class Start(NamedTuple):
+    """Reset ``slot``'s env (bound on first need: a free one of the key, or a new one) to
+    the initial state of ``seed``."""
+
+    slot: int
+    token: int
+    key: EnvKey
+    seed: int
+    max_steps: int
+    record: bool
+
+
+class Step(NamedTuple):
+    slot: int
+    token: int
+    action: np.ndarray
+
+
+class Release(NamedTuple):
+    """Unbind every slot's env (see ``SlotEnvs.release``); answers nothing."""
+
+
+Command = Start | Step | Release
+
+
+class Reply(NamedTuple):
+    slot: int
+    token: int
+    report: StepReport | WorkerError
 
 
 def build_env(key: EnvKey) -> Any:
@@ -210,30 +259,43 @@ def _close(env: Any) -> None:
         pass
 
 
-# -- the protocol ------------------------------------------------------------------------
-# Main → worker: a list of commands, ("start", slot, token, key, seed, max_steps, record),
-# ("step", slot, token, action) or ("release", None, None); None ends the worker. Worker →
-# main: one list per message, (slot, token, StepReport | WorkerError) per start or step. The token names one run of
-# a wave, so the main process can drop answers that belong to a run it has abandoned.
+class Event(NamedTuple):
+    """Replies from a worker, or (``replies`` None) the news that it died."""
+
+    worker: int
+    replies: list[Reply] | None
+    exitcode: int | None = None
+    cause: str | None = None  # how it died, where an exit code does not say (a Ray actor)
+
+    def death(self) -> str:
+        return self.cause or describe_exit(self.exitcode)
 
 
-def handle(envs: SlotEnvs, commands: list[tuple]) -> list[tuple]:
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def handle(envs: SlotEnvs, commands: list[Command]) -> list[Reply]:
     replies = []
     for command in commands:
-        kind, slot, token = command[:3]
-        if kind == "release":
+        if isinstance(command, Release):
             envs.release()
             continue
         try:
-            if kind == "start":
-                report = envs.start(slot, *command[3:])
-            elif kind == "step":
-                report = envs.step(slot, command[3])
+            if isinstance(command, Start):
+                report = envs.start(command.slot, command.key, command.seed, command.max_steps, command.record)
+            elif isinstance(command, Step):
+                report = envs.step(command.slot, command.action)
             else:
-                raise ValueError(f"unknown command {kind!r}")
+                raise TypeError(f"unknown command {command!r}")
         except Exception as err:
-            report = WorkerError(isinstance(err, UserError), f"{type(err).__name__}: {err}", traceback.format_exc())
-        replies.append((slot, token, report))
+            report = WorkerError.of(err)
+        replies.append(Reply(command.slot, command.token, report))
     return replies
 
 

@@ -63,6 +63,26 @@ def save_checkpoint(
     return directory
 
 
+def install_model(source: Path, directory: str | Path, copy: bool = False, **info: Any) -> Path:
+    """Move (or ``copy``) the model folder ``source`` to ``directory``, swapped in as
+    ``save_checkpoint`` swaps, its sir_checkpoint.json updated with ``info``: a trainer's
+    snapshot, evaluated in the background, becomes its best_model without being written
+    again."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic.temporary_path(directory)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if copy:
+        shutil.copytree(source, tmp)
+    else:
+        Path(source).rename(tmp)
+    info_path = tmp / INFO_FILENAME
+    saved = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info_path.write_text(json.dumps({**saved, **info}, indent=2, default=str) + "\n")
+    swap_into_place(tmp, directory)
+    return directory
+
+
 def make_readable(folder: Path) -> None:
     """Give every file the mode an ordinary file gets (0644 under the usual umask):
     safetensors writes model.safetensors 0600, unreadable to the group that shares a run."""

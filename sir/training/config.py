@@ -17,6 +17,7 @@ from typing import Any
 from sir.config import add_arguments, flag, from_mapping, from_namespace, option, validate
 from sir.data.mixture.config import DataConfig
 from sir.errors import UserError
+from sir.eval.cluster import EVAL_BACKENDS
 from sir.policies.registry import PRESETS
 from sir.training.schedule import SCHEDULES, decay_steps, warmup_steps
 from sir.training.selection import SELECT_SEED, check_selection_seeds
@@ -100,7 +101,18 @@ class TrainConfig(DataConfig):
     no_eval: bool = option(False, "train without Robosuite evaluation (no best_model), e.g. on data from a robot "
                            "or layout sir cannot simulate", group=EVAL)
     eval_episodes: int = option(10, group=EVAL, minimum=1)
-    eval_workers: int | None = option(None, "rollout worker processes (default: one per core)", group=EVAL, minimum=1)
+    eval_workers: int | None = option(None, "rollout worker processes (default: one per core; with --async-eval the "
+                                      "cores training leaves spare; with --eval-backend ray the cluster's CPUs)",
+                                      group=EVAL, minimum=1)
+    async_eval: bool | None = option(
+        None, "evaluate in a process beside training, on a snapshot of the weights and processors, so training does "
+        "not wait (same results; the best snapshot becomes best_model). Default: on where the machine has cores to "
+        "spare, i.e. more than training uses (torch's threads on CPU, one with a GPU, plus --num-workers); "
+        "--no-async-eval waits for every evaluation", group=EVAL)
+    eval_backend: str = option("local", "where evaluation envs run: local worker processes, or Ray actors on a "
+                               "running Ray cluster (see --ray-address)", group=EVAL, choices=EVAL_BACKENDS)
+    ray_address: str = option("auto", "the Ray cluster of --eval-backend ray: auto (RAY_ADDRESS, else the cluster "
+                              "`ray start` began on this machine) or the head's HOST:PORT", group=EVAL)
     max_steps: int | None = option(None, "step limit of an evaluation episode (default: the dataset's EnvSpec "
                                    "horizon, which is 400 for datasets recorded without one)", group=EVAL, minimum=1)
     eval_seed: int | None = option(None, "seed of evaluation episode 0; episode i uses seed+i", group=EVAL)

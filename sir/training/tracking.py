@@ -35,6 +35,10 @@ class RunLogger:
             # A resumed run passes its wandb id back, so its curves continue in the same run.
             self.wandb = wandb.init(project=project, entity=entity, name=run_name, config=config,
                                     dir=str(run_dir), id=run_id, resume="allow" if run_id else None)
+            # Evaluations beside training finish after later training steps were logged, and
+            # wandb refuses a step below its last: they are plotted against eval/step instead.
+            self.wandb.define_metric("eval/step")
+            self.wandb.define_metric("eval/*", step_metric="eval/step")
         elif report_to == "tensorboard":
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -45,6 +49,7 @@ class RunLogger:
             self.tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
                                              purge_step=resume_step + 1 if resume_step is not None else None)
             self.tensorboard.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", 0)
+        self._wandb_step = 0
 
     @property
     def run_id(self) -> str | None:
@@ -61,8 +66,11 @@ class RunLogger:
             data = dict(scalars)
             if video:
                 data["eval/video"] = wandb.Video(video, format="mp4")
-            self.wandb.log(data, step=step)
-        if self.tensorboard is not None:
+            if any(k.startswith("eval/") for k in data):
+                data["eval/step"] = step
+            self._wandb_step = max(self._wandb_step, step)
+            self.wandb.log(data, step=self._wandb_step)
+        if self.tensorboard is not None:  # takes steps in any order
             for key, value in scalars.items():
                 self.tensorboard.add_scalar(key, value, step)
             if video:
@@ -92,6 +100,21 @@ def gif_summary(tag: str, video: str | Path) -> Any:
     height, width = frames.shape[1:3]
     image = Summary.Image(height=height, width=width, colorspace=frames.shape[3], encoded_image_string=gif)
     return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
+def logged_losses(path: Path, after: int, upto: int) -> list[tuple[int, float]]:
+    """The (step, train/loss) points of the log for steps in (after, upto]."""
+    if not path.is_file():
+        return []
+    points = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "train/loss" in record and after < record.get("step", -1) <= upto:
+            points.append((int(record["step"]), float(record["train/loss"])))
+    return points
 
 
 def drop_steps_after(path: Path, step: int) -> None:

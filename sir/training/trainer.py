@@ -81,12 +81,12 @@ def train(config: TrainConfig) -> RunResult:
     from sir.data import make_dataloader, make_mixture
     from sir.data.mixture.sampling import BatchStream
     from sir.envs.layout import check_data_fits_env, spec_without_record
-    from sir.eval.report import record_evaluation
-    from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
+    from sir.eval.rollout import DEFAULT_EVAL_SEED
     from sir.policies import build_config
     from sir.policies.checkpoint import load_checkpoint, save_checkpoint
     from sir.training import finetune
     from sir.training.ema import WeightAverage
+    from sir.training.evaluation import Evaluations, in_background
     from sir.training.publish import model_to_push, push_model
     from sir.training.schedule import describe, scheduler_config
     from sir.training.selection import (
@@ -128,6 +128,11 @@ def train(config: TrainConfig) -> RunResult:
                                 f"--resume {run_dir}/checkpoint_<step> to continue it, or --overwrite to replace it.")
             shutil.rmtree(run_dir)
     eval_seed = DEFAULT_EVAL_SEED if config.eval_seed is None else config.eval_seed
+    background, eval_workers = in_background(config, device)
+    if not config.no_eval and config.eval_backend == "ray" and main_process:
+        from sir.eval.cluster import resolve_address
+
+        resolve_address(config.ray_address)  # before any work: no cluster, one sentence
 
     say(BANNER)
     say(f"Training {policy_name.upper()} Policy with LeRobot (sir)")
@@ -141,6 +146,10 @@ def train(config: TrainConfig) -> RunResult:
     effective = config.batch_size * config.grad_accum_steps * accelerator.num_processes
     say(f"Batch size: {config.batch_size} (effective {effective}: x{config.grad_accum_steps} accumulation"
         f" x{accelerator.num_processes} processes)")
+    if not config.no_eval:
+        where = f"Ray cluster at {config.ray_address}" if config.eval_backend == "ray" else "local workers"
+        say(f"Evaluation: {'beside training (--async-eval)' if background else 'training waits (--no-async-eval)'}, "
+            f"{where}" + (f" x{eval_workers}" if eval_workers else ""))
 
     # ---- data ------------------------------------------------------------------------
     say("\nFiltering datasets...")
@@ -264,24 +273,38 @@ def train(config: TrainConfig) -> RunResult:
                            resume_step=start_step if resume is not None else None)
         say(f"\nCheckpoints will be saved to: {run_dir}")
 
-    best = tuple(run_state["best"]) if run_state.get("best") else None  # (success rate, -avg length)
-    best_eval: tuple[int, dict[str, Any]] | None = None
+    # ---- evaluation hook (see sir.training.evaluation: beside training or waited for) -----
     choice = BestModelChoice(run_dir, config.select_top_k, select_episodes(config), config.select_seed,
                              {"episodes": config.eval_episodes, "seed": eval_seed},
                              run_state.get(RUN_STATE_KEY)) if main_process and not config.no_eval else None
-    losses: list[tuple[int, float]] = []  # (step, loss) since the last evaluation, for its plot
+    evals = Evaluations(run_dir, {"episodes": config.eval_episodes, "max_steps": config.max_steps, "seed": eval_seed,
+                                  "video_episodes": config.video_episodes, "workers": eval_workers,
+                                  "backend": config.eval_backend, "ray_address": config.ray_address},
+                        device, logger, say, video_dir if config.save_video else None, choice=choice)
+    if main_process:
+        for line in evals.start(background, run_state, start_step if resume is not None else None):
+            say(line)
+    say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
+    say(BANNER)
+    policy.train()
+    batches = BatchStream(loader, *(data_position(run_state, config.batch_size, accelerator.num_processes,
+                                                  config.seed, say) if resume is not None else (0, 0)))
+    progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
+    evals.write = progress.write
+    model_info = {"policy": policy_name, "preset": config.preset, "datasets": data_info,
+                  "train_config": str(run_dir / CONFIG_FILENAME)}
+
+    def weights_record() -> Any:
+        return "trained" if ema is None else {"average": ema.record()}
 
     def checkpoint(name: str, step: int, metrics: dict[str, Any] | None, with_state: bool = False) -> Path:
         # A resumable checkpoint_<step> keeps the trained weights (the average beside them in
         # training_state/); the model folders keep the evaluated ones.
-        weights = model if with_state or ema is None else ema.model
-        info = {"step": step, "policy": policy_name, "preset": config.preset, "metrics": metrics,
-                "weights": "trained" if weights is model else {"average": ema.record()},
-                "datasets": data_info, "train_config": str(run_dir / CONFIG_FILENAME)}
+        weights = model if with_state else evaluated
 
         def write_state(folder: Path) -> None:
             save_training_state(folder, step, optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                                scheduler, {"best": best, "wandb_run_id": logger.run_id if logger else None,
+                                scheduler, {**evals.run_state(), "wandb_run_id": logger.run_id if logger else None,
                                             "data": data_record(batches.position(), config.batch_size,
                                                                 accelerator.num_processes, config.seed),
                                             "ema": ema.record() if ema is not None else None,
@@ -289,101 +312,83 @@ def train(config: TrainConfig) -> RunResult:
             if ema is not None:
                 ema.save(folder / TRAINING_STATE_DIR)
 
+        info = {"step": step, **model_info, "metrics": metrics,
+                "weights": "trained" if weights is model else weights_record()}
         saved = save_checkpoint(run_dir / name, weights, preprocessor, postprocessor, spec, info,
                                 write_state if with_state else None)
         if with_state:
+            evals.checkpointed()
             note_kept(f"last checkpoint {saved}")  # the line Ctrl-C prints (sir.errors.cli_errors)
         return saved
 
-    def evaluate(step: int) -> dict[str, Any]:
-        nonlocal best, best_eval
-        video = video_dir / f"eval_step_{step}.mp4" if config.save_video else None
-        try:
-            metrics = evaluate_policy(evaluated, preprocessor, postprocessor, spec, config.eval_episodes,
-                                      config.max_steps, seed=eval_seed, video_path=video,
-                                      video_episodes=config.video_episodes, workers=config.eval_workers)
-        except BaseException:
-            # Hours of training are not lost to a failing evaluation: keep them resumable first.
-            saved = checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
-            progress.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")
-            raise
-        progress.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
-        record_evaluation(run_dir, step, metrics, losses)
-        losses.clear()
-        logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
-                          "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
-                   video=metrics.get("video"))
-        summary = {k: v for k, v in metrics.items() if k != "per_episode"}
-        score = (metrics["success_rate"], -metrics["avg_length"])
-        if best is None or score > best:
-            best, best_eval = score, (step, summary)
-            checkpoint("best_model", step, summary)
-            progress.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
-        choice.offer(step, score, summary, lambda folder: checkpoint(str(folder.relative_to(run_dir)), step, summary))
-        return summary
+    def evaluate(step: int) -> None:
+        evals.evaluate(step, evaluated, preprocessor, postprocessor, spec, checkpoint,
+                       {**model_info, "weights": weights_record()})
 
     # ---- loop ------------------------------------------------------------------------
-    say("\nStarting training..." if resume is None else f"\nResuming training at step {start_step}...")
-    say(BANNER)
-    policy.train()
-    batches = BatchStream(loader, *(data_position(run_state, config.batch_size, accelerator.num_processes,
-                                                  config.seed, say) if resume is not None else (0, 0)))
-    progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
     start = time.perf_counter()
-    last_eval: dict[str, Any] | None = None
-    for step in range(start_step + 1, config.training_steps + 1):
-        loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
-                                         config.grad_accum_steps, grad_clip, scheduler)
-        if ema is not None:
-            ema.update(model)
-        if not main_process:
-            continue
-        log_now = step % config.log_freq == 0 or step == start_step + 1
-        lr = optimizer.param_groups[0]["lr"]
-        progress.step(step, loss, lr, grad_norm, log_now)
-        if log_now:
-            losses.append((step, loss))
-            record = {"train/loss": loss, "train/grad_norm": grad_norm,
-                      "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
-            record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
-            if step == start_step + 1 and start_step:
-                # A resumed process's first record: its elapsed time counts from its own start
-                # (sir.results.run_times adds the processes up from this mark).
-                record["train/resumed_at"] = start_step
-            logger.log(step, record)
-        if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps):
-            last_eval = evaluate(step)
-        if step % config.save_freq == 0:
-            checkpoint(f"checkpoint_{step}", step, last_eval, with_state=True)
-    progress.close()
+    finished = False
+    try:
+        for step in range(start_step + 1, config.training_steps + 1):
+            loss, grad_norm, output = update(policy, preprocessor, batches, optimizer, accelerator,
+                                             config.grad_accum_steps, grad_clip, scheduler)
+            if ema is not None:
+                ema.update(model)
+            if not main_process:
+                continue
+            log_now = step % config.log_freq == 0 or step == start_step + 1
+            lr = optimizer.param_groups[0]["lr"]
+            progress.step(step, loss, lr, grad_norm, log_now)
+            if log_now:
+                evals.losses.append((step, loss))
+                record = {"train/loss": loss, "train/grad_norm": grad_norm,
+                          "train/lr": lr, "train/elapsed_s": time.perf_counter() - start}
+                record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
+                if step == start_step + 1 and start_step:
+                    # A resumed process's first record: its elapsed time counts from its own start
+                    # (sir.results.run_times adds the processes up from this mark).
+                    record["train/resumed_at"] = start_step
+                logger.log(step, record)
+            evals.collect(step, checkpoint)  # the background evaluations done by now
+            if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0)
+                                       or step == config.training_steps):
+                evaluate(step)
+            if step % config.save_freq == 0:
+                checkpoint(f"checkpoint_{step}", step, evals.last, with_state=True)
+        progress.close()
+        if main_process:
+            evals.collect(config.training_steps, checkpoint, wait=True)
+        finished = True
+    finally:
+        evals.close(finished)
     accelerator.wait_for_everyone()
     if main_process:
-        final = checkpoint("final_model", config.training_steps, last_eval)
+        final = checkpoint("final_model", config.training_steps, evals.last)
         logger.finish()
         say(BANNER)
         say(f"Training finished in {time.perf_counter() - start:.0f} s.")
-        if best is not None:
-            say(f"Best success rate during training: {100 * best[0]:.1f}%")
-            selection = choice.finish(run_dir / "best_model", best_eval[0] if best_eval else None, lambda folder: (
-                evaluate_saved(folder, choice.episodes, choice.seed, device, config.max_steps, config.eval_workers)),
-                say)
+        if evals.best is not None:
+            say(f"Best success rate during training: {100 * evals.best[0]:.1f}%")
+            selection = choice.finish(run_dir / "best_model", evals.best_eval[0] if evals.best_eval else None,
+                                      lambda folder: evaluate_saved(folder, choice.episodes, choice.seed, device,
+                                                                    config.max_steps, eval_workers), say)
             if selection is not None:
                 say(f"Best model: {run_dir / 'best_model'} (step {selection['chosen_step']})")
         say(f"Final model: {final}")
         if config.push_to_hub:
-            pushed = model_to_push(run_dir, best is not None)
+            pushed = model_to_push(run_dir, evals.best is not None)
             say(f"Pushed {pushed} to {config.push_to_hub}: {push_model(pushed, config.push_to_hub, model, repo_ids)}")
     accelerator.end_training()
-    if best is not None:
-        # The best model's own record says which it is, when and how well (it may have been
-        # chosen among the candidates, or before this process resumed the run).
+    best_step, best_metrics = evals.best_eval or (None, None)  # kept in the run state across resumes
+    if selection is not None:
+        # Chosen among the candidates: the best model's own record says which, and how well.
         import json
 
         saved = json.loads((run_dir / "best_model" / "sir_checkpoint.json").read_text())
-        best_eval = (saved["step"], saved["metrics"])
+        best_step, best_metrics = saved["step"], saved["metrics"]
     return RunResult(
         run_dir=run_dir, final_model=run_dir / "final_model", env_spec=spec,
-        best_model=run_dir / "best_model" if best is not None else None,
-        best_step=best_eval[0] if best_eval else None, best_metrics=best_eval[1] if best_eval else None,
-        last_metrics=last_eval, datasets=data_info, selection=selection,
+        best_model=run_dir / "best_model" if evals.best is not None else None,
+        best_step=best_step, best_metrics=best_metrics, last_metrics=evals.last, datasets=data_info,
+        selection=selection,
     )

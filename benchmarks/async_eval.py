@@ -1,0 +1,186 @@
+"""Evaluations beside training against evaluations training waits for, and Ray actors
+against local worker processes, in one run.
+
+    OMP_NUM_THREADS=1 MUJOCO_GL=egl python benchmarks/async_eval.py [--steps 2000] [--eval-freq 500]
+        [--eval-episodes 10] [--max-steps 60] [--ray-episodes 16] [--ray-rounds 3] [--root DIR]
+
+1. The same short training (a tiny ACT on scripted Lift demos recorded here, one torch
+   thread) twice: with ``--no-async-eval`` and with ``--async-eval``. Printed for each: the
+   trainer's utilization, training-step time (the time inside ``sir.training.step.update``)
+   over the wall time from the start of the first step to the end of the last (the
+   evaluation after the last step, which both runs wait for, is outside it); the wall time
+   to the end of the run; and the wall time from the first step until the best model was
+   kept. Both runs keep the same best model (their evaluations give the same results).
+   Goal: >= 0.95 with async on a machine with one spare core.
+2. A one-node Ray cluster started here (``ray start --head`` on 127.0.0.1, as many CPUs as
+   local workers) and the same evaluation of the trained model through local worker
+   processes and through Ray actors, alternating, after a warm-up: episodes/s of Ray over
+   local (median of the rounds). Goal: >= 0.9.
+
+Heavy imports stay inside main(): the evaluation processes import this file as __main__.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def timed_run(config) -> dict:
+    """Train ``config``; the time inside update() and when each evaluation was recorded."""
+    import sir.training.step as step_module
+    from sir.training import evaluation, train
+
+    inner_update, inner_take = step_module.update, evaluation.Evaluations._take
+    spent = {"update": 0.0, "first": None, "last": None, "taken": {}}
+
+    def update(*args, **kwargs):
+        start = time.perf_counter()
+        spent["first"] = spent["first"] or start
+        try:
+            return inner_update(*args, **kwargs)
+        finally:
+            spent["last"] = time.perf_counter()
+            spent["update"] += spent["last"] - start
+
+    def take(self, step, *args, **kwargs):
+        inner_take(self, step, *args, **kwargs)
+        spent["taken"][step] = time.perf_counter()
+
+    step_module.update, evaluation.Evaluations._take = update, take
+    try:
+        result = train(config)
+    finally:
+        step_module.update, evaluation.Evaluations._take = inner_update, inner_take
+    end = time.perf_counter()
+    loop = spent["last"] - spent["first"]
+    return {"result": result, "utilization": spent["update"] / loop, "loop": loop, "wall": end - spent["first"],
+            "to_best": spent["taken"][result.best_step] - spent["first"], "update": spent["update"]}
+
+
+def start_ray(cpus: int) -> tuple[subprocess.Popen, str, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="sir-ray-")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a local cluster for this run only (see tests/conftest.py)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+         "--port", str(port), "--num-cpus", str(cpus), "--include-dashboard", "false", "--disable-usage-stats",
+         "--temp-dir", temp_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if "Ray runtime started" in line:
+            break
+    else:
+        raise RuntimeError("ray start --head failed")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc, f"127.0.0.1:{port}", temp_dir
+
+
+def stop_ray(proc: subprocess.Popen, temp_dir: str) -> None:
+    import ray
+
+    from sir.eval import pool as pools
+
+    if "ray" in pools._shared:
+        pools.discard(pools._shared["ray"])
+    if ray.is_initialized():
+        ray.shutdown()
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def ray_ratio(args, model: Path) -> None:
+    from sir.eval.pool import default_workers
+    from sir.eval.rollout import evaluate_policy
+    from sir.policies.checkpoint import load_checkpoint
+
+    workers = args.workers or default_workers()
+    policy, pre, post, spec, _ = load_checkpoint(model, device="cpu")
+    proc, address, temp_dir = start_ray(workers)
+    try:
+        def run(backend: str, steps: int) -> dict:
+            return evaluate_policy(policy, pre, post, spec, args.ray_episodes, steps, workers=workers,
+                                   backend=backend, ray_address=address)
+
+        for backend in ("local", "ray"):  # warm-up: workers started, envs built
+            run(backend, 2)
+        ratios = []
+        print(f"\nRay vs local: {args.ray_episodes} episodes x {args.max_steps} steps, {workers} workers each")
+        for round_ in range(args.ray_rounds):
+            order = ("local", "ray") if round_ % 2 == 0 else ("ray", "local")
+            rates = {}
+            for backend in order:
+                m = run(backend, args.max_steps)
+                rates[backend] = m["episodes"] / m["wall_time_s"]
+            ratios.append(rates["ray"] / rates["local"])
+            print(f"round {round_ + 1}: local {rates['local']:.2f} episodes/s, ray {rates['ray']:.2f} episodes/s, "
+                  f"ratio {ratios[-1]:.3f}  [load average {os.getloadavg()[0]:.1f}]", flush=True)
+        print(f"Ray/local episodes/s: {statistics.median(ratios):.3f} (median of {args.ray_rounds} rounds; goal >= 0.9)")
+    finally:
+        stop_ray(proc, temp_dir)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--eval-freq", type=int, default=500)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--max-steps", type=int, default=60)
+    p.add_argument("--demos", type=int, default=20)
+    p.add_argument("--workers", type=int, default=None, help="env workers of the Ray comparison (default: cores)")
+    p.add_argument("--ray-episodes", type=int, default=16)
+    p.add_argument("--ray-rounds", type=int, default=3, help="0 skips the Ray comparison")
+    p.add_argument("--root", default=None, help="a folder holding (or to hold) the demos; default: a temporary one")
+    args = p.parse_args()
+
+    import dataclasses
+
+    from sir.data.collect import main as collect
+    from sir.runtime import quiet_libraries
+    from sir.training import TrainConfig
+
+    quiet_libraries()
+    tmp = tempfile.mkdtemp(prefix="sir-async-bench-")
+    root = Path(args.root or tmp)
+    if not (root / "bench_lift").exists():
+        collect(["--env", "Lift", "--episodes", str(args.demos), "--root", str(root), "--repo-id", "bench_lift",
+                 "--seed", "0"])
+    base = TrainConfig(repo_ids=["bench_lift"], root=str(root), policy="act", preset="tiny", batch_size=16,
+                       training_steps=args.steps, eval_freq=args.eval_freq, save_freq=args.steps,
+                       eval_episodes=args.eval_episodes, max_steps=args.max_steps, log_freq=50,
+                       checkpoint_dir=str(Path(tmp) / "runs"))
+    runs = {}
+    for name, beside in (("waits", False), ("async", True)):
+        runs[name] = timed_run(dataclasses.replace(base, async_eval=beside, run_name=name))
+    print(f"\n{args.steps} training steps (tiny ACT, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}), "
+          f"an evaluation of {args.eval_episodes} episodes x {args.max_steps} steps every {args.eval_freq} steps; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    for name, run in runs.items():
+        r = run["result"]
+        print(f"{'--async-eval' if name == 'async' else '--no-async-eval':16s} utilization {run['utilization']:.3f} "
+              f"({run['update']:.1f} s of training steps in {run['loop']:.1f} s), run {run['wall']:.1f} s; best model "
+              f"(step {r.best_step}, {100 * r.best_metrics['success_rate']:.0f}%) kept after {run['to_best']:.1f} s")
+    same = runs["waits"]["result"].best_step == runs["async"]["result"].best_step
+    print(f"same best model: {same}; goal: utilization >= 0.95 with --async-eval on a machine with one spare core")
+    if args.ray_rounds:
+        ray_ratio(args, runs["async"]["result"].run_dir / "best_model")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""The trainer's evaluation hook: when to roll out, where, and what to keep of the results.
+
+Synchronous: the rollouts run on the live model and training waits. In the background
+(``--async-eval``): the weights and processors are written as a model folder (a snapshot)
+and rolled out by an evaluation process (``sir.eval.background``) while training goes on;
+the results are logged at the step they belong to, and the snapshot becomes best_model if
+it is the best. Evaluation draws nothing from the training's RNGs, so both give the same
+results.
+
+A checkpoint records the best evaluation (step and summary) and the evaluations whose
+results are not in yet; a run resumed from it evaluates those again from their snapshots.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sir import atomic
+from sir.eval.background import (
+    BackgroundEvaluator,
+    EvalJob,
+    discard_evaluator,
+    kept_evaluator,
+    spare_cores,
+)
+from sir.eval.report import record_evaluation, recorded_steps
+from sir.eval.rollout import evaluate_policy, format_metrics
+from sir.policies.checkpoint import install_model, save_checkpoint
+from sir.training.state import (
+    SNAPSHOT_DIR,
+    forget_recorded,
+    result_path,
+    resume_evaluations,
+    snapshot_path,
+)
+from sir.training.tracking import logged_losses
+
+# checkpoint(name, step, metrics, with_state) -> the folder written: the trainer's own.
+Checkpoint = Callable[[str, int, "dict[str, Any] | None", bool], Path]
+
+
+def in_background(config: Any, device: str) -> tuple[bool, int | None]:
+    """(whether evaluations run beside training, the env workers they get). Beside training
+    by default where the machine has cores to spare; they then get those cores."""
+    spare = spare_cores(device, config.num_workers)
+    background = not config.no_eval and (config.async_eval if config.async_eval is not None else spare >= 1)
+    workers = config.eval_workers or (max(1, spare) if background and config.eval_backend == "local" else None)
+    return background, workers
+
+
+@dataclass
+class Evaluations:
+    run_dir: Path
+    settings: dict[str, Any]  # evaluate_policy's: episodes, max_steps, seed, workers, backend, ray_address, ...
+    device: str
+    logger: Any
+    write: Callable[[str], None]  # progress lines between training steps
+    video_dir: Path | None = None  # eval_step_<N>.mp4 go there (None: no videos)
+    best: tuple[float, float] | None = None  # (success rate, -avg length)
+    best_eval: tuple[int, dict[str, Any]] | None = None
+    last: dict[str, Any] | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) not in a history row yet
+    unrecorded: dict[int, Path] = field(default_factory=dict)  # step -> snapshot, evaluations not in yet
+    evaluator: BackgroundEvaluator | None = None
+    choice: Any = None  # sir.training.selection.BestModelChoice: the candidates kept for the final choice
+
+    @property
+    def snapshots(self) -> Path:
+        return self.run_dir / SNAPSHOT_DIR
+
+    def start(self, background: bool, run_state: dict[str, Any], resumed_at: int | None) -> list[str]:
+        """Take up the run state of a resumed run (at step ``resumed_at``): its best, the
+        evaluations recorded after its checkpoint and those to run again. Lines to print."""
+        if run_state.get("best"):
+            self.best = tuple(run_state["best"])
+        if run_state.get("best_eval"):
+            self.best_eval = (run_state["best_eval"]["step"], run_state["best_eval"]["metrics"])
+        again, lines = [], []
+        if resumed_at is not None:
+            again, recorded, lines = resume_evaluations(self.snapshots, run_state.get("pending_evals") or [])
+            for step, summary in recorded:
+                self._consider(step, summary)
+            # The losses since the last evaluation the history holds go into the next one's row.
+            done = [s for s in recorded_steps(self.run_dir) if s <= resumed_at and s not in again]
+            self.losses += logged_losses(self.logger.path, max(done, default=0), resumed_at)
+        if background or again:
+            self.evaluator = kept_evaluator()
+        for step in again:
+            self._submit(step, snapshot_path(self.snapshots, step))
+        return lines
+
+    def run_state(self) -> dict[str, Any]:
+        """What a checkpoint's run state keeps of the evaluations."""
+        return {"best": self.best,
+                "best_eval": {"step": self.best_eval[0], "metrics": self.best_eval[1]} if self.best_eval else None,
+                "pending_evals": sorted(self.unrecorded)}
+
+    def checkpointed(self) -> None:
+        forget_recorded(self.snapshots, sorted(self.unrecorded))
+
+    def evaluate(self, step: int, model: Any, preprocessor: Any, postprocessor: Any, spec: Any,
+                 checkpoint: Checkpoint, info: dict[str, Any]) -> None:
+        if self.evaluator is not None:
+            snapshot = save_checkpoint(snapshot_path(self.snapshots, step), model, preprocessor, postprocessor,
+                                       spec, {**info, "step": step})
+            self._submit(step, snapshot)
+            return
+        try:
+            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, **self._settings(step))
+        except BaseException:
+            self._fail(step, step, checkpoint)
+            raise
+        self._take(step, metrics, checkpoint)
+
+    def collect(self, now: int, checkpoint: Checkpoint, wait: bool = False) -> None:
+        """Record the background evaluations that are done (with ``wait``: all of them)."""
+        if self.evaluator is None:
+            return
+        if wait and self.evaluator.pending:
+            self.write(f"Waiting for the evaluation of step {self.evaluator.pending[-1].step}...")
+        for outcome in self.evaluator.wait() if wait else self.evaluator.poll():
+            if outcome.error is not None:
+                self._fail(outcome.step, now, checkpoint)
+                raise outcome.error.exception(f"the evaluation of step {outcome.step}")
+            self._take(outcome.step, outcome.metrics, checkpoint, Path(outcome.model))
+        if wait:
+            shutil.rmtree(self.snapshots, ignore_errors=True)  # every evaluation is recorded
+
+    def close(self, finished: bool) -> None:
+        """After the run: a run that finished leaves the evaluation process for the next,
+        except one on a Ray cluster, whose actors would hold the cluster's CPUs meanwhile."""
+        if self.evaluator is None:
+            return
+        if not finished or self.evaluator.pending or self.settings.get("backend") == "ray":
+            discard_evaluator(self.evaluator)
+
+    # -- inside ----------------------------------------------------------------------------
+    def _settings(self, step: int) -> dict[str, Any]:
+        video = self.video_dir / f"eval_step_{step}.mp4" if self.video_dir is not None else None
+        return {**self.settings, "video_path": video}
+
+    def _submit(self, step: int, snapshot: Path) -> None:
+        self.unrecorded[step] = snapshot
+        settings = self._settings(step)
+        episodes, max_steps = settings.pop("episodes"), settings.pop("max_steps")
+        if settings["video_path"] is not None:
+            settings["video_path"] = Path(settings["video_path"]).absolute()
+        # Absolute paths: the evaluation process may have started in another working folder
+        # (it is kept for the runs of one program).
+        replaced = self.evaluator.submit(EvalJob(step, str(Path(snapshot).absolute()), self.device, episodes,
+                                                 max_steps, settings))
+        if replaced is not None:
+            self.unrecorded.pop(replaced.step, None)
+            shutil.rmtree(replaced.model, ignore_errors=True)
+            self.write(f"Evaluation of step {replaced.step} skipped: step {step} replaces it while step "
+                       f"{self.evaluator.running.step} is still being evaluated.")
+
+    def _take(self, step: int, metrics: dict[str, Any], checkpoint: Checkpoint, snapshot: Path | None = None) -> None:
+        """Log the evaluation of ``step`` at that step; keep its model if it is the best."""
+        self.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
+        own = [point for point in self.losses if point[0] <= step]
+        self.losses[:] = [point for point in self.losses if point[0] > step]
+        record_evaluation(self.run_dir, step, metrics, own)
+        self.logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
+                               "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
+                        video=metrics.get("video"))
+        summary = {k: v for k, v in metrics.items() if k != "per_episode"}
+        self.last = summary
+        self.unrecorded.pop(step, None)
+        if snapshot is not None:  # kept until a checkpoint holds it (see resume_evaluations)
+            atomic.write_json(result_path(self.snapshots, step), summary)
+        score = (summary["success_rate"], -summary["avg_length"])
+        if self.choice is not None:  # before the snapshot is moved: a candidate is a copy of it
+            self.choice.offer(step, score, summary, lambda folder: (
+                checkpoint(str(folder.relative_to(self.run_dir)), step, summary, False) if snapshot is None
+                else install_model(snapshot, folder, copy=True, metrics=summary)))
+        if self._consider(step, summary):
+            if snapshot is None:
+                checkpoint("best_model", step, summary, False)
+            else:
+                install_model(snapshot, self.run_dir / "best_model", metrics=summary)
+            self.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
+        elif snapshot is not None:
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+    def _consider(self, step: int, summary: dict[str, Any]) -> bool:
+        score = (summary["success_rate"], -summary["avg_length"])
+        if self.best is not None and score <= self.best:
+            return False
+        self.best, self.best_eval = score, (step, summary)
+        return True
+
+    def _fail(self, step: int, now: int, checkpoint: Checkpoint) -> None:
+        # Hours of training are not lost to a failing evaluation: keep them resumable first.
+        saved = checkpoint(f"checkpoint_{now}", now, self.last, True)
+        self.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")

@@ -247,6 +247,9 @@ def model_files() -> list[str]:
 NOT_WRITTEN_HERE = {
     "results/": "make results (the results table's long runs; tests/test_results.py)",
     "docs/results": "make results",
+    "checkpoints/bc_vs_dagger/": "make bc-vs-dagger (tests/test_dagger.py runs the experiment small)",
+    "data/bc_vs_dagger/": "make bc-vs-dagger",
+    "docs/dagger_experiment/": "make bc-vs-dagger",
     "~/": "decoded camera frames beyond --frame-cache-gb; the README's datasets have no cameras",
     "data/<repo_id>/videos/": "datasets with cameras only",
 }

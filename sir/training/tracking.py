@@ -102,19 +102,24 @@ def gif_summary(tag: str, video: str | Path) -> Any:
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
-def logged_losses(path: Path, after: int, upto: int) -> list[tuple[int, float]]:
-    """The (step, train/loss) points of the log for steps in (after, upto]."""
+def _records(path: Path):
+    """(line, record) of each whole JSON object line of a log; a line a killed run left
+    half-written is skipped."""
     if not path.is_file():
-        return []
-    points = []
+        return
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and "train/loss" in record and after < record.get("step", -1) <= upto:
-            points.append((int(record["step"]), float(record["train/loss"])))
-    return points
+        if isinstance(record, dict):
+            yield line, record
+
+
+def logged_losses(path: Path, after: int, upto: int) -> list[tuple[int, float]]:
+    """The (step, train/loss) points of the log for steps in (after, upto]."""
+    return [(int(r["step"]), float(r["train/loss"])) for _, r in _records(path)
+            if "train/loss" in r and after < r.get("step", -1) <= upto]
 
 
 def drop_steps_after(path: Path, step: int) -> None:
@@ -122,14 +127,7 @@ def drop_steps_after(path: Path, step: int) -> None:
     a line a killed run left half-written goes too. The file is replaced whole."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
-            kept.append(line + "\n")
+    kept = [line + "\n" for line, r in _records(path) if isinstance(r.get("step"), int) and r["step"] <= step]
     atomic.write_text(path, "".join(kept))
 
 

@@ -269,3 +269,25 @@ def test_an_interrupted_recording_with_other_features_becomes_the_dataset_and_th
     assert f"Kept 1 finished episode of an interrupted recording in {tmp_path / 'demo'}." in capsys.readouterr().out
     assert load(tmp_path, "demo").num_episodes == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_a_ctrl_c_after_an_episode_commit_landed_keeps_that_episode(tmp_path, monkeypatch):
+    # The window the crash test above can hit: the commit record of episode 2 is on disk (a kill
+    # now would keep it) but journal.commit has not returned when Ctrl-C arrives.
+    writer = _writer(tmp_path, cameras=())
+    frames = [{k: v for k, v in f.items() if "images" not in k} for f in _episode(0)]
+    writer.add_episode(frames)
+    real_commit = journal.commit
+
+    def commit_then_interrupted(folder, record):
+        real_commit(folder, record)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(journal, "commit", commit_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        writer.add_episode(frames[:4])
+    monkeypatch.undo()
+    path = writer.finalize()
+    dataset = load(tmp_path, "demo")
+    assert list(dataset.meta.episodes["length"]) == [6, 4]
+    assert list(frames_of(path)["index"]) == list(range(10))

@@ -188,11 +188,12 @@ class DatasetWriter:
             if self._saving:
                 with contextlib.suppress(Exception):
                     self.dataset.finalize()
-                if self._record is None:
+                record = self._durable_record()
+                if record is None:
                     self.num_episodes = 0
                 else:
-                    journal.roll_back(self.tmp, self._record)
-                    self.num_episodes, self.num_frames = self._record["episodes"], self._record["frames"]
+                    journal.roll_back(self.tmp, record)
+                    self.num_episodes, self.num_frames = record["episodes"], record["frames"]
             else:
                 self.dataset.finalize()
             if self.num_episodes == 0:
@@ -201,6 +202,12 @@ class DatasetWriter:
             return self._move_into_place()
         finally:
             self.lock.release()
+
+    def _durable_record(self) -> dict[str, Any] | None:
+        """The commit record on disk, which is what a kill at this instant would keep: a Ctrl-C
+        that lands after ``journal.commit`` wrote an episode's record but before it returned
+        keeps that episode too (the record in memory is then one episode behind)."""
+        return (journal.read(self.tmp) if self.resumable else None) or self._record
 
     def _move_into_place(self) -> Path:
         self.spec.save(self.tmp / "meta")
@@ -213,13 +220,14 @@ class DatasetWriter:
         """Stop on an error: a resumable writer's finished episodes stay for the next recording
         of this repo-id (as after a kill); otherwise nothing is left."""
         try:
-            if self._record is None:
+            record = self._durable_record()
+            if record is None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 return
             with contextlib.suppress(Exception):
                 self.dataset.finalize()
-            journal.roll_back(self.tmp, self._record)
-            print(f"The {self._record['episodes']} finished episodes are kept for the next recording of {self.target}.")
+            journal.roll_back(self.tmp, record)
+            print(f"The {record['episodes']} finished episodes are kept for the next recording of {self.target}.")
         finally:
             self.lock.release()
 

@@ -215,6 +215,8 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
         rows = list(csv.DictReader(f))
     assert sum(line.startswith("step 1/5 | loss ") for line in text.splitlines()) == len(rows)  # one per arm
     arms = [(r["arm"], r["mode"], r["round"]) for r in rows]
+    with (out / "bc_vs_dagger_corrections.csv").open() as f:
+        corrections = {r["mode"]: r for r in csv.DictReader(f)}
     assert arms == [("bc", "", "0"), ("dagger", "successful-corrections", "1"), ("dagger", "hg-dagger", "1"),
                     ("bc", "", "1")]
     # Each mode recorded its own round, from the same round-0 model.
@@ -225,6 +227,10 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
         row = next(r for r in rows if r["mode"] == mode)
         assert int(row["expert_frames"]) == int(rows[0]["expert_frames"]) + info["corrector_frames"]
         assert float(row["intervention_ratio"]) == pytest.approx(info["corrector_frames"] / info["deployment_frames"])
+        # What the corrector's log shows of the round: every deployment, its corrections' labels.
+        log = (tmp_path / "data" / f"{mode}_s0_r1" / "meta" / "sir_corrections.jsonl").read_text().splitlines()
+        assert (int(corrections[mode]["deployments"]), int(corrections[mode]["labels"])) == (
+            len(log), info["corrector_frames"])
     # The BC arm gets the fewest whole demos reaching the most labels a mode was given.
     most = max(int(r["expert_frames"]) for r in rows if r["arm"] == "dagger")
     pool = tmp_path / "data" / "lift_pool_s0"
@@ -268,6 +274,44 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     assert model.stat().st_mtime_ns == before and first_mode.stat().st_mtime_ns == first_before
     with (out / "bc_vs_dagger.csv").open() as f:
         assert [(r["arm"], r["mode"], r["round"]) for r in csv.DictReader(f)] == arms
+
+
+def test_the_corrections_table_counts_each_rounds_log_and_keeps_rows_whose_datasets_are_elsewhere(tmp_path):
+    import csv
+
+    from sir.dagger.experiment import CORRECTIONS_CSV, write_corrections
+
+    def correction(step, steps, phase, reason, hand_back):
+        return {"step": step, "steps": steps, "phase": phase, "reason": reason, "hand_back": hand_back}
+
+    log = tmp_path / "data" / "iwr_s0_r1" / "meta" / "sir_corrections.jsonl"
+    log.parent.mkdir(parents=True)
+    episodes = [
+        {"success": True, "corrections": []},
+        {"success": True, "corrections": [correction(9, 12, "hover", "no progress", "subgoal"),
+                                          correction(40, 50, "lift", "object dropped", "cap")]},
+        {"success": False, "corrections": [correction(3, 7, "hover", "no progress", None)]},
+    ]
+    log.write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    rows = [{"seed": 0, "arm": "bc", "mode": "", "round": 0}, {"seed": 0, "arm": "dagger", "mode": "iwr", "round": 1},
+            {"seed": 1, "arm": "dagger", "mode": "iwr", "round": 1}]
+    out = tmp_path / "results"
+    out.mkdir()
+    # Seed 1's round was recorded on another machine: its saved row stays as it was.
+    other = {"seed": "1", "mode": "iwr", "round": "1", "deployments": "4"}
+    with (out / CORRECTIONS_CSV).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(other))
+        writer.writeheader()
+        writer.writerow(other)
+    write_corrections(out, tmp_path / "data", rows)
+    with (out / CORRECTIONS_CSV).open() as f:
+        table = list(csv.DictReader(f))
+    assert [(r["seed"], r["deployments"]) for r in table] == [("0", "3"), ("1", "4")]
+    row = table[0]
+    assert (row["successes"], row["autonomous_successes"], row["takeovers"], row["labels"]) == ("2", "1", "3", "69")
+    assert (float(row["correction_median"]), row["corrections_at_cap"]) == (12.0, "1")
+    assert row["phases"] == "hover: 2; lift: 1"
+    assert row["hand_backs"] == "subgoal: 1; cap: 1; episode end: 1"
 
 
 def test_the_experiment_summary_averages_each_arm_and_pairs_it_with_bc_per_seed():

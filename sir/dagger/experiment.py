@@ -17,7 +17,9 @@ Results go to ``--results`` (meant to be committed: small CSVs, a JSON and a plo
 ``bc_vs_dagger.csv`` (a row per seed, arm, mode and round, with the round's intervention
 ratio, takeovers per episode and autonomous success rate), ``bc_vs_dagger_summary.csv``
 (per arm, mode and round: mean and spread over seeds, and the paired difference to BC at the
-same round with its 95% interval) and ``bc_vs_dagger.png``. Runs and datasets go to
+same round with its 95% interval) and ``bc_vs_dagger.png``; ``bc_vs_dagger_corrections.csv`` holds, per seed, mode and round, what
+the corrector's log (``meta/sir_corrections.jsonl`` of the round's dataset) shows: where the
+takeovers happened, how long the corrections ran and how they ended. Runs and datasets go to
 ``--out`` and ``--root``. A seed already in the CSV, from a run with the same settings, is
 kept and not run again, so a stopped experiment goes on from a fresh clone.
 """
@@ -39,6 +41,7 @@ from sir.policies.registry import PRESETS
 RESULTS_CSV = "bc_vs_dagger.csv"
 RESULTS_PNG = "bc_vs_dagger.png"
 SUMMARY_CSV = "bc_vs_dagger_summary.csv"
+CORRECTIONS_CSV = "bc_vs_dagger_corrections.csv"
 ARGS_JSON = "bc_vs_dagger_args.json"
 # Settings that change no result: where things go.
 WHERE = ("seeds", "root", "out", "results")
@@ -116,6 +119,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
             nonlocal rows, summary
             rows = [r for r in rows if r["seed"] != seed] + new_rows
             summary = write_results(out, rows)
+            write_corrections(out, Path(cfg.root), rows)
             # Written after the rows it describes: a run stopped before its first arm leaves the
             # old settings beside the old rows, never new settings beside rows they did not make.
             atomic.write_json(out / ARGS_JSON, dataclasses.asdict(cfg))
@@ -285,6 +289,63 @@ def print_summary(summary: list[dict[str, Any]]) -> None:
             "" if s["minus_bc_low"] is None else f" ({100 * s['minus_bc_low']:+.0f}, {100 * s['minus_bc_high']:+.0f})")
         print(f"{s['arm']:<8} {s['mode'] or '-':<24} {s['round']:>5} {s['seeds']:>5} {s['expert_frames']:>7} "
               f"{100 * s['success_mean']:>12.1f}% ± {100 * s['success_std']:.1f} {diff:>22}")
+
+
+def correction_rows(root: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per DAgger row whose round's dataset is under ``root``: its deployments as the
+    corrector's log shows them (every episode run, kept or not)."""
+    import json
+    from collections import Counter
+
+    import numpy as np
+
+    from sir.data.record import journal
+
+    out = []
+    for r in rows:
+        log = root / f"{r['mode']}_s{r['seed']}_r{r['round']}" / journal.CORRECTIONS
+        if r["arm"] != "dagger" or not log.is_file():
+            continue
+        episodes = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        corrections = [c for e in episodes for c in e["corrections"]]
+        lengths = [int(c["steps"]) for c in corrections]
+        # A correction without a hand-back ran to the episode's end.
+        ends = Counter(c["hand_back"] or "episode end" for c in corrections)
+        out.append({
+            "seed": r["seed"], "mode": r["mode"], "round": r["round"], "deployments": len(episodes),
+            "successes": sum(bool(e["success"]) for e in episodes),
+            "autonomous_successes": sum(bool(e["success"]) and not e["corrections"] for e in episodes),
+            "takeovers": len(corrections), "labels": sum(lengths),
+            "correction_median": float(np.median(lengths)) if lengths else None,
+            "corrections_at_cap": ends.get("cap", 0),
+            "phases": _counts(Counter(c["phase"] for c in corrections)),
+            "reasons": _counts(Counter(c["reason"] for c in corrections)),
+            "hand_backs": _counts(ends),
+        })
+    return out
+
+
+def _counts(counter: Any) -> str:
+    return "; ".join(f"{key}: {n}" for key, n in counter.most_common())
+
+
+def write_corrections(out: Path, root: Path, rows: list[dict[str, Any]]) -> None:
+    """``CORRECTIONS_CSV`` for the rows whose datasets are here; the saved rows of the others
+    (datasets on another machine) are kept."""
+    import csv
+
+    found = correction_rows(root, rows)
+    if not found:
+        return
+    new = {(r["seed"], r["mode"], r["round"]) for r in found}
+    try:
+        with (out / CORRECTIONS_CSV).open() as f:
+            kept = [r for r in csv.DictReader(f) if (int(r["seed"]), r["mode"], int(r["round"])) not in new]
+    except OSError:
+        kept = []
+    order = {key: i for i, key in enumerate((r["seed"], r["mode"], r["round"]) for r in rows)}
+    merged = sorted(kept + found, key=lambda r: order.get((int(r["seed"]), r["mode"], int(r["round"])), len(order)))
+    atomic.write_csv(out / CORRECTIONS_CSV, merged)
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

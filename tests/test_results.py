@@ -129,7 +129,10 @@ def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_t
             "preset": "cpu", "demos": 200, "frames": 7296, "training_steps": 2000, "batch_size": 64,
             "best_step": 500, "train_wall_s": 360.0, "success_rate": 1.0, "success_ci95": [0.93, 1.0],
             "episodes": 50, "eval_seed": 200_000, "aim": 1.0, "curve": [{"step": 500, "success_rate": 1.0}],
-            "commands": ["python -m sir.data.collect --env Lift"], "sir": {"commit": "b6fa36c" + "0" * 33}}
+            "commands": ["python -m sir.data.collect --env Lift"], "sir": {"commit": "b6fa36c" + "0" * 33},
+            "selection": {"chosen_step": 1000, "confirmation": {"episodes": 40, "seed": 300_000},
+                          "candidates": [{"step": 500, "confirmation": {"success_rate": 0.9}},
+                                         {"step": 1000, "confirmation": {"success_rate": 0.975}}]}}
     (summaries / "Lift.json").write_text(json.dumps(lift))
     stack = {**lift, "task": "Stack", "repo_id": "stack_200", "settings": {**TASKS["Stack"].train_settings(),
                                                                            "training_steps": 1}}
@@ -154,6 +157,9 @@ def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_t
     page = report.read_text()
     assert "| Lift | act `cpu` | 200 (7296) | 2000 x 64 | 500 | 6 min | **100%**" in page
     assert "Lift `b6fa36c`" in page
+    # How best_model was chosen among the evaluations during training: the confirmed candidates.
+    assert ("- **Lift** (20 episodes each): 500: 100%; the 2 best confirmed on 40 other episodes "
+            "(500: 90.0%, 1000: 97.5%), best_model step 1000") in page
     with pytest.raises(Trained):
         results.main(["--tasks", "Lift,Stack", *args])
     assert ran == ["Stack"]  # its recipe is not the one its summary was made with

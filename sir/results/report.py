@@ -43,11 +43,19 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def curves(rows: list[dict[str, Any]]) -> str:
-    lines = ["Success rate of the evaluations during training (seeds 100000 on; the best of them is the model "
-             "evaluated above on other seeds), step: success:", ""]
+    lines = ["Success rate of the evaluations during training (seeds 100000 on; the best model evaluated above, "
+             "on other seeds, was chosen among them), step: success:", ""]
     for r in rows:
         points = ", ".join(f"{p['step']}: {100 * p['success_rate']:.0f}%" for p in r["curve"])
-        lines.append(f"- **{r['task']}** ({r['settings'].get('eval_episodes', 10)} episodes each): {points}")
+        sel = r.get("selection") or {}
+        scores = {c["step"]: c.get("confirmation") or {} for c in sel.get("candidates", [])}
+        how = ""
+        if sel.get("chosen_step") in scores and "success_rate" in scores[sel["chosen_step"]]:
+            confirmed = ", ".join(f"{step}: {100 * c['success_rate']:.1f}%" for step, c in scores.items()
+                                  if "success_rate" in c)
+            how = (f"; the {len(scores)} best confirmed on {sel['confirmation']['episodes']} other episodes "
+                   f"({confirmed}), best_model step {sel['chosen_step']}")
+        lines.append(f"- **{r['task']}** ({r['settings'].get('eval_episodes', 10)} episodes each): {points}{how}")
     return "\n".join(lines)
 
 

@@ -49,11 +49,13 @@ TASKS: dict[str, Task] = {
     t.env: t
     for t in (
         Task("Lift", 1.0, (Reference("BC-RNN", "~100", ROBOMIMIC), Reference("Diffusion Policy", "~100", DIFFUSION_POLICY))),
-        Task("PickPlaceCan", 0.95, (Reference("BC-RNN", "~100", ROBOMIMIC),
+        Task("PickPlaceCan", 0.96, (Reference("BC-RNN", "~100", ROBOMIMIC),
                                     Reference("Diffusion Policy", "~100", DIFFUSION_POLICY))),
-        Task("NutAssemblySquare", 0.80, (Reference("BC-RNN", "~80", ROBOMIMIC),
+        Task("NutAssemblySquare", 0.90, (Reference("BC-RNN", "~80", ROBOMIMIC),
                                          Reference("Diffusion Policy", "~100", DIFFUSION_POLICY))),
-        # Neither robomimic nor Diffusion Policy reports Stack; the aim is the issue's.
+        # The aims are the published bar from state (Diffusion Policy, Chi et al. 2023, Table I,
+        # low-dim, the mean of the last 10 checkpoints: 0.96 on PickPlaceCan, 0.93 on
+        # NutAssemblySquare, asked as 0.90). Neither robomimic nor Diffusion Policy reports Stack.
         Task("Stack", 0.90, ()),
     )
 }

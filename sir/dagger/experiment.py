@@ -17,9 +17,10 @@ Results go to ``--results`` (meant to be committed: small CSVs, a JSON and a plo
 ``bc_vs_dagger.csv`` (a row per seed, arm, mode and round, with the round's intervention
 ratio, takeovers per episode and autonomous success rate), ``bc_vs_dagger_summary.csv``
 (per arm, mode and round: mean and spread over seeds, and the paired difference to BC at the
-same round with its 95% interval) and ``bc_vs_dagger.png``; ``bc_vs_dagger_corrections.csv`` holds, per seed, mode and round, what
-the corrector's log (``meta/sir_corrections.jsonl`` of the round's dataset) shows: where the
-takeovers happened, how long the corrections ran and how they ended. Runs and datasets go to
+same round with its 95% interval) and ``bc_vs_dagger.png``; ``bc_vs_dagger_corrections.csv``
+holds, per seed, mode and round, what the corrector's log (``meta/sir_corrections.jsonl`` of
+the round's dataset) shows: where the takeovers happened, how long the corrections ran and
+how they ended. Runs and datasets go to
 ``--out`` and ``--root``. A seed already in the CSV, from a run with the same settings, is
 kept and not run again, so a stopped experiment goes on from a fresh clone.
 """

@@ -55,8 +55,9 @@ def sir_settings(task: str, train_args: str) -> dict[str, Any]:
     return {**TASKS[task].train_settings(), **overrides_from_flags(TrainConfig, train_args, "--train-args")}
 
 
-def policy_config(settings: dict[str, Any], root: str, repo_id: str) -> tuple[Any, Any]:
-    """(lerobot policy config, the data's EnvSpec), built as sir's trainer builds them."""
+def policy_config(settings: dict[str, Any], root: str, repo_id: str) -> tuple[Any, Any, Any]:
+    """(lerobot policy config, the data's EnvSpec, sir's checked TrainConfig), built as sir's
+    trainer builds them."""
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.utils import dataset_to_policy_features
 
@@ -75,11 +76,34 @@ def policy_config(settings: dict[str, Any], root: str, repo_id: str) -> tuple[An
                               n_action_steps=cfg.n_action_steps, lr=cfg.lr, dataset_features=mixture.features,
                               policy_args=cfg.policy_overrides)
     spec = next(s for s in mixture.env_specs if s is not None)
-    return policy_cfg, spec
+    return policy_cfg, spec, cfg
+
+
+def optimizer_settings(train_cfg: Any, policy_cfg: Any) -> dict[str, Any]:
+    """The TrainPipelineConfig fields that give lerobot-train sir's learning-rate schedule
+    (``sir.training.schedule``; a recipe's ``lr_schedule: cosine`` decays over its
+    ``training_steps``). Refused where lerobot-train cannot train as sir does, rather than
+    comparing two different trainings under one name."""
+    from sir.training.schedule import scheduler_config
+
+    if train_cfg.ema_decay:
+        raise SystemExit("lerobot-train keeps no weight average; drop --ema-decay from --train-args to compare "
+                         "the two trainers.")
+    if train_cfg.lr_schedule == "preset":
+        return {}
+    scheduler = scheduler_config(train_cfg, policy_cfg, policy_cfg.get_optimizer_preset().lr)
+    if scheduler is None:
+        if policy_cfg.get_scheduler_preset() is None:
+            return {}  # the policy's own rate is constant already (ACT)
+        raise SystemExit("lerobot-train has no constant schedule to replace this policy's own; drop --lr-schedule "
+                         "constant from --train-args to compare the two trainers.")
+    # Without the policy's training preset lerobot-train takes the optimizer and scheduler given.
+    return {"use_policy_training_preset": False, "optimizer": policy_cfg.get_optimizer_preset(),
+            "scheduler": scheduler}
 
 
 def write_lerobot_config(policy_cfg: Any, settings: dict[str, Any], root: str, repo_id: str, out: Path,
-                         save_freq: int) -> Path:
+                         save_freq: int, optimizer: dict[str, Any] | None = None) -> Path:
     from lerobot.configs.default import DatasetConfig, WandBConfig
     from lerobot.configs.train import TrainPipelineConfig
 
@@ -88,7 +112,8 @@ def write_lerobot_config(policy_cfg: Any, settings: dict[str, Any], root: str, r
         dataset=DatasetConfig(repo_id=repo_id, root=str(Path(root) / repo_id)), policy=policy_cfg,
         output_dir=out / "lerobot_run", job_name="lerobot_beside_sir", seed=settings.get("seed", 0),
         num_workers=settings.get("num_workers", 0), batch_size=settings.get("batch_size", 16),
-        steps=100_000_000, eval_freq=0, log_freq=save_freq, save_freq=save_freq, wandb=WandBConfig(enable=False))
+        steps=100_000_000, eval_freq=0, log_freq=save_freq, save_freq=save_freq, wandb=WandBConfig(enable=False),
+        **(optimizer or {}))
     folder = out / "lerobot_config"
     folder.mkdir(parents=True, exist_ok=True)
     cfg._save_pretrained(folder)
@@ -147,6 +172,9 @@ def run_lerobot(config_path: Path, seconds: float, log_path: Path) -> dict[str, 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     reader.join(timeout=10)
+    # lerobot logs a checkpoint's line before it writes the folder, so the last prune can
+    # run before the last checkpoint exists.
+    prune(checkpoint_dir)
     if not started or not checkpoints:
         raise SystemExit(f"lerobot-train wrote no checkpoint (exit code {proc.returncode}); see {log_path}.")
     start = started[0]
@@ -203,8 +231,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     repo_id = args.repo_id or f"{args.task.lower()}_200"
     settings = sir_settings(args.task, args.train_args)
-    policy_cfg, spec = policy_config(settings, args.root, repo_id)
-    config_path = write_lerobot_config(policy_cfg, settings, args.root, repo_id, out, args.save_freq)
+    policy_cfg, spec, train_cfg = policy_config(settings, args.root, repo_id)
+    config_path = write_lerobot_config(policy_cfg, settings, args.root, repo_id, out, args.save_freq,
+                                       optimizer_settings(train_cfg, policy_cfg))
     print(f"lerobot config: {config_path}", flush=True)
 
     sir = sir_speed(settings, args.root, repo_id, out, args.sir_steps)

@@ -20,11 +20,18 @@ def test_lerobot_train_runs_sirs_configuration_and_its_checkpoint_is_scored(lift
     out = tmp_path / "out"
     result = beside.main(["--task", "Lift", "--root", str(root), "--repo-id", repo_id, "--minutes", "0.1",
                           "--save-freq", "5", "--sir-steps", "10", "--eval-episodes", "1",
-                          "--train-args", "--preset tiny --batch-size 4", "--out", str(out)])
+                          "--train-args", "--preset tiny --batch-size 4 --lr-schedule cosine --training-steps 40",
+                          "--out", str(out)])
     assert result["sir"]["steps_per_s"] > 0 and result["lerobot"]["steps_per_s"] > 0
     assert result["lerobot"]["steps"] >= 5 and result["lerobot"]["episodes"] == 1
     # lerobot trained the configuration sir builds, env-state normalization included.
     saved = json.loads((out / "lerobot_run" / "checkpoints" / "last" / "pretrained_model" / "config.json").read_text())
     assert saved["dim_model"] == 32 and saved["normalization_mapping"]["ENV"] == "MEAN_STD"
+    # ... with sir's learning-rate schedule: the cosine over the run's training steps.
+    trained = json.loads((out / "lerobot_run" / "checkpoints" / "last" / "pretrained_model" /
+                          "train_config.json").read_text())
+    assert trained["scheduler"]["type"] == "cosine_decay_with_warmup"
+    assert (trained["scheduler"]["num_decay_steps"], trained["scheduler"]["num_warmup_steps"]) == (40, 4)
+    assert trained["use_policy_training_preset"] is False
     assert len([p for p in (out / "lerobot_run" / "checkpoints").iterdir() if p.name != "last"]) <= 2
     assert json.loads((out / "beside.json").read_text())["lerobot"]["success_rate"] == result["lerobot"]["success_rate"]

@@ -182,6 +182,23 @@ def test_the_committed_summaries_are_the_pages_rows():
     assert table(rows) in page.partition(BEGIN)[2].partition(END)[0]
 
 
+def test_every_committed_lever_summary_is_quoted_on_the_page():
+    """The lever tables of docs/results.md are written by hand: each lever's held-out score and
+    interval, as its summary in docs/results/levers/ records them, appear there."""
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    page = (docs / "results.md").read_text()
+    levers = sorted((docs / "results" / "levers").glob("*_*.json"))
+    summaries = [json.loads(p.read_text()) for p in levers if p.name != "checkpoints_heldout.json"]
+    assert len(summaries) >= 10
+    for s in summaries:
+        lo, hi = (round(100 * x) for x in s["success_ci95"])
+        quoted = rf"{100 * s['success_rate']:.0f}%(\*\*)? \({lo}-{hi}%"
+        assert re.search(quoted, page), (s["task"], s["settings"], quoted)
+
+
 def test_a_final_evaluation_on_seeds_that_chose_the_model_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         results.main(["--tasks", "Lift", "--eval-seed", "300010", "--root", str(tmp_path), "--out", str(tmp_path),

@@ -41,7 +41,7 @@ def timed_run(config) -> dict:
     import sir.training.step as step_module
     from sir.training import evaluation, train
 
-    inner_update, inner_take = step_module.update, evaluation.Evaluations._take
+    inner_update, inner_take = step_module.update, evaluation.Evaluations.record
     spent = {"update": 0.0, "first": None, "last": None, "taken": {}}
 
     def update(*args, **kwargs):
@@ -57,11 +57,11 @@ def timed_run(config) -> dict:
         inner_take(self, step, *args, **kwargs)
         spent["taken"][step] = time.perf_counter()
 
-    step_module.update, evaluation.Evaluations._take = update, take
+    step_module.update, evaluation.Evaluations.record = update, take
     try:
         result = train(config)
     finally:
-        step_module.update, evaluation.Evaluations._take = inner_update, inner_take
+        step_module.update, evaluation.Evaluations.record = inner_update, inner_take
     end = time.perf_counter()
     loop = spent["last"] - spent["first"]
     return {"result": result, "utilization": spent["update"] / loop, "loop": loop, "wall": end - spent["first"],

@@ -181,17 +181,18 @@ def test_a_newer_snapshot_replaces_the_waiting_one_and_the_log_says_so(eval_tiny
     from sir.eval.background import BackgroundEvaluator
     from sir.policies.checkpoint import save_checkpoint
     from sir.training.evaluation import Evaluations
-    from sir.training.state import snapshot_path
+    from sir.training.run_folder import RunFolder
 
     policy, pre, post, spec = eval_tiny_act
     lines: list[str] = []
-    evals = Evaluations(tmp_path, {"episodes": 1, "max_steps": 3, "seed": 0, "workers": 1}, "cpu", None, lines.append)
+    run = RunFolder(tmp_path)
+    evals = Evaluations(run, {"episodes": 1, "max_steps": 3, "seed": 0, "workers": 1}, "cpu", None, None, lines.append)
     evals.evaluator = BackgroundEvaluator()
     try:
-        folders = {step: save_checkpoint(snapshot_path(evals.snapshots, step), policy, pre, post, spec, {"step": step})
+        folders = {step: save_checkpoint(run.snapshot(step), policy, pre, post, spec, {"step": step})
                    for step in (10, 20, 30)}
         for step in (10, 20, 30):
-            evals._submit(step, folders[step])
+            evals.submit(step, folders[step])
         assert lines == ["Evaluation of step 20 skipped: step 30 replaces it while step 10 is still being evaluated."]
         assert sorted(evals.unrecorded) == [10, 30] and not folders[20].exists()
         assert [job.step for job in evals.evaluator.pending] == [10, 30]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from sir.eval.metrics import summarize
-from sir.eval.report import EVAL_CSV, LOSS_CSV, PLOT, record_evaluation
 from sir.eval.rollout import format_metrics, wilson_interval
 from sir.eval.video import FAILURE_COLOUR, SUCCESS_COLOUR, grid_shape, tile_episodes
+from sir.training.run_folder import EVAL_CSV, LOSS_CSV, PLOT, RunFolder
 
 
 def test_wilson_interval_matches_known_values():
@@ -66,12 +66,12 @@ def test_video_grid_pads_to_a_multiple_of_16():
 
 def test_record_evaluation_appends_history_and_redraws_plot(tmp_path):
     first = summarize(_episodes([(True, None), (False, None)]), 1.0, 1.0)
-    paths = record_evaluation(tmp_path, 100, first, losses=[(10, 2.0), (50, 1.0), (100, 0.5)])
+    paths = RunFolder(tmp_path).record_evaluation(100, first, losses=[(10, 2.0), (50, 1.0), (100, 0.5)])
     png = (tmp_path / PLOT).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     second = summarize(_episodes([(True, None), (True, None)]), 1.0, 1.0)
     second["per_task"] = {"lift": second}
-    record_evaluation(tmp_path, 200, second, losses={150: 0.25, 200: 0.2})
+    RunFolder(tmp_path).record_evaluation(200, second, losses={150: 0.25, 200: 0.2})
     rows = list(csv.DictReader((tmp_path / EVAL_CSV).open()))
     assert [r["step"] for r in rows] == ["100", "200"]
     assert float(rows[0]["success_rate"]) == 0.5 and float(rows[1]["success_rate"]) == 1.0

@@ -104,11 +104,12 @@ def test_batch_stream_continues_a_pass_where_it_stopped(data_root, data_demos):
 
 
 def test_resume_drops_logged_steps_after_the_checkpoint(tmp_path):
+    from sir.training.run_folder import RunFolder
     from sir.training.tracking import RunLogger
 
     lines = [json.dumps({"step": s, "train/loss": 1.0}) for s in (1, 2, 3, 4)] + ['{"step": 5, "tra']
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
-    logger = RunLogger(tmp_path, {}, resume_step=2)
+    logger = RunLogger(RunFolder(tmp_path), {}, resume_step=2)
     logger.log(3, {"train/loss": 0.5})
     assert steps_logged(tmp_path) == [1, 2, 3]
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["train/loss"] == 0.5

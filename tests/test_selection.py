@@ -23,8 +23,11 @@ def fake_save(step):
 
 
 def offer(choice, step, success, length=100.0):
-    return choice.offer(step, (success, -length), {"success_rate": success, "avg_length": length, "episodes": 20},
-                        fake_save(step))
+    """Offer the model of ``step`` as the trainer does: the choice names the folder, the trainer writes it."""
+    folder = choice.offer(step, {"success_rate": success, "avg_length": length, "episodes": 20})
+    if folder is not None:
+        fake_save(step)(folder)
+    return folder is not None
 
 
 def kept_steps(choice):
@@ -65,8 +68,10 @@ def test_best_model_is_the_best_confirmed_candidate_and_records_the_choice(tmp_p
         return {"success_rate": confirmed[step], "success_ci95": [0.5, 0.8], "avg_length": 100.0, "episodes": 40,
                 "per_episode": []}
 
-    record = choice.finish(best_model, 200, evaluate, say=lambda *_: None)
+    chosen = choice.finish(best_model, 200, evaluate, say=lambda *_: None)
+    record = chosen.selection
     assert sorted(asked) == [100, 200, 300]
+    assert (chosen.step, chosen.metrics) == (300, {"success_rate": 0})  # the chosen folder's own record
     assert (best_model / "model.safetensors").read_bytes() == b"weights of step 300"
     info = json.loads((best_model / "sir_checkpoint.json").read_text())
     assert info["step"] == 300 and info["selection"] == record
@@ -80,7 +85,8 @@ def test_best_model_is_the_best_confirmed_candidate_and_records_the_choice(tmp_p
 
     # The run resumed from its last checkpoint after it finished: nothing is evaluated again.
     again = BestModelChoice(tmp_path, 3, 40, 300_000, CHOOSING, choice.state())
-    assert again.finish(best_model, 300, lambda folder: pytest.fail("evaluated again"), say=lambda *_: None) == record
+    kept = again.finish(best_model, 300, lambda folder: pytest.fail("evaluated again"), say=lambda *_: None)
+    assert kept.selection == record and kept.step == 300
 
 
 def test_a_confirmation_made_before_a_stop_is_read_back(tmp_path):
@@ -101,7 +107,7 @@ def test_a_confirmation_made_before_a_stop_is_read_back(tmp_path):
     resumed = BestModelChoice(tmp_path, 2, 40, 300_000, CHOOSING, choice.state())
     record = resumed.finish(tmp_path / "best_model", 200,
                             lambda folder: {"success_rate": 0.5, "avg_length": 90.0, "episodes": 40},
-                            say=lambda *_: None)
+                            say=lambda *_: None).selection
     assert {c["step"]: c["confirmation"]["success_rate"] for c in record["candidates"]} == {200: 0.7, 100: 0.5}
     assert record["chosen_step"] == 200
 

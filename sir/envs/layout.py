@@ -93,6 +93,30 @@ def spec_without_record(repo_id: str, root: str | Path, features: dict[str, dict
                   + (f" with cameras {', '.join(spec.cameras)}." if spec.cameras else ".")), False
 
 
+def spec_for_data(recorded: EnvSpec | None, repo_id: str, root: str | Path, features: dict[str, dict],
+                  env: str | None = None, robot: str | None = None, state_keys: list[str] | None = None,
+                  env_state_keys: list[str] | None = None, check_fits: bool = False) -> tuple[EnvSpec, str | None]:
+    """(the EnvSpec a run on this data uses, a line to print or None). The spec recorded with
+    the data wins, and a flag that contradicts it is refused; without one it is rebuilt or
+    made from the flags (``spec_without_record``). ``check_fits``: before any training, that
+    an evaluation can feed the model what the data holds (``check_data_fits_env``)."""
+    line, rebuilt = None, False
+    if recorded is not None:
+        spec = recorded
+        for flag, asked, has in (("--env", env, spec.env_name), ("--robot", robot, spec.robots[0]),
+                                 ("--state-keys", state_keys, list(spec.state_keys)),
+                                 ("--env-state-keys", env_state_keys, list(spec.env_state_keys))):
+            if asked is not None and asked != has:
+                has, asked = (",".join(v) if isinstance(v, list) else v for v in (has, asked))
+                raise UserError(f"The data records {has} in its EnvSpec but {flag} {asked} was given; drop {flag} "
+                                "(it only fills in for datasets recorded without an EnvSpec).")
+    else:
+        spec, line, rebuilt = spec_without_record(repo_id, root, features, env, robot, state_keys, env_state_keys)
+    if check_fits:
+        check_data_fits_env(spec, features, recorded is not None, repo_id if rebuilt else None)
+    return spec, line
+
+
 def env_feature_shapes(spec: EnvSpec) -> dict[str, tuple[int, ...]]:
     """Shapes of the features the env gives under ``spec`` (one env built and reset)."""
     from sir.envs.factory import make_env, observation_to_features, reset_env

@@ -55,7 +55,7 @@ def save_checkpoint(
     preprocessor.save_pretrained(tmp, config_filename=PREPROCESSOR_CONFIG)
     postprocessor.save_pretrained(tmp, config_filename=POSTPROCESSOR_CONFIG)
     spec.save(tmp)
-    (tmp / INFO_FILENAME).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    write_info(tmp, info)
     if write_extra is not None:
         write_extra(tmp)
     make_readable(tmp)
@@ -76,11 +76,26 @@ def install_model(source: Path, directory: str | Path, copy: bool = False, **inf
         shutil.copytree(source, tmp)
     else:
         Path(source).rename(tmp)
-    info_path = tmp / INFO_FILENAME
-    saved = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    info_path.write_text(json.dumps({**saved, **info}, indent=2, default=str) + "\n")
+    write_info(tmp, {**(read_info(tmp) or {}), **info})
     swap_into_place(tmp, directory)
     return directory
+
+
+def info_path(folder: str | Path) -> Path:
+    """A model folder's record of what made it: step, metrics, datasets, weights, and how
+    a best_model was chosen."""
+    return Path(folder) / INFO_FILENAME
+
+
+def read_info(folder: str | Path) -> dict[str, Any] | None:
+    """The record of a model folder; None when it has none (a model lerobot trained).
+    A damaged record raises ``ValueError``."""
+    path = info_path(folder)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_info(folder: str | Path, info: dict[str, Any]) -> None:
+    atomic.write_json(info_path(folder), info)
 
 
 def make_readable(folder: Path) -> None:
@@ -179,9 +194,7 @@ def load_checkpoint(directory: str | Path, device: str | None = None,
     else:
         raise UserError(f"{directory} holds no {PREPROCESSOR_CONFIG} (its normalization and processors); "
                         "it is incomplete: point --checkpoint at a whole model folder.")
-    info_path = directory / INFO_FILENAME
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    return policy, preprocessor, postprocessor, spec, info
+    return policy, preprocessor, postprocessor, spec, read_info(directory) or {}
 
 
 def read_config(source: Path | str) -> Any:

@@ -28,7 +28,9 @@ from typing import Any
 from sir import atomic
 from sir.config import option, overrides_from_flags, parse, validate
 from sir.errors import UserError, cli_errors
+from sir.policies.checkpoint import info_path
 from sir.results.recipes import TASKS
+from sir.training.run_folder import RunFolder, records
 
 RESULT_FILE = "result.json"
 SUMMARY_DIR = "docs/results"
@@ -94,11 +96,11 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
     train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root,
                                "checkpoint_dir": cfg.out, "run_name": name})
     run = _train_resuming(train_cfg, task_dir)
-    train_wall_s, eval_wall_s = run_times(task_dir / "metrics.jsonl")
+    train_wall_s, eval_wall_s = run_times(RunFolder(task_dir).metrics_file)
     if run.best_model is None:
         raise UserError(f"{name}: the run evaluated nothing, so it has no best model; drop --no-eval from the recipe.")
     final = _final_eval(cfg, run.best_model, train_cfg.max_steps)
-    curve = learning_curve(task_dir / "metrics.jsonl")
+    curve = learning_curve(RunFolder(task_dir).metrics_file)
     result = {
         "task": name, "repo_id": repo_id, "settings": settings,
         "policy": train_cfg.policy or "act", "preset": train_cfg.preset,
@@ -116,7 +118,7 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
                      f"python -m sir.training.train_policy --config sir/results/recipes/{name}.yaml "
                      f"--repo-ids {repo_id} --root {cfg.root} --run-name {name} --checkpoint-dir {cfg.out}"
                      + (f" {cfg.train_args}" if cfg.train_args else ""),
-                     f"python -m sir.eval.evaluate --checkpoint {task_dir / 'best_model'} "
+                     f"python -m sir.eval.evaluate --checkpoint {RunFolder(task_dir).best_model} "
                      f"--episodes {cfg.eval_episodes} --eval-seed {cfg.eval_seed}"],
     }
     result["sir"] = sir_commit()
@@ -169,19 +171,19 @@ def sir_commit() -> dict[str, Any] | None:
 def _train_resuming(train_cfg: Any, task_dir: Path) -> Any:
     """Train, continuing from the newest checkpoint_<step> of a run stopped before its end."""
     from sir.training import TrainConfig, train
-    from sir.training.config import CONFIG_FILENAME, config_to_save, load_config_file
+    from sir.training.config import config_to_save, load_config_file
 
     def settings(cfg: Any) -> dict[str, Any]:  # what a run was asked, not what it resolved
         return {k: v for k, v in json.loads(json.dumps(config_to_save(cfg), default=str)).items() if k != "_resolved"}
 
-    checkpoints = sorted(task_dir.glob("checkpoint_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    checkpoints = RunFolder(task_dir).checkpoints()
     # The saved settings read back as --config reads them, so an option added to sir since
     # the run was saved takes its default instead of making the run look different.
     try:
-        same = settings(TrainConfig(**load_config_file(task_dir / CONFIG_FILENAME))) == settings(train_cfg)
+        same = settings(TrainConfig(**load_config_file(RunFolder(task_dir).config_file))) == settings(train_cfg)
     except (UserError, TypeError):  # no saved settings, or ones this version cannot read: start over
         same = False
-    if same and (task_dir / "final_model").is_dir() and checkpoints:
+    if same and RunFolder(task_dir).final_model.is_dir() and checkpoints:
         train_cfg = dataclasses.replace(train_cfg, resume=str(checkpoints[-1]))  # finished: the loop is empty
     elif same and checkpoints:
         print(f"Resuming {task_dir.name} from {checkpoints[-1].name}.", flush=True)
@@ -203,7 +205,7 @@ def run_times(metrics_path: Path) -> tuple[float, float]:
     """
     train_s = eval_s = 0.0
     last = evals_in_last = evals_so_far = 0.0
-    for record in _records(metrics_path):
+    for record in records(metrics_path):
         elapsed = record.get("train/elapsed_s")
         if "eval/wall_time_s" in record:
             evals_so_far += float(record["eval/wall_time_s"])
@@ -221,7 +223,7 @@ def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> 
 
     out_dir = best_model.parent / "eval" / f"{best_model.name}_seed{cfg.eval_seed}"
     saved = _load(out_dir / "eval_results.json")
-    model_step = (_load(best_model / "sir_checkpoint.json") or {}).get("step")
+    model_step = (_load(info_path(best_model)) or {}).get("step")
     if saved and saved.get("episodes") == cfg.eval_episodes and saved.get("model_step") == model_step:
         return saved
     metrics = evaluate(EvalConfig(checkpoint=str(best_model), episodes=cfg.eval_episodes, eval_seed=cfg.eval_seed,
@@ -232,23 +234,12 @@ def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> 
 def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:
     """The run's evaluations in step order: step, success rate, wall time (the last record of a step wins)."""
     points: dict[int, dict[str, Any]] = {}
-    for record in _records(metrics_path):
+    for record in records(metrics_path):
         if "eval/success_rate" in record:
             points[int(record["step"])] = {"step": int(record["step"]),
                                            "success_rate": float(record["eval/success_rate"]),
                                            "wall_s": float(record.get("eval/wall_time_s", 0.0))}
     return [points[s] for s in sorted(points)]
-
-
-def _records(metrics_path: Path) -> list[dict[str, Any]]:
-    records = []
-    if metrics_path.is_file():
-        for line in metrics_path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-    return records
 
 
 def format_row(r: dict[str, Any]) -> str:

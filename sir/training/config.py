@@ -19,10 +19,10 @@ from sir.data.mixture.config import DataConfig
 from sir.errors import UserError
 from sir.eval.cluster import EVAL_BACKENDS
 from sir.policies.registry import PRESETS
+from sir.training.run_folder import CONFIG_FILENAME
 from sir.training.schedule import SCHEDULES, decay_steps, warmup_steps
 from sir.training.selection import SELECT_SEED, check_selection_seeds
 
-CONFIG_FILENAME = "train_config.json"
 # Settings that describe how a run was launched rather than what it trains: a config file
 # never sets them, so `--config <run>/train_config.json` starts a fresh, equal run.
 LAUNCH_ONLY = {"resume", "overwrite"}

@@ -87,6 +87,18 @@ class WeightAverage:
         self.updates += 1
         return decay
 
+    @classmethod
+    def for_run(cls, model: torch.nn.Module, max_decay: float, power: float, run_state: dict[str, Any],
+                resume: Path | None, say: Any = print) -> WeightAverage:
+        """A run's average: a resumed run's own (its checkpoint's training_state/), or a copy of the weights."""
+        from sir.training.state import TRAINING_STATE_DIR
+
+        average = cls(model, max_decay, power, int((run_state.get("ema") or {}).get("updates", 0)))
+        if resume is not None and not average.load(resume / TRAINING_STATE_DIR):
+            average.updates = 0
+            say(f"note: {resume} holds no weight average (trained without --ema-decay); it starts from its weights.")
+        return average
+
     def save(self, folder: Path) -> None:
         from safetensors.torch import save_model
 

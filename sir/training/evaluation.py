@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sir import atomic
 from sir.eval.background import (
     BackgroundEvaluator,
     EvalJob,
@@ -27,25 +26,20 @@ from sir.eval.background import (
     kept_evaluator,
     spare_cores,
 )
-from sir.eval.report import record_evaluation, recorded_steps
 from sir.eval.rollout import evaluate_policy, format_metrics
-from sir.policies.checkpoint import install_model, save_checkpoint
-from sir.training.state import (
-    SNAPSHOT_DIR,
-    forget_recorded,
-    result_path,
-    resume_evaluations,
-    snapshot_path,
-)
-from sir.training.tracking import logged_losses
-
-# checkpoint(name, step, metrics, with_state) -> the folder written: the trainer's own.
-Checkpoint = Callable[[str, int, "dict[str, Any] | None", bool], Path]
+from sir.training.checkpointing import Checkpointer
+from sir.training.run_folder import RunFolder
+from sir.training.selection import RUN_STATE_KEY, BestModelChoice, score
 
 
-def in_background(config: Any, device: str) -> tuple[bool, int | None]:
+def in_background(config: Any, device: str, check_cluster: bool = False) -> tuple[bool, int | None]:
     """(whether evaluations run beside training, the env workers they get). Beside training
-    by default where the machine has cores to spare; they then get those cores."""
+    by default where the machine has cores to spare; they then get those cores. With
+    ``check_cluster``, a Ray cluster that is not there is refused now, before any work."""
+    if check_cluster and not config.no_eval and config.eval_backend == "ray":
+        from sir.eval.cluster import resolve_address
+
+        resolve_address(config.ray_address)
     spare = spare_cores(device, config.num_workers)
     background = not config.no_eval and (config.async_eval if config.async_eval is not None else spare >= 1)
     workers = config.eval_workers or (max(1, spare) if background and config.eval_backend == "local" else None)
@@ -54,23 +48,31 @@ def in_background(config: Any, device: str) -> tuple[bool, int | None]:
 
 @dataclass
 class Evaluations:
-    run_dir: Path
+    run: RunFolder
     settings: dict[str, Any]  # evaluate_policy's: episodes, max_steps, seed, workers, backend, ray_address, ...
     device: str
     logger: Any
+    checkpointer: Checkpointer | None  # writes the model folders (None: nothing is kept, as in a test)
     write: Callable[[str], None]  # progress lines between training steps
     video_dir: Path | None = None  # eval_step_<N>.mp4 go there (None: no videos)
-    best: tuple[float, float] | None = None  # (success rate, -avg length)
+    choice: BestModelChoice | None = None  # the candidates kept for the final choice of best_model
+    best: tuple[float, float] | None = None  # score() of the best evaluation
     best_eval: tuple[int, dict[str, Any]] | None = None
     last: dict[str, Any] | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) not in a history row yet
     unrecorded: dict[int, Path] = field(default_factory=dict)  # step -> snapshot, evaluations not in yet
     evaluator: BackgroundEvaluator | None = None
-    choice: Any = None  # sir.training.selection.BestModelChoice: the candidates kept for the final choice
 
-    @property
-    def snapshots(self) -> Path:
-        return self.run_dir / SNAPSHOT_DIR
+    @classmethod
+    def for_run(cls, config: Any, run: RunFolder, eval_seed: int, device: str, workers: int | None, logger: Any,
+                checkpointer: Checkpointer | None, write: Callable[[str], None],
+                choice: BestModelChoice | None) -> Evaluations:
+        """The evaluations of a training run with ``config`` (a TrainConfig)."""
+        settings = {"episodes": config.eval_episodes, "max_steps": config.max_steps, "seed": eval_seed,
+                    "video_episodes": config.video_episodes, "workers": workers, "backend": config.eval_backend,
+                    "ray_address": config.ray_address}
+        videos = (Path(config.video_dir) if config.video_dir else run.videos) if config.save_video else None
+        return cls(run, settings, device, logger, checkpointer, write, videos, choice)
 
     def start(self, background: bool, run_state: dict[str, Any], resumed_at: int | None) -> list[str]:
         """Take up the run state of a resumed run (at step ``resumed_at``): its best, the
@@ -81,42 +83,40 @@ class Evaluations:
             self.best_eval = (run_state["best_eval"]["step"], run_state["best_eval"]["metrics"])
         again, lines = [], []
         if resumed_at is not None:
-            again, recorded, lines = resume_evaluations(self.snapshots, run_state.get("pending_evals") or [])
+            again, recorded, lines = self.run.resume_evaluations(run_state.get("pending_evals") or [])
             for step, summary in recorded:
                 self._consider(step, summary)
             # The losses since the last evaluation the history holds go into the next one's row.
-            done = [s for s in recorded_steps(self.run_dir) if s <= resumed_at and s not in again]
-            self.losses += logged_losses(self.logger.path, max(done, default=0), resumed_at)
+            done = [s for s in self.run.recorded_steps() if s <= resumed_at and s not in again]
+            self.losses += self.run.logged_losses(max(done, default=0), resumed_at)
         if background or again:
             self.evaluator = kept_evaluator()
         for step in again:
-            self._submit(step, snapshot_path(self.snapshots, step))
+            self.submit(step, self.run.snapshot(step))
         return lines
 
     def run_state(self) -> dict[str, Any]:
-        """What a checkpoint's run state keeps of the evaluations."""
+        """What a checkpoint's run state keeps of the evaluations and the candidates."""
         return {"best": self.best,
                 "best_eval": {"step": self.best_eval[0], "metrics": self.best_eval[1]} if self.best_eval else None,
-                "pending_evals": sorted(self.unrecorded)}
+                "pending_evals": sorted(self.unrecorded),
+                RUN_STATE_KEY: self.choice.state() if self.choice is not None else []}
 
-    def checkpointed(self) -> None:
-        forget_recorded(self.snapshots, sorted(self.unrecorded))
-
-    def evaluate(self, step: int, model: Any, preprocessor: Any, postprocessor: Any, spec: Any,
-                 checkpoint: Checkpoint, info: dict[str, Any]) -> None:
+    def evaluate(self, step: int) -> None:
+        """Evaluate the model as it is at ``step``: beside training from a snapshot, or now."""
         if self.evaluator is not None:
-            snapshot = save_checkpoint(snapshot_path(self.snapshots, step), model, preprocessor, postprocessor,
-                                       spec, {**info, "step": step})
-            self._submit(step, snapshot)
+            self.submit(step, self.checkpointer.snapshot(step))
             return
+        model = self.checkpointer
         try:
-            metrics = evaluate_policy(model, preprocessor, postprocessor, spec, **self._settings(step))
+            metrics = evaluate_policy(model.evaluated, model.preprocessor, model.postprocessor, model.spec,
+                                      **self._settings(step))
         except BaseException:
-            self._fail(step, step, checkpoint)
+            self._keep_training(step, step)
             raise
-        self._take(step, metrics, checkpoint)
+        self.record(step, metrics)
 
-    def collect(self, now: int, checkpoint: Checkpoint, wait: bool = False) -> None:
+    def collect(self, now: int, wait: bool = False) -> None:
         """Record the background evaluations that are done (with ``wait``: all of them)."""
         if self.evaluator is None:
             return
@@ -124,11 +124,11 @@ class Evaluations:
             self.write(f"Waiting for the evaluation of step {self.evaluator.pending[-1].step}...")
         for outcome in self.evaluator.wait() if wait else self.evaluator.poll():
             if outcome.error is not None:
-                self._fail(outcome.step, now, checkpoint)
+                self._keep_training(outcome.step, now)
                 raise outcome.error.exception(f"the evaluation of step {outcome.step}")
-            self._take(outcome.step, outcome.metrics, checkpoint, Path(outcome.model))
+            self.record(outcome.step, outcome.metrics, Path(outcome.model))
         if wait:
-            shutil.rmtree(self.snapshots, ignore_errors=True)  # every evaluation is recorded
+            self.run.drop_snapshots()  # every evaluation is recorded
 
     def close(self, finished: bool) -> None:
         """After the run: a run that finished leaves the evaluation process for the next,
@@ -138,12 +138,8 @@ class Evaluations:
         if not finished or self.evaluator.pending or self.settings.get("backend") == "ray":
             discard_evaluator(self.evaluator)
 
-    # -- inside ----------------------------------------------------------------------------
-    def _settings(self, step: int) -> dict[str, Any]:
-        video = self.video_dir / f"eval_step_{step}.mp4" if self.video_dir is not None else None
-        return {**self.settings, "video_path": video}
-
-    def _submit(self, step: int, snapshot: Path) -> None:
+    def submit(self, step: int, snapshot: Path) -> None:
+        """Hand the snapshot of ``step`` to the background evaluator."""
         self.unrecorded[step] = snapshot
         settings = self._settings(step)
         episodes, max_steps = settings.pop("episodes"), settings.pop("max_steps")
@@ -159,42 +155,49 @@ class Evaluations:
             self.write(f"Evaluation of step {replaced.step} skipped: step {step} replaces it while step "
                        f"{self.evaluator.running.step} is still being evaluated.")
 
-    def _take(self, step: int, metrics: dict[str, Any], checkpoint: Checkpoint, snapshot: Path | None = None) -> None:
-        """Log the evaluation of ``step`` at that step; keep its model if it is the best."""
+    def record(self, step: int, metrics: dict[str, Any], snapshot: Path | None = None) -> None:
+        """Log the evaluation of ``step`` at that step; keep its model if it is the best, or
+        among the candidates for best_model."""
         self.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
         own = [point for point in self.losses if point[0] <= step]
         self.losses[:] = [point for point in self.losses if point[0] > step]
-        record_evaluation(self.run_dir, step, metrics, own)
+        self.run.record_evaluation(step, metrics, own)
         self.logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
                                "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
                         video=metrics.get("video"))
         summary = {k: v for k, v in metrics.items() if k != "per_episode"}
         self.last = summary
         self.unrecorded.pop(step, None)
-        if snapshot is not None:  # kept until a checkpoint holds it (see resume_evaluations)
-            atomic.write_json(result_path(self.snapshots, step), summary)
-        score = (summary["success_rate"], -summary["avg_length"])
-        if self.choice is not None:  # before the snapshot is moved: a candidate is a copy of it
-            self.choice.offer(step, score, summary, lambda folder: (
-                checkpoint(str(folder.relative_to(self.run_dir)), step, summary, False) if snapshot is None
-                else install_model(snapshot, folder, copy=True, metrics=summary)))
+        if snapshot is not None:  # kept until a checkpoint holds it (see RunFolder.resume_evaluations)
+            self.run.keep_result(step, summary)
+        candidate = self.choice.offer(step, summary) if self.choice is not None else None
+        if candidate is not None:  # before the snapshot is moved: a candidate is a copy of it
+            self._keep(step, summary, snapshot, candidate, copy=True)
         if self._consider(step, summary):
-            if snapshot is None:
-                checkpoint("best_model", step, summary, False)
-            else:
-                install_model(snapshot, self.run_dir / "best_model", metrics=summary)
+            self._keep(step, summary, snapshot, self.run.best_model)
             self.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
         elif snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
 
+    # -- inside ----------------------------------------------------------------------------
+    def _settings(self, step: int) -> dict[str, Any]:
+        video = self.video_dir / f"eval_step_{step}.mp4" if self.video_dir is not None else None
+        return {**self.settings, "video_path": video}
+
+    def _keep(self, step: int, summary: dict[str, Any], snapshot: Path | None, folder: Path,
+              copy: bool = False) -> None:
+        if snapshot is None:
+            self.checkpointer.save_model(folder, step, summary)
+        else:
+            self.checkpointer.install(snapshot, folder, summary, copy=copy)
+
     def _consider(self, step: int, summary: dict[str, Any]) -> bool:
-        score = (summary["success_rate"], -summary["avg_length"])
-        if self.best is not None and score <= self.best:
+        if self.best is not None and score(summary) <= self.best:
             return False
-        self.best, self.best_eval = score, (step, summary)
+        self.best, self.best_eval = score(summary), (step, summary)
         return True
 
-    def _fail(self, step: int, now: int, checkpoint: Checkpoint) -> None:
+    def _keep_training(self, step: int, now: int) -> None:
         # Hours of training are not lost to a failing evaluation: keep them resumable first.
-        saved = checkpoint(f"checkpoint_{now}", now, self.last, True)
+        saved = self.checkpointer.save_resumable(now, self.last, self.run_state())
         self.write(f"Evaluation at step {step} failed; the model trained so far is in {saved}.")

@@ -12,10 +12,13 @@ from typing import Any
 
 from sir.errors import UserError
 from sir.hub import push_folder
+from sir.training.run_folder import RunFolder
 
 
-def model_to_push(run_dir: Path, has_best: bool) -> Path:
-    return run_dir / ("best_model" if has_best else "final_model")
+def publish(run: RunFolder, has_best: bool, repo_id: str, policy: Any, dataset_ids: list[str]) -> str:
+    """Push the run's best model (its final one when it had no evaluation); the line to print."""
+    folder = run.best_model if has_best else run.final_model
+    return f"Pushed {folder} to {repo_id}: {push_model(folder, repo_id, policy, dataset_ids)}"
 
 
 def model_card(policy: Any, dataset_ids: list[str]) -> str | None:

@@ -23,14 +23,16 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sir import atomic
 from sir.errors import UserError
+from sir.policies.checkpoint import read_info, write_info
+from sir.training.run_folder import CANDIDATES_DIR
 
 SELECT_SEED = 300_000  # apart from training's choosing seeds (100000 on) and sir.results' final ones (200000 on)
-CANDIDATES_DIR = "candidates"
 CONFIRMATION_FILENAME = "confirmation.json"
 RUN_STATE_KEY = "candidates"
 KEPT = ("success_rate", "success_ci95", "avg_length", "episodes", "wall_time_s")  # of an evaluation's summary
@@ -58,6 +60,12 @@ def overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
 
 
+def score(metrics: dict[str, Any]) -> tuple[float, float]:
+    """The one rule for which of two evaluations is better: the higher success rate, then the
+    shorter average episode. Larger is better."""
+    return (metrics["success_rate"], -metrics["avg_length"])
+
+
 def _kept(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in KEPT if k in metrics}
 
@@ -65,16 +73,27 @@ def _kept(metrics: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class Candidate:
     step: int
-    score: tuple[float, float]  # (success rate, -average length): the trainer's rule for "better"
-    metrics: dict[str, Any] = field(default_factory=dict)  # its evaluation during training
+    score: tuple[float, float]  # score() of its evaluation during training
+    metrics: dict[str, Any] = field(default_factory=dict)  # that evaluation
+
+
+@dataclass
+class Chosen:
+    """The model best_model holds: its step, its evaluation during training, and how it was chosen."""
+
+    step: int
+    metrics: dict[str, Any]
+    selection: dict[str, Any]
 
 
 class BestModelChoice:
     """The run's candidates for best_model and, at the end, the choice among them."""
 
     def __init__(self, run_dir: Path, k: int, episodes: int, seed: int, choosing: dict[str, int],
-                 saved: list[dict[str, Any]] | None = None):
+                 saved: list[dict[str, Any]] | None = None, rollout: dict[str, Any] | None = None):
         self.run_dir, self.k, self.episodes, self.seed = Path(run_dir), k, episodes, seed
+        # evaluate_saved's device, max_steps and workers for the confirmations
+        self.rollout = rollout or {"device": "cpu", "max_steps": None, "workers": None}
         self.folder = self.run_dir / CANDIDATES_DIR
         self.choosing = choosing  # the evaluations during training: episodes and seed
         self.kept = [Candidate(int(c["step"]), tuple(c["score"]), c.get("metrics", {})) for c in saved or []]
@@ -86,6 +105,14 @@ class BestModelChoice:
                 if entry.is_dir() and entry.name not in listed:
                     shutil.rmtree(entry, ignore_errors=True)
 
+    @classmethod
+    def for_run(cls, config: Any, run_dir: Path, eval_seed: int, saved: list[dict[str, Any]] | None, device: str,
+                workers: int | None) -> BestModelChoice:
+        """The choice of a training run with ``config`` (a TrainConfig), resumed from ``saved``."""
+        return cls(run_dir, config.select_top_k, select_episodes(config), config.select_seed,
+                   {"episodes": config.eval_episodes, "seed": eval_seed}, saved,
+                   {"device": device, "max_steps": config.max_steps, "workers": workers})
+
     @property
     def enabled(self) -> bool:
         return self.k > 1
@@ -93,50 +120,48 @@ class BestModelChoice:
     def path(self, step: int) -> Path:
         return self.folder / f"step_{step}"
 
-    def offer(self, step: int, score: tuple[float, float], metrics: dict[str, Any],
-              save: Callable[[Path], Any]) -> bool:
-        """Keep the weights of the model just evaluated when it is among the K best so far
-        (``save(folder)`` writes them); the one it pushes out is removed. Ties keep the
-        earlier model, as the trainer's best does."""
+    def offer(self, step: int, metrics: dict[str, Any]) -> Path | None:
+        """Whether the model just evaluated is among the K best so far: the folder its weights
+        go to (the caller writes them there), or None. The one it pushes out is removed. Ties
+        keep the earlier model, as the trainer's best does."""
         if not self.enabled:
-            return False
-        new = Candidate(step, tuple(score), _kept(metrics))
+            return None
+        new = Candidate(step, score(metrics), _kept(metrics))
         ranked = sorted([c for c in self.kept if c.step != step] + [new], key=lambda c: (c.score, -c.step),
                         reverse=True)
         self.kept = ranked[:self.k]
-        if new not in self.kept:
-            return False
-        save(self.path(step))
         for gone in ranked[self.k:]:
             shutil.rmtree(self.path(gone.step), ignore_errors=True)
-        return True
+        return self.path(step) if new in self.kept else None
 
     def state(self) -> list[dict[str, Any]]:
         """For the run state of a checkpoint_<step>."""
         return [asdict(c) for c in self.kept]
 
-    def finish(self, best_model: Path, best_step: int | None, evaluate: Callable[[Path], dict[str, Any]],
-               say: Callable[[str], Any] = print) -> dict[str, Any] | None:
-        """Confirm the candidates (``evaluate(folder)`` scores one on this choice's episodes),
-        name the best ``best_model`` and write how it was chosen into its sir_checkpoint.json.
-        Returns that record (None when the run has no best model)."""
-        info_path = best_model / "sir_checkpoint.json"
-        if not info_path.is_file():
+    def finish(self, best_model: Path, best_step: int | None,
+               evaluate: Callable[[Path], dict[str, Any]] | None = None, say: Callable[[str], Any] = print
+               ) -> Chosen | None:
+        """Confirm the candidates (``evaluate(folder)`` scores one on this choice's episodes;
+        by default ``evaluate_saved``), name the best ``best_model`` and write how it was
+        chosen into its model record. Returns the model chosen (None when the run has no best model)."""
+        if evaluate is None:
+            evaluate = partial(evaluate_saved, episodes=self.episodes, seed=self.seed, **self.rollout)
+        info = read_info(best_model)
+        if info is None:
             return None
-        info = json.loads(info_path.read_text())
         record = {"choosing": self.choosing, "top_k": self.k}
         done = info.get("selection") or {}
         if self.enabled and len(self.kept) > 1 and done.get("complete") and self._same_choice(done):
             say(f"best_model was chosen before (step {done['chosen_step']}); kept.")
             self._clean()
-            return done
+            return Chosen(info.get("step"), info.get("metrics"), done)
         if not self.enabled or len(self.kept) < 2:
             why = "--select-top-k is off" if not self.enabled else "the run evaluated one model"
             record.update(method=f"the best evaluation during training ({why})", chosen_step=info.get("step"),
                           complete=True)
-            atomic.write_json(info_path, {**info, "selection": record})
+            write_info(best_model, {**info, "selection": record})
             self._clean()
-            return record
+            return Chosen(info.get("step"), info.get("metrics"), record)
 
         say(f"\nChoosing best_model: the {len(self.kept)} best models evaluated again on {self.episodes} episodes "
             f"(seeds {self.seed} on)...")
@@ -154,21 +179,21 @@ class BestModelChoice:
                 "training.")
             record.update(method="the best evaluation during training (the candidates' weights were gone)",
                           chosen_step=info.get("step"), complete=True)
-            atomic.write_json(info_path, {**info, "selection": record})
-            return record
+            write_info(best_model, {**info, "selection": record})
+            return Chosen(info.get("step"), info.get("metrics"), record)
         # The best confirmation; between equal ones, the better evaluation during training.
-        rank, chosen, confirmed = max(rows, key=lambda r: (r[2]["success_rate"], -r[2]["avg_length"], -r[0]))
+        rank, chosen, confirmed = max(rows, key=lambda r: (score(r[2]), -r[0]))
         record.update(
             method="the best of the top-k evaluations during training, each evaluated again on other episodes",
             confirmation={"episodes": self.episodes, "seed": self.seed}, chosen_step=chosen.step,
             candidates=[{"step": c.step, "during_training": c.metrics, "confirmation": _kept(conf)}
                         for _, c, conf in rows],
             complete=True)
-        self._install(chosen, best_model, record)
+        installed = self._install(chosen, best_model, record)
         say(f"best_model: step {chosen.step} ({100 * confirmed['success_rate']:.0f}% on the confirming episodes"
             + ("" if chosen.step == best_step else f"; the best during training was step {best_step}") + ")")
         self._clean()
-        return record
+        return Chosen(installed.get("step"), installed.get("metrics"), record)
 
     def _same_choice(self, done: dict[str, Any]) -> bool:
         return (done.get("confirmation") == {"episodes": self.episodes, "seed": self.seed}
@@ -187,17 +212,18 @@ class BestModelChoice:
         atomic.write_json(cached, {**metrics, "episodes": self.episodes, "seed": self.seed})
         return metrics
 
-    def _install(self, chosen: Candidate, best_model: Path, record: dict[str, Any]) -> None:
-        """The chosen candidate's folder becomes best_model, whole, in one swap."""
+    def _install(self, chosen: Candidate, best_model: Path, record: dict[str, Any]) -> dict[str, Any]:
+        """The chosen candidate's folder becomes best_model, whole, in one swap. Returns its record."""
         from sir.policies.checkpoint import swap_into_place
 
         source = self.path(chosen.step)
         tmp = atomic.temporary_path(best_model)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(CONFIRMATION_FILENAME))
-        info = json.loads((tmp / "sir_checkpoint.json").read_text())
-        (tmp / "sir_checkpoint.json").write_text(json.dumps({**info, "selection": record}, indent=2, default=str) + "\n")
+        info = {**read_info(tmp), "selection": record}
+        write_info(tmp, info)
         swap_into_place(tmp, best_model)
+        return info
 
     def _clean(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

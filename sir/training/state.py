@@ -20,8 +20,6 @@ from sir.errors import UserError
 TRAINING_STATE_DIR = "training_state"  # lerobot's name, written by its save_training_state
 RUN_STATE_FILENAME = "sir_run_state.json"
 DATA_KEY = "data"  # run state entry: the data position and what it depends on
-# In a run folder: the model snapshots whose background evaluations are not recorded yet.
-SNAPSHOT_DIR = "eval_snapshots"
 
 
 def save_training_state(folder: Path, step: int, optimizer: Any, scheduler: Any, run_state: dict[str, Any]) -> None:
@@ -72,52 +70,3 @@ def data_position(run_state: dict[str, Any], batch_size: int, processes: int, se
             "so training continues from the start of the next pass.")
         return int(saved["pass"]) + 1, 0
     return int(saved["pass"]), int(saved["batch"])
-
-
-def snapshot_path(snapshots: Path, step: int) -> Path:
-    return snapshots / f"step_{step}"
-
-
-def result_path(snapshots: Path, step: int) -> Path:
-    """Where a background evaluation's summary is kept from its recording until a checkpoint
-    holds it (a run resumed from an earlier checkpoint takes it from there)."""
-    return snapshots / f"step_{step}.json"
-
-
-def resume_evaluations(snapshots: Path, pending: list[int]) -> tuple[list[int], list[tuple[int, dict]], list[str]]:
-    """For a run resumed from a checkpoint that had not recorded the evaluations of the
-    steps ``pending``: (the steps to evaluate again from their snapshots, the (step,
-    summary) of those recorded after the checkpoint was written, lines to print). Every
-    other snapshot and result is removed."""
-    import shutil
-
-    from sir import atomic
-
-    lines = [line for line in [atomic.remove_leftovers(snapshots)] if line]
-    again, recorded = [], []
-    for step in sorted(int(s) for s in pending):
-        if result_path(snapshots, step).is_file():
-            recorded.append((step, json.loads(result_path(snapshots, step).read_text())))
-        elif (snapshot_path(snapshots, step) / "config.json").is_file():
-            again.append(step)
-        else:
-            lines.append(f"note: the evaluation of step {step} was not recorded and its snapshot is gone; "
-                         "it is not run again.")
-    keep = {snapshot_path(snapshots, s).name for s in again} | {result_path(snapshots, s).name for s, _ in recorded}
-    for entry in snapshots.glob("step_*") if snapshots.is_dir() else []:
-        if entry.name in keep:
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-    if again:
-        lines.append(f"Evaluating again what the checkpoint had not recorded: step {', '.join(map(str, again))}.")
-    return again, recorded, lines
-
-
-def forget_recorded(snapshots: Path, pending: list[int]) -> None:
-    """After a checkpoint is written: the results it holds need no keeping beside it."""
-    for entry in snapshots.glob("step_*.json") if snapshots.is_dir() else []:
-        if int(entry.stem.split("_")[1]) not in pending:
-            entry.unlink(missing_ok=True)

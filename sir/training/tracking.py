@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sir import atomic
 from sir.errors import UserError
 from sir.progress import Progress, duration
+from sir.training.run_folder import RunFolder
 
 TENSORBOARD_DIR = "tensorboard"
 VIDEO_SIDE = 256  # TensorBoard shows a video as an animated GIF: kept to this size at most
@@ -19,12 +19,13 @@ class RunLogger:
     """metrics.jsonl always; ``report_to`` "wandb" or "tensorboard" logs the same numbers
     (and each evaluation's video) there too, under the run folder."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], report_to: str = "none",
+    def __init__(self, run: RunFolder, config: dict[str, Any], report_to: str = "none",
                  project: str = "sir", entity: str | None = None, run_name: str | None = None,
                  run_id: str | None = None, resume_step: int | None = None):
-        self.path = run_dir / "metrics.jsonl"
+        run_dir = run.path
+        self.path = run.metrics_file
         if resume_step is not None:
-            drop_steps_after(self.path, resume_step)
+            run.drop_metrics_after(resume_step)
         self.wandb = None
         self.tensorboard = None
         if report_to == "wandb":
@@ -45,11 +46,20 @@ class RunLogger:
             except ImportError as err:
                 raise UserError("--report-to tensorboard needs the tensorboard package; pip install tensorboard.") from err
             # purge_step: TensorBoard drops what an earlier process logged past the resumed
-            # step, as drop_steps_after does for metrics.jsonl.
+            # step, as RunFolder.drop_metrics_after does for metrics.jsonl.
             self.tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
                                              purge_step=resume_step + 1 if resume_step is not None else None)
             self.tensorboard.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```", 0)
         self._wandb_step = 0
+
+    @classmethod
+    def for_run(cls, run: RunFolder, saved: dict[str, Any], config: Any, run_id: str | None,
+                resume_step: int | None) -> RunLogger:
+        """The logger of a training run with ``config`` (a TrainConfig) whose settings are ``saved``."""
+        from sir.training.config import report_to
+
+        return cls(run, saved, report_to(config), config.wandb_project, config.wandb_entity, config.wandb_run_name,
+                   run_id=run_id, resume_step=resume_step)
 
     @property
     def run_id(self) -> str | None:
@@ -77,6 +87,18 @@ class RunLogger:
                 self.tensorboard._get_file_writer().add_summary(gif_summary("eval/video", video), step)
             self.tensorboard.flush()
 
+    def log_training(self, step: int, loss: float, grad_norm: float, lr: float, output: dict[str, Any] | None,
+                     elapsed_s: float, resumed_at: int | None = None) -> None:
+        """A training step's record: loss, gradient norm, learning rate, the policy's own
+        numbers and the time since this process's loop began."""
+        record = {"train/loss": loss, "train/grad_norm": grad_norm, "train/lr": lr, "train/elapsed_s": elapsed_s}
+        record.update({f"train/{k}": float(v) for k, v in (output or {}).items() if isinstance(v, int | float)})
+        if resumed_at:
+            # A resumed process's first record: its elapsed time counts from its own start
+            # (sir.results.run_times adds the processes up from this mark).
+            record["train/resumed_at"] = resumed_at
+        self.log(step, record)
+
     def finish(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
@@ -100,35 +122,6 @@ def gif_summary(tag: str, video: str | Path) -> Any:
     height, width = frames.shape[1:3]
     image = Summary.Image(height=height, width=width, colorspace=frames.shape[3], encoded_image_string=gif)
     return Summary(value=[Summary.Value(tag=tag, image=image)])
-
-
-def _records(path: Path):
-    """(line, record) of each whole JSON object line of a log; a line a killed run left
-    half-written is skipped."""
-    if not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            yield line, record
-
-
-def logged_losses(path: Path, after: int, upto: int) -> list[tuple[int, float]]:
-    """The (step, train/loss) points of the log for steps in (after, upto]."""
-    return [(int(r["step"]), float(r["train/loss"])) for _, r in _records(path)
-            if "train/loss" in r and after < r.get("step", -1) <= upto]
-
-
-def drop_steps_after(path: Path, step: int) -> None:
-    """Keep the records of steps up to ``step`` (a resumed run logs the later ones again);
-    a line a killed run left half-written goes too. The file is replaced whole."""
-    if not path.is_file():
-        return
-    kept = [line + "\n" for line, r in _records(path) if isinstance(r.get("step"), int) and r["step"] <= step]
-    atomic.write_text(path, "".join(kept))
 
 
 class TrainingProgress(Progress):

@@ -65,6 +65,13 @@ class RunFolder:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.config_file = self.path / CONFIG_FILENAME
+        self.metrics_file = self.path / METRICS_FILENAME
+        self.best_model = self.path / BEST_MODEL
+        self.final_model = self.path / FINAL_MODEL
+        self.candidates = self.path / CANDIDATES_DIR
+        self.snapshots = self.path / SNAPSHOT_DIR  # models whose background evaluations are not recorded yet
+        self.videos = self.path / VIDEO_DIR
 
     def prepare(self, resume: bool, overwrite: bool) -> str | None:
         """Make the folder ready for a run (a line saying what was cleaned, or None). What a killed
@@ -84,22 +91,6 @@ class RunFolder:
         atomic.write_json(self.config_file, settings)
         return settings
 
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILENAME
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.path / METRICS_FILENAME
-
-    @property
-    def best_model(self) -> Path:
-        return self.path / BEST_MODEL
-
-    @property
-    def final_model(self) -> Path:
-        return self.path / FINAL_MODEL
-
     def checkpoint(self, step: int) -> Path:
         return self.path / f"checkpoint_{step}"
 
@@ -107,14 +98,6 @@ class RunFolder:
         """The resumable checkpoint_<step> folders, oldest first."""
         found = [p for p in self.path.glob("checkpoint_*") if p.name.rsplit("_", 1)[1].isdigit()]
         return sorted(found, key=lambda p: int(p.name.rsplit("_", 1)[1]))
-
-    @property
-    def candidates(self) -> Path:
-        return self.path / CANDIDATES_DIR
-
-    @property
-    def videos(self) -> Path:
-        return self.path / VIDEO_DIR
 
     # -- metrics.jsonl ---------------------------------------------------------------------
     def metrics(self) -> Iterator[dict[str, Any]]:
@@ -168,10 +151,6 @@ class RunFolder:
         return [int(float(r["step"])) for r in _read_csv(self.path / EVAL_CSV)]
 
     # -- background evaluations' snapshots -------------------------------------------------
-    @property
-    def snapshots(self) -> Path:
-        return self.path / SNAPSHOT_DIR
-
     def snapshot(self, step: int) -> Path:
         return self.snapshots / f"step_{step}"
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import option, overrides_from_flags, parse, validate
+from sir.config import option, flags_given, parse, validate
 from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
 from sir.policies.registry import PRESETS
@@ -100,7 +100,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
             raise UserError(f"--modes takes {', '.join(MODES)}, not {mode!r}.")
     if len(set(cfg.modes)) != len(cfg.modes):
         raise UserError(f"--modes names a mode twice ({','.join(cfg.modes)}); give each once.")
-    if "dagger_mode" in overrides_from_flags(TrainConfig, cfg.train_args, "--train-args"):
+    if "dagger_mode" in flags_given(TrainConfig, cfg.train_args, "--train-args"):
         raise UserError("Give the DAgger modes with --modes, not --dagger-mode in --train-args.")
     out = Path(cfg.results or cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
     from sir.data.collect import CollectConfig, collect
     from sir.training import TrainConfig, train
 
-    train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
+    train_extra = flags_given(TrainConfig, cfg.train_args, "--train-args")
     root, out = Path(cfg.root), Path(cfg.out)
     pool_id = f"{cfg.env.lower()}_pool_s{seed}"
     pool = collect(CollectConfig(env=cfg.env, episodes=cfg.pool_demos, root=str(root), repo_id=pool_id,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import option, overrides_from_flags, parse, validate
+from sir.config import option, flags_given, parse, validate
 from sir.data.mixture.weights import DEFAULT_MODE
 from sir.errors import UserError, cli_errors
 from sir.policies.registry import PRESETS
@@ -78,8 +78,8 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     from sir.training import TrainConfig, train
 
     validate(cfg)
-    train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
-    record_extra = overrides_from_flags(RecordConfig, cfg.record_args, "--record-args")
+    train_extra = flags_given(TrainConfig, cfg.train_args, "--train-args")
+    record_extra = flags_given(RecordConfig, cfg.record_args, "--record-args")
     mode = train_extra.get("dagger_mode", DEFAULT_MODE)
     demos = Path(cfg.demos)
     spec = EnvSpec.load(demos) or rebuild_spec(demos)  # lerobot's editing tools drop sir_env.json

@@ -49,10 +49,10 @@ CHECKPOINT_LINE = re.compile(r"Checkpoint policy after step (\d+)")
 
 
 def sir_settings(task: str, train_args: str) -> dict[str, Any]:
-    from sir.config import overrides_from_flags
+    from sir.config import flags_given
     from sir.training import TrainConfig
 
-    return {**TASKS[task].train_settings(), **overrides_from_flags(TrainConfig, train_args, "--train-args")}
+    return {**TASKS[task].train_settings(), **flags_given(TrainConfig, train_args, "--train-args")}
 
 
 def policy_config(settings: dict[str, Any], root: str, repo_id: str) -> tuple[Any, Any, Any]:

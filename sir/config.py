@@ -12,6 +12,10 @@ A command's settings are one dataclass (as lerobot's ``TrainPipelineConfig`` or 
 ``add_arguments`` puts the fields on an argparse parser, ``from_namespace`` reads them back,
 and ``from_mapping`` builds a config from a YAML/JSON mapping, refusing unknown keys by name.
 The library functions take the dataclass; the CLIs only parse into it.
+
+A quoted string of a config's flags (``--train-args "--lr 1e-3"``) is read by ``flags_given``
+(only the flags given come back) and written by ``to_flags``; ``sir.command_line`` reads such
+strings into the configs nested in a command's own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shlex
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -104,45 +109,56 @@ def _default_text(value: Any) -> str:
     return str(value)
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = ()) -> None:
-    """One flag per field of ``cls``, in declaration order, grouped by the fields' groups."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = (),
+                  given_only: bool = False) -> None:
+    """One flag per field of ``cls``, in declaration order, grouped by the fields' groups.
+
+    ``given_only``: no defaults and nothing required, so that parsing returns only the flags
+    given (``flags_given``)."""
     groups: dict[str | None, Any] = {None: parser}
     skip = set(exclude)
     for f, tp in fields(cls):
-        meta = f.metadata
-        if not meta.get("cli", True) or f.name in skip:
+        if not f.metadata.get("cli", True) or f.name in skip:
             continue
-        group_name = meta.get("group")
+        group_name = f.metadata.get("group")
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(group_name)
-        target = groups[group_name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = meta.get("help", "")
-        base, optional = _base_type(tp)
-        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
-        if base is bool and optional and default is None:
-            # Unset means "decided at run time": --name and --no-name both say it outright.
-            target.add_argument(flag(f.name), action="store_const", const=True, help=help_text, **kwargs)
-            target.add_argument(flag(f"no_{f.name}"), action="store_const", const=False, dest=f.name,
-                                help=f"the opposite of {flag(f.name)}")
-            continue
-        if base is bool:
-            target.add_argument(flag(f.name), action="store_true", help=help_text, **kwargs)
-            continue
-        if _is_list(base):
-            kwargs["type"] = _list_parser(base)
-            kwargs["metavar"] = meta.get("metavar") or "A,B"
-        else:
-            kwargs["type"] = base if base in (int, float) else str
-            if meta.get("metavar"):
-                kwargs["metavar"] = meta["metavar"]
-        if meta.get("choices"):
-            kwargs["choices"] = meta["choices"]
+        add_flag(groups[group_name], f.name, f, tp, default, f.metadata.get("help", ""), given_only)
+
+
+def add_flag(target: Any, name: str, f: dataclasses.Field, tp: Any, default: Any, help_text: str,
+              given_only: bool = False) -> None:
+    """``--<name>`` for field ``f`` (of type ``tp``) on a parser or argument group."""
+    meta = f.metadata
+    if given_only:
+        default = argparse.SUPPRESS
+    base, optional = _base_type(tp)
+    kwargs: dict[str, Any] = {"dest": name, "default": default}
+    if base is bool and optional and f.default is None:
+        # Unset means "decided at run time": --name and --no-name both say it outright.
+        target.add_argument(flag(name), action="store_const", const=True, help=help_text, **kwargs)
+        target.add_argument(flag(f"no_{name}"), action="store_const", const=False,
+                            help=f"the opposite of {flag(name)}", **kwargs)
+        return
+    if base is bool:
+        target.add_argument(flag(name), action="store_true", help=help_text, **kwargs)
+        return
+    if _is_list(base):
+        kwargs["type"] = _list_parser(base)
+        kwargs["metavar"] = meta.get("metavar") or "A,B"
+    else:
+        kwargs["type"] = base if base in (int, float) else str
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+    if meta.get("choices"):
+        kwargs["choices"] = meta["choices"]
+    if not given_only:
         if meta.get("required") and default is None:
             kwargs["required"] = True
         elif default is not None and default != [] and "default:" not in help_text:
             help_text = f"{help_text} (default: {_default_text(default)})".lstrip()
-        target.add_argument(flag(f.name), help=help_text.replace("%", "%%"), **kwargs)
+    target.add_argument(flag(name), help=help_text.replace("%", "%%"), **kwargs)
 
 
 def from_namespace(cls: type[C], ns: argparse.Namespace) -> C:
@@ -150,7 +166,7 @@ def from_namespace(cls: type[C], ns: argparse.Namespace) -> C:
     return cls(**values)
 
 
-def _coerce(name: str, value: Any, tp: Any, source: str) -> Any:
+def coerce(name: str, value: Any, tp: Any, source: str) -> Any:
     base, optional = _base_type(tp)
     if value is None:
         if optional or base is str or _is_list(base):
@@ -193,15 +209,18 @@ def from_mapping(cls: type[C], data: Mapping[str, Any], source: str, ignore: Ite
             continue
         if name not in known:
             raise UserError(f"{source} sets '{key}', which is not a setting of this command (see --help).")
-        values[name] = _coerce(name, value, known[name], source)
+        values[name] = coerce(name, value, known[name], source)
     return values
 
 
 def validate(cfg: Any) -> None:
     """Refuse values below a field's ``minimum`` or not ``positive`` (nan included), in one
-    sentence naming the flag."""
+    sentence naming the flag; nested configs are checked too."""
     for f, _ in fields(type(cfg)):
         value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate(value)
+            continue
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
             continue
         if isinstance(value, float) and not math.isfinite(value):
@@ -213,28 +232,52 @@ def validate(cfg: Any) -> None:
             raise UserError(f"{flag(f.name)} must be at least {minimum:g}, not {value}.")
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+class _FlagStringParser(argparse.ArgumentParser):
+    """A parser whose errors are a ``UserError`` naming the flag string, not an exit."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UserError(f"{self.prog}: {message}.")
 
 
-def overrides_from_flags(cls: type, text: str | list[str], source: str) -> dict[str, Any]:
-    """The settings that a quoted string of flags (``"--lr 1e-3 --batch-size 8"``) gives for
-    ``cls``, and only those: how one command passes extra flags through to the function
-    under another (``--train-args``), without calling that command."""
-    import shlex
-
-    argv = shlex.split(text) if isinstance(text, str) else list(text)
-    parser = argparse.ArgumentParser(prog=source, add_help=False, exit_on_error=False)
-    add_arguments(parser, cls)
-    for action in parser._actions:
-        action.default, action.required = argparse.SUPPRESS, False
+def flags_given(cls: type, text: str | list[str], source: str) -> dict[str, Any]:
+    """The settings that a quoted string of ``cls``'s flags (``"--lr 1e-3 --batch-size 8"``)
+    gives, and only those, by field name; ``source`` names the string in errors
+    (``--train-args``). An unknown flag or a bad value is refused in one sentence."""
     try:
-        ns, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as err:
-        raise UserError(f"{source}: {err}.") from err
+        argv = shlex.split(text) if isinstance(text, str) else list(text)
+    except ValueError as err:
+        raise UserError(f"{source} {text!r} is not a string of flags ({err}); check its quotes.") from err
+    parser = _FlagStringParser(prog=source, add_help=False)
+    add_arguments(parser, cls, given_only=True)
+    ns, unknown = parser.parse_known_args(argv)
     if unknown:
         raise UserError(f"{source} has {' '.join(unknown)!r}, which this command does not take (see its --help).")
     return vars(ns)
+
+
+def _flag_words(f: dataclasses.Field, tp: Any, value: Any) -> list[str]:
+    """The command-line words that set field ``f`` to ``value``, as ``add_arguments`` reads them."""
+    base, optional = _base_type(tp)
+    if base is bool and optional and f.default is None and value is not None:
+        return [flag(f.name) if value else flag(f"no_{f.name}")]
+    if base is bool and value is True:
+        return [flag(f.name)]
+    if base is not bool and _is_list(base) and value is not None:
+        return [flag(f.name), ",".join(map(str, value))]
+    if base is not bool and value is not None:
+        return [flag(f.name), repr(value) if isinstance(value, float) else str(value)]
+    raise ValueError(f"{f.name}={value!r} cannot be given as a flag ({flag(f.name)} only sets other values).")
+
+
+def to_flags(cfg: Any, base: Any) -> str:
+    """The quoted string of flags that turns ``base`` into ``cfg`` (two configs of one class):
+    what ``flags_given`` reads back into the same values."""
+    words = []
+    for f, tp in fields(type(cfg)):
+        value = getattr(cfg, f.name)
+        if f.metadata.get("cli", True) and value != getattr(base, f.name):
+            words += _flag_words(f, tp, value)
+    return shlex.join(words)
 
 
 def parse(cls: type[C], argv: list[str] | None, prog: str, description: str) -> C:

@@ -134,7 +134,8 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     import csv
     import shutil
 
-    from sir.dagger.loop import LoopConfig, run_rounds
+    from sir.dagger.loop import LoopConfig, loop_training, run_rounds
+    from sir.dagger.record import RecordConfig
 
     root, repo_id = lift_demos
     data = tmp_path / "data"
@@ -143,9 +144,10 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     (data / repo_id / "meta" / "sir_env.json").unlink()
     # Output to a file, as in a batch job: the rounds' recording and training print plain lines.
     result, text = logged(run_rounds, LoopConfig(
-        env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2, preset="tiny", training_steps=5,
-        batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80, checkpoint_dir=str(tmp_path / "ck"),
-        train_args="--log-freq 1", record_args="--deviation 0.5 --deviation-steps 3"))
+        env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2,
+        train=loop_training(preset="tiny", training_steps=5, batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80,
+                            checkpoint_dir=str(tmp_path / "ck"), log_freq=1),
+        record=RecordConfig(deviation=0.5, deviation_steps=3)))
     assert "\r" not in text
     assert progress_lines(text, "DAgger Lift") == [(1, 2), (2, 2)]
     assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == \

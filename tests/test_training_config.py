@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sir.config import overrides_from_flags
+from sir.config import flags_given, to_flags
 from sir.errors import UserError
 from sir.training import RunResult, TrainConfig, train
 from sir.training.config import build_parser, check, config_to_save, load_config_file, parse_config
@@ -63,11 +63,26 @@ def test_impossible_values_are_refused_in_one_sentence_naming_the_flag(bad, flag
         train(TrainConfig(repo_ids=["a"], **bad))
 
 
-def test_extra_flags_pass_through_as_settings_only():
-    assert overrides_from_flags(TrainConfig, "--lr 1e-3 --episodes a=0:2", "--train-args") == {
-        "lr": 1e-3, "episodes": "a=0:2"}
+def test_a_string_of_flags_gives_only_the_settings_it_names():
+    assert flags_given(TrainConfig, "--lr 1e-3 --episodes a=0:2 --no-async-eval --save-video", "--train-args") == {
+        "lr": 1e-3, "episodes": "a=0:2", "async_eval": False, "save_video": True}
+    assert flags_given(TrainConfig, "", "--train-args") == {}
     with pytest.raises(UserError, match="--no-such-flag"):
-        overrides_from_flags(TrainConfig, "--no-such-flag 3", "--train-args")
+        flags_given(TrainConfig, "--no-such-flag 3", "--train-args")
+    with pytest.raises(UserError, match="--train-args: argument --lr: invalid float value: 'fast'"):
+        flags_given(TrainConfig, "--lr fast", "--train-args")
+    with pytest.raises(UserError, match="quotes"):
+        flags_given(TrainConfig, "--run-name 'a b", "--train-args")
+
+
+def test_flags_written_for_a_config_read_back_into_it():
+    base = TrainConfig(preset="cpu")
+    cfg = dataclasses.replace(base, lr=1e-3, state_keys=["a", "b"], async_eval=False, save_video=True,
+                              run_name="a b", eval_freq=0, ema_decay=0.9999)
+    text = to_flags(cfg, base)
+    assert "--preset" not in text  # only what differs from the base
+    assert dataclasses.replace(base, **flags_given(TrainConfig, text, "--train-args")) == cfg
+    assert to_flags(base, base) == ""
 
 
 @pytest.mark.slow

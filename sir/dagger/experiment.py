@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import option, overrides_from_flags, parse, validate
+from sir.command_line import CommandLine, Flag, FlagString, nested
+from sir.config import flag, option, validate
+from sir.dagger.loop import RECORDING_BY_THE_LOOP, RECORDING_MOVES, LoopConfig, loop_training
 from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
-from sir.policies.registry import PRESETS
 
 RESULTS_CSV = "bc_vs_dagger.csv"
 RESULTS_PNG = "bc_vs_dagger.png"
@@ -48,36 +49,57 @@ ARGS_JSON = "bc_vs_dagger_args.json"
 WHERE = ("seeds", "root", "out", "results")
 
 
+def experiment_loop() -> LoopConfig:
+    """The loop every mode runs, whose training every arm shares: one evaluation, at the end, of 50 episodes."""
+    return LoopConfig(train=loop_training(eval_freq=0, eval_episodes=50))
+
+
 @dataclass
 class ExperimentConfig:
-    env: str = option(None, "Robosuite env with a scripted expert", required=True)
     small_demos: int = option(10, "demos round 0 trains on", minimum=1)
     pool_demos: int = option(60, "demos recorded per seed for the BC arm to draw from", minimum=1)
-    rounds: int = option(3, minimum=0)
-    episodes_per_round: int = option(20, "deployments per round at most", minimum=1)
-    label_budget: int | None = option(None, "corrector labels per round: recording stops after the episode that "
-                                      "reaches it, for every mode alike", minimum=1)
     seeds: list[int] = option([0, 1, 2], "experiment seeds, comma-separated")
-    policy: str = option("act")
-    preset: str = option("cpu", choices=PRESETS)
-    training_steps: int = option(600, "training steps of every arm (the least, with --epochs)", minimum=1)
-    epochs: float | None = option(None, "train every arm for this many passes over its data if that is more steps",
-                                  minimum=0)
-    batch_size: int = option(32, minimum=1)
-    eval_freq: int = option(0, "evaluations during training (0: once, after the last step)", minimum=0)
-    eval_episodes: int = option(50, "episodes of every arm's evaluation, the same seeds for all", minimum=1)
-    max_steps: int | None = option(None, "step limit of every rollout, evaluations and deployments alike "
-                                   "(default: the EnvSpec's horizon)", minimum=1)
-    keep_timeouts: bool = option(False, "keep deployments that ran out of steps without success (Sirius drops them)")
     root: str = option("data/bc_vs_dagger", "where the experiment's datasets go")
     out: str = option("checkpoints/bc_vs_dagger", "where runs go")
     results: str | None = option(None, "where the result tables go (default: --out); a folder under docs/ can be "
                                  "committed so that finished seeds are kept on a new machine")
-    train_args: str = option("", "extra train_policy flags, quoted")
-    record_args: str = option("", "extra sir.dagger.record flags (the rule by which the scripted corrector takes "
-                              "over and hands back), quoted")
     modes: list[str] = option([DEFAULT_MODE], "--dagger-mode values compared, comma-separated; each collects its "
                               "own rounds")
+    # The env, the rounds, how every arm trains and records. Per seed and mode the experiment sets the
+    # demos and their episodes, the start model, the mode, and loop.train's run folder, seed and overwrite.
+    loop: LoopConfig = nested(experiment_loop, "the rounds every mode runs, and the training every arm shares")
+
+
+# Settings of every arm's training that the experiment decides: --train-args may not give them.
+TRAINING_BY_THE_EXPERIMENT = {
+    "dagger_mode": "Give the DAgger modes with --modes, not --dagger-mode in --train-args.",
+    **{name: f"--train-args may not set {flag(name)}: the experiment sets every arm's data, seed and run folder."
+       for name in ("repo_ids", "root", "episodes", "seed", "checkpoint_dir", "run_name")}}
+
+COMMAND_LINE = CommandLine(ExperimentConfig, [
+    Flag("loop.env", "Robosuite env with a scripted expert"), "small_demos", "pool_demos", "loop.rounds",
+    Flag("loop.episodes_per_round", "deployments per round at most"), "loop.label_budget", "seeds",
+    Flag("loop.train.policy", "policy type"), "loop.train.preset",
+    Flag("loop.train.training_steps", "training steps of every arm (the least, with --epochs)"),
+    Flag("loop.epochs", "train every arm for this many passes over its data if that is more steps"),
+    "loop.train.batch_size",
+    Flag("loop.train.eval_freq", "evaluations during training (0: once, after the last step)"),
+    Flag("loop.train.eval_episodes", "episodes of every arm's evaluation, the same seeds for all"),
+    Flag("loop.train.max_steps", "step limit of every rollout, evaluations and deployments alike (default: the "
+         "EnvSpec's horizon)"),
+    Flag("loop.keep_timeouts", "keep deployments that ran out of steps without success (Sirius drops them)"),
+    "root", "out", "results",
+    FlagString("train_args", "loop.train", "extra train_policy flags, quoted", refuses=TRAINING_BY_THE_EXPERIMENT),
+    FlagString("record_args", "loop.record", "extra sir.dagger.record flags (the rule by which the scripted corrector "
+               "takes over and hands back), quoted", refuses=RECORDING_BY_THE_LOOP,
+               moves={name: f"loop.{path}" for name, path in RECORDING_MOVES.items()}),
+    "modes",
+])
+
+
+def settings(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The settings as the command line says them, by flag name: what ``ARGS_JSON`` holds."""
+    return COMMAND_LINE.flat(cfg)
 
 
 def episodes_for_budget(lengths: list[int], budget: int) -> int:
@@ -92,16 +114,12 @@ def episodes_for_budget(lengths: list[int], budget: int) -> int:
 
 def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """Every arm for every seed; returns the per-arm summary over seeds."""
-    from sir.training import TrainConfig
-
     validate(cfg)
     for mode in cfg.modes:
         if mode not in MODES:
             raise UserError(f"--modes takes {', '.join(MODES)}, not {mode!r}.")
     if len(set(cfg.modes)) != len(cfg.modes):
         raise UserError(f"--modes names a mode twice ({','.join(cfg.modes)}); give each once.")
-    if "dagger_mode" in overrides_from_flags(TrainConfig, cfg.train_args, "--train-args"):
-        raise UserError("Give the DAgger modes with --modes, not --dagger-mode in --train-args.")
     out = Path(cfg.results or cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = _kept_rows(cfg, out)
@@ -123,7 +141,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
             write_corrections(out, Path(cfg.root), rows)
             # Written after the rows it describes: a run stopped before its first arm leaves the
             # old settings beside the old rows, never new settings beside rows they did not make.
-            atomic.write_json(out / ARGS_JSON, dataclasses.asdict(cfg))
+            atomic.write_json(out / ARGS_JSON, settings(cfg))
 
         _run_seed(cfg, seed, done, save)
     print_summary(summary)
@@ -142,8 +160,7 @@ def _kept_rows(cfg: ExperimentConfig, out: Path) -> list[dict[str, Any]]:
             rows = list(csv.DictReader(f))
     except (OSError, ValueError):
         return []
-    same = {k: v for k, v in saved.items() if k not in WHERE} == {
-        k: v for k, v in dataclasses.asdict(cfg).items() if k not in WHERE}
+    same = COMMAND_LINE.same_settings(saved, cfg, str(out / ARGS_JSON), ignore=WHERE)
     if not same or not rows or "round" not in rows[0]:
         print(f"{out / RESULTS_CSV} holds another setting's results; running every seed again.")
         return []
@@ -162,25 +179,24 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
 
 def arm_keys(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
     """(arm, mode, round) of every row a finished seed has, in order."""
-    return ([("bc", "", 0)] + [("dagger", m, k) for m in cfg.modes for k in range(1, cfg.rounds + 1)]
-            + [("bc", "", k) for k in range(1, cfg.rounds + 1)])
+    return ([("bc", "", 0)] + [("dagger", m, k) for m in cfg.modes for k in range(1, cfg.loop.rounds + 1)]
+            + [("bc", "", k) for k in range(1, cfg.loop.rounds + 1)])
 
 
 def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
               save: Callable[[list[dict[str, Any]]], None]) -> None:
     """The arms of one seed not in ``done``, each saved (with ``done``) as it finishes."""
-    from sir.dagger.loop import LoopConfig, run_rounds, training_steps
+    from sir.dagger.loop import run_rounds, training_steps
     from sir.data.collect import CollectConfig, collect
-    from sir.training import TrainConfig, train
+    from sir.training import train
 
-    train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
-    root, out = Path(cfg.root), Path(cfg.out)
-    pool_id = f"{cfg.env.lower()}_pool_s{seed}"
-    pool = collect(CollectConfig(env=cfg.env, episodes=cfg.pool_demos, root=str(root), repo_id=pool_id,
+    loop, root, out = cfg.loop, Path(cfg.root), Path(cfg.out)
+    pool_id = f"{loop.env.lower()}_pool_s{seed}"
+    pool = collect(CollectConfig(env=loop.env, episodes=cfg.pool_demos, root=str(root), repo_id=pool_id,
                                  seed=10_000 * seed, skip_existing=True,
-                                 **({"max_steps": cfg.max_steps} if cfg.max_steps else {})))
-    common = {"policy": cfg.policy, "preset": cfg.preset, "batch_size": cfg.batch_size, "eval_freq": cfg.eval_freq,
-              "eval_episodes": cfg.eval_episodes, "max_steps": cfg.max_steps}
+                                 **({"max_steps": loop.train.max_steps} if loop.train.max_steps else {})))
+    # Every run of the seed: its own folder under --out, trained with the seed.
+    runs = dataclasses.replace(loop.train, checkpoint_dir=str(out), seed=seed, overwrite=True)
     rows = {(r["arm"], r["mode"], int(r["round"])): r for r in done}
 
     def keep(row: dict[str, Any]) -> None:
@@ -190,11 +206,8 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
     def bc(n_demos: int, name: str) -> Any:
         frames = sum(pool.episode_lengths[:n_demos])
         return train(dataclasses.replace(
-            TrainConfig(repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_demos}", checkpoint_dir=str(out),
-                        run_name=name, seed=seed, overwrite=True,
-                        training_steps=training_steps(cfg.training_steps, cfg.epochs, cfg.batch_size, frames),
-                        **common),
-            **train_extra))
+            runs, repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_demos}", run_name=name,
+            training_steps=training_steps(runs.training_steps, loop.epochs, runs.batch_size, frames)))
 
     start_model = out / f"bc_s{seed}_r0" / "best_model"
     needs_start = any(("dagger", m, 1) not in rows for m in cfg.modes)
@@ -206,18 +219,15 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
         keep(_row(seed, "bc", "", 0, sum(start.frames_per_dataset.values()), float(start.best_metrics["success_rate"])))
     small_frames = int(rows[("bc", "", 0)]["expert_frames"])
     for mode in cfg.modes:
-        if all(("dagger", mode, k) in rows for k in range(1, cfg.rounds + 1)):
+        if all(("dagger", mode, k) in rows for k in range(1, loop.rounds + 1)):
             continue
-        print(f"\n##### Seed {seed}: --dagger-mode {mode}, {cfg.rounds} rounds of its own")
-        rounds = run_rounds(LoopConfig(
-            env=cfg.env, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}", rounds=cfg.rounds,
-            episodes_per_round=cfg.episodes_per_round, checkpoint_dir=str(out), run_name=f"{mode}_s{seed}",
-            seed=seed, overwrite=True, train_args=f"--dagger-mode {mode} {cfg.train_args}",
-            record_args=cfg.record_args, label_budget=cfg.label_budget, keep_timeouts=cfg.keep_timeouts,
-            epochs=cfg.epochs, training_steps=cfg.training_steps, start_model=str(start_model), **common))
+        print(f"\n##### Seed {seed}: --dagger-mode {mode}, {loop.rounds} rounds of its own")
+        rounds = run_rounds(dataclasses.replace(
+            loop, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}", dagger_mode=mode,
+            start_model=str(start_model), train=dataclasses.replace(runs, run_name=f"{mode}_s{seed}")))
         for r in rounds.rows[1:]:
             keep(_row(seed, "dagger", mode, int(r["round"]), int(r["labels_given"]), float(r["success_rate"]), r))
-    for k in range(1, cfg.rounds + 1):
+    for k in range(1, loop.rounds + 1):
         if ("bc", "", k) in rows:
             continue
         labels = max((int(r["expert_frames"]) for (arm, _, kk), r in rows.items() if arm == "dagger" and kk == k),
@@ -237,9 +247,9 @@ def _row(seed: int, arm: str, mode: str, k: int, labels: int, rate: float,
 
 
 def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
-    return parse(ExperimentConfig, argv, "python -m sir.dagger.experiment",
-                 "Compare BC on more demos with BC on fewer demos plus DAgger rounds, each --dagger-mode "
-                 "collecting its own rounds, at an equal number of expert labels, over several seeds.")
+    return COMMAND_LINE.parse(argv, "python -m sir.dagger.experiment",
+                              "Compare BC on more demos with BC on fewer demos plus DAgger rounds, each --dagger-mode "
+                              "collecting its own rounds, at an equal number of expert labels, over several seeds.")
 
 
 @cli_errors

@@ -19,14 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import option, overrides_from_flags, parse, validate
-from sir.data.mixture.weights import DEFAULT_MODE
+from sir.command_line import CommandLine, Flag, FlagString, nested
+from sir.config import flag, option, validate
+from sir.dagger.record import RecordConfig
+from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
-from sir.policies.registry import PRESETS
+from sir.training.config import TrainConfig
 
 ROUNDS_CSV = "dagger_rounds.csv"
 # Correction seeds sit far from demo seeds (0...) and evaluation seeds (100000...).
 CORRECTION_SEED = 50_000
+# The loop's training, where it differs from train_policy's defaults: small enough for a CPU.
+LOOP_TRAINING = {"policy": "act", "preset": "cpu", "training_steps": 600, "batch_size": 32, "eval_freq": 200,
+                 "eval_episodes": 20}
+
+
+def loop_training(**changes: Any) -> TrainConfig:
+    """The ``TrainConfig`` every round starts from: the loop's defaults, then ``changes``."""
+    return TrainConfig(**{**LOOP_TRAINING, **changes})
 
 
 @dataclass
@@ -36,21 +46,8 @@ class LoopConfig:
     demo_episodes: str | None = option(None, "episodes of the demos to train on, e.g. 0:10 (default: all)")
     rounds: int = option(3, "correction rounds after round 0", minimum=0)
     episodes_per_round: int = option(20, "policy episodes watched per round", minimum=1)
-    policy: str = option("act", "policy type")
-    preset: str = option("cpu", "model size", choices=PRESETS)
-    training_steps: int = option(600, "training steps of every round", minimum=1)
-    batch_size: int = option(32, minimum=1)
-    eval_freq: int = option(200, minimum=0)
-    eval_episodes: int = option(20, minimum=1)
-    max_steps: int | None = option(None, "episode step limit (default: the EnvSpec's horizon)", minimum=1)
-    warm_start: bool = option(False, "fine-tune each round from the previous best model instead of training from scratch")
-    checkpoint_dir: str = option("checkpoints")
-    run_name: str | None = option(None, "default: dagger_<demos name>")
-    seed: int = option(0)
-    overwrite: bool = option(False, "replace an existing run and its round datasets")
-    train_args: str = option("", 'extra train_policy flags, quoted, e.g. "--lr 1e-3"')
-    record_args: str = option("", 'extra sir.dagger.record flags, quoted, e.g. "--patience 15 --agree 0.2" '
-                              "for the rule by which the scripted corrector takes over and hands back")
+    warm_start: bool = option(False, "fine-tune each round from the previous best model instead of training from "
+                              "scratch")
     label_budget: int | None = option(None, "corrector labels (frames) per round: recording stops after the "
                                       "episode that reaches it (--episodes-per-round is then a cap)", minimum=1)
     corrections_only: bool = option(False, "save only the corrected episodes of a round; by default every "
@@ -63,6 +60,17 @@ class LoopConfig:
                                   minimum=0)
     start_model: str | None = option(None, "a round-0 model folder to start from instead of training round 0 "
                                      "(the experiment gives every mode the same one)")
+    dagger_mode: str = option(DEFAULT_MODE, "which frames of the rounds every round trains on (train_policy's "
+                              "--dagger-mode), and so which deployments a round keeps", choices=MODES)
+    # How every round trains. The loop sets per round the datasets (repo_ids, root, and episodes
+    # with --demo-episodes), the steps (training_steps, or more with --epochs), dagger_mode, and
+    # the run folder: round_<k> under checkpoint_dir/run_name (default dagger_<demos name>),
+    # which are the loop's own. seed and max_steps are the deployments' too.
+    train: TrainConfig = nested(loop_training, "how every round trains")
+    # How every round records its deployments: the corrector and its takeover rule. The loop
+    # sets per round the model, the dataset, the episodes, seeds and step limit, what is kept,
+    # and the label budget.
+    record: RecordConfig = nested(RecordConfig, "how every round records its deployments")
 
 
 @dataclass
@@ -72,15 +80,13 @@ class LoopResult:
 
 
 def run_rounds(cfg: LoopConfig) -> LoopResult:
-    from sir.dagger.record import RecordConfig, record_corrections
+    from sir.dagger.record import record_corrections
     from sir.envs.layout import rebuild_spec
     from sir.envs.spec import EnvSpec
-    from sir.training import TrainConfig, train
+    from sir.training import train
 
     validate(cfg)
-    train_extra = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
-    record_extra = overrides_from_flags(RecordConfig, cfg.record_args, "--record-args")
-    mode = train_extra.get("dagger_mode", DEFAULT_MODE)
+    mode, seed = cfg.dagger_mode, cfg.train.seed
     demos = Path(cfg.demos)
     spec = EnvSpec.load(demos) or rebuild_spec(demos)  # lerobot's editing tools drop sir_env.json
     if spec is None:
@@ -89,19 +95,20 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     if spec.env_name != cfg.env:
         raise UserError(f"--demos {demos} were recorded in {spec.env_name}, not --env {cfg.env}.")
     root, demo_id = demos.parent, demos.name
-    run_name = cfg.run_name or f"dagger_{demo_id}"
-    base = Path(cfg.checkpoint_dir) / run_name
+    run_name = cfg.train.run_name or f"dagger_{demo_id}"
+    base = Path(cfg.train.checkpoint_dir) / run_name
     round_ids = [f"{run_name}_r{k}" for k in range(1, cfg.rounds + 1)]
     existing = [root / r for r in round_ids if (root / r).exists()]
-    if (base.exists() or existing) and not cfg.overwrite:
-        raise UserError(f"{base if base.exists() else existing[0]} already exists; pass --overwrite or another --run-name.")
+    if (base.exists() or existing) and not cfg.train.overwrite:
+        raise UserError(f"{base if base.exists() else existing[0]} already exists; pass --overwrite or another "
+                        "--run-name.")
     for path in existing:
         shutil.rmtree(path)
     base.mkdir(parents=True, exist_ok=True)
 
     result = LoopResult(base)
     datasets = [demo_id]
-    max_steps = cfg.max_steps or spec.horizon
+    max_steps = cfg.train.max_steps or spec.horizon
     previous_best: Path | None = Path(cfg.start_model) if cfg.start_model else None
     corrector_frames = 0  # every frame the corrector labelled so far, kept by training or not
     data_frames = 0  # frames on disk the rounds train on: the demos used, then every round's saved frames
@@ -110,12 +117,10 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
         if k > 0:
             print(f"\n##### Round {k}: deployments of {previous_best}")
             recorded = record_corrections(dataclasses.replace(
-                RecordConfig(checkpoint=str(previous_best), repo_id=round_ids[k - 1], root=str(root),
-                             episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + cfg.seed,
-                             max_steps=cfg.max_steps, auto_save_on_success=not cfg.corrections_only,
-                             drop_failures=not keeps_failures(mode, cfg.keep_timeouts),
-                             label_budget=cfg.label_budget),
-                **record_extra))
+                cfg.record, checkpoint=str(previous_best), repo_id=round_ids[k - 1], root=str(root),
+                episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + seed,
+                max_steps=cfg.train.max_steps, auto_save_on_success=not cfg.corrections_only,
+                drop_failures=not keeps_failures(mode, cfg.keep_timeouts), label_budget=cfg.label_budget))
             corrector_frames += recorded.corrector_frames
             data_frames += recorded.frames
             if recorded.path is not None and _trainable(mode, recorded):
@@ -127,16 +132,14 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
             data_frames = frames.get(demo_id, 0)
             steps = None
         else:
-            steps = training_steps(cfg.training_steps, cfg.epochs, cfg.batch_size, data_frames)
+            steps = training_steps(cfg.train.training_steps, cfg.epochs, cfg.train.batch_size, data_frames)
             print(f"\n##### Round {k}: training on {', '.join(datasets)} ({steps} steps)")
             run = train(dataclasses.replace(
-                TrainConfig(repo_ids=list(datasets), root=str(root), policy=cfg.policy, preset=cfg.preset,
-                            training_steps=steps, batch_size=cfg.batch_size, eval_freq=cfg.eval_freq,
-                            eval_episodes=cfg.eval_episodes, max_steps=max_steps, checkpoint_dir=str(base),
-                            run_name=f"round_{k}", seed=cfg.seed, overwrite=True,
-                            episodes=f"{demo_id}={cfg.demo_episodes}" if cfg.demo_episodes else None,
-                            policy_path=str(previous_best) if cfg.warm_start and previous_best is not None else None),
-                **train_extra))
+                cfg.train, repo_ids=list(datasets), root=str(root), training_steps=steps, max_steps=max_steps,
+                checkpoint_dir=str(base), run_name=f"round_{k}", overwrite=True, dagger_mode=mode,
+                episodes=f"{demo_id}={cfg.demo_episodes}" if cfg.demo_episodes else cfg.train.episodes,
+                policy_path=str(previous_best) if cfg.warm_start and previous_best is not None
+                else cfg.train.policy_path))
             previous_best, metrics, frames = run.best_model, run.best_metrics or {}, run.frames_per_dataset
             if k == 0:
                 data_frames = frames.get(demo_id, 0)
@@ -215,11 +218,46 @@ def _saved_model(folder: Path) -> tuple[dict[str, Any], dict[str, int]]:
     return saved.get("metrics") or {}, {d["repo_id"]: int(d["frames"]) for d in saved.get("datasets", [])}
 
 
+# Settings of every round's recording that the loop decides: --record-args may not give them.
+RECORDING_BY_THE_LOOP = {
+    name: f"--record-args may not set {flag(name)}: {why}." for name, why in (
+        ("checkpoint", "each round deploys the previous round's best model"),
+        ("repo_id", "each round records into <demos root>/<run name>_r<k>"),
+        ("root", "each round records beside the demos"),
+        ("seed", "each round's deployments are seeded from --seed"),
+        ("max_steps", "give --max-steps, the step limit of deployments and evaluations alike"),
+        ("auto_save_on_success", "every successful deployment is kept unless --corrections-only"),
+        ("drop_failures", "deployments that ran out of steps are dropped unless --keep-timeouts"))}
+# --record-args flags that the loop has a flag of its own for (recording is all they set).
+RECORDING_MOVES = {"episodes": "episodes_per_round", "label_budget": "label_budget"}
+TRAINING_BY_THE_LOOP = {
+    name: f"--train-args may not set {flag(name)}: every round trains on --demos and the rounds' corrections."
+    for name in ("repo_ids", "root")}
+
+COMMAND_LINE = CommandLine(LoopConfig, [
+    "env", "demos", "demo_episodes", "rounds", "episodes_per_round",
+    Flag("train.policy", "policy type"), Flag("train.preset", "model size"),
+    Flag("train.training_steps", "training steps of every round"), "train.batch_size", "train.eval_freq",
+    "train.eval_episodes", Flag("train.max_steps", "episode step limit (default: the EnvSpec's horizon)"),
+    "warm_start", "train.checkpoint_dir", Flag("train.run_name", "default: dagger_<demos name>"),
+    Flag("train.seed", "seed of training and of the rounds' deployments"),
+    Flag("train.overwrite", "replace an existing run and its round datasets"),
+    "dagger_mode",
+    FlagString("train_args", "train", 'extra train_policy flags, quoted, e.g. "--lr 1e-3" (a --dagger-mode there '
+               "is the loop's)", moves={"dagger_mode": "dagger_mode"}, refuses=TRAINING_BY_THE_LOOP),
+    FlagString("record_args", "record", 'extra sir.dagger.record flags, quoted, e.g. "--patience 15 --agree 0.2" '
+               "for the rule by which the scripted corrector takes over and hands back",
+               moves=RECORDING_MOVES, refuses=RECORDING_BY_THE_LOOP),
+    "label_budget", "corrections_only", "keep_timeouts", "epochs", "start_model",
+])
+
+
 def parse_config(argv: list[str] | None = None) -> LoopConfig:
-    return parse(LoopConfig, argv, "python -m sir.dagger.loop",
-                 "Run DAgger rounds with a scripted corrector: round 0 trains on the demos; each later round "
-                 "records corrections with the previous round's best model and retrains on demos + all corrections. "
-                 f"Writes {ROUNDS_CSV} (success rate per round) in the run folder.")
+    return COMMAND_LINE.parse(
+        argv, "python -m sir.dagger.loop",
+        "Run DAgger rounds with a scripted corrector: round 0 trains on the demos; each later round records "
+        "corrections with the previous round's best model and retrains on demos + all corrections. "
+        f"Writes {ROUNDS_CSV} (success rate per round) in the run folder.")
 
 
 @cli_errors

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sir import atomic
-from sir.config import option, overrides_from_flags, parse, validate
+from sir.config import flags_given, option, parse, validate
 from sir.errors import UserError, cli_errors
 from sir.policies.checkpoint import info_path
 from sir.results.recipes import TASKS
@@ -63,7 +63,7 @@ def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
     unknown = [t for t in cfg.tasks if t not in TASKS]
     if unknown:
         raise UserError(f"--tasks: no recipe for {', '.join(unknown)}; the tasks are {', '.join(TASKS)}.")
-    overrides = overrides_from_flags(TrainConfig, cfg.train_args, "--train-args")
+    overrides = flags_given(TrainConfig, cfg.train_args, "--train-args")
     rows = []
     for i, name in enumerate(cfg.tasks, start=1):
         print(f"\n=== [{i}/{len(cfg.tasks)}] {name} ===", flush=True)

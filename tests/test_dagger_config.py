@@ -1,0 +1,219 @@
+"""The DAgger loop's and the experiment's configs nest the configs of what they call
+(``LoopConfig.train`` is a ``TrainConfig``, ``.record`` a ``RecordConfig``;
+``ExperimentConfig.loop`` a ``LoopConfig``): the flag strings ``--train-args`` and
+``--record-args`` are read into them once, when the command line is parsed, and the
+experiment's saved settings are still the command line's (issue 31, part 2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from sir.dagger import experiment, loop
+from sir.dagger.loop import LoopConfig, loop_training
+from sir.dagger.record import RecordConfig
+from sir.training.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "docs" / "dagger_experiment"
+LOOP = ["--env", "Lift", "--demos", "data/lift_demos"]
+
+
+def test_the_loop_reads_its_flag_strings_into_the_nested_configs():
+    cfg = loop.parse_config([*LOOP, "--batch-size", "8", "--train-args", "--lr 1e-3 --batch-size 4 --ema-decay 0.99",
+                             "--record-args", "--deviation 0.5 --deviation-steps 3 --episodes 7"])
+    # The string's flags go over the loop's own (--batch-size 4 over 8), into the loop's defaults.
+    assert cfg.train == loop_training(lr=1e-3, batch_size=4, ema_decay=0.99)
+    assert cfg.record == RecordConfig(deviation=0.5, deviation_steps=3)
+    # A recording flag the loop has its own flag for lands there: recording is all it sets.
+    assert cfg.episodes_per_round == 7
+
+
+def test_empty_flag_strings_keep_every_nested_default():
+    cfg = loop.parse_config([*LOOP, "--train-args", "", "--record-args", ""])
+    assert cfg == LoopConfig(env="Lift", demos="data/lift_demos")
+    assert cfg.record == RecordConfig()
+    train = cfg.train
+    # The loop's training defaults, not train_policy's.
+    assert (train.policy, train.preset, train.training_steps, train.batch_size, train.eval_freq,
+            train.eval_episodes, train.lr) == ("act", "cpu", 600, 32, 200, 20, None)
+    assert train == TrainConfig(policy="act", preset="cpu", training_steps=600, batch_size=32, eval_freq=200,
+                         eval_episodes=20)
+    exp = experiment.parse_config(["--env", "Lift"]).loop.train
+    assert (exp.preset, exp.training_steps, exp.batch_size, exp.eval_freq, exp.eval_episodes) == ("cpu", 600, 32, 0, 50)
+
+
+def test_the_loops_own_flags_fill_the_training_config():
+    cfg = loop.parse_config([*LOOP, "--policy", "diffusion", "--preset", "tiny", "--training-steps", "5", "--seed", "3",
+                             "--max-steps", "80", "--checkpoint-dir", "ck", "--run-name", "r", "--overwrite",
+                             "--eval-freq", "0", "--eval-episodes", "2"])
+    assert cfg.train == loop_training(policy="diffusion", preset="tiny", training_steps=5, seed=3, max_steps=80,
+                                      checkpoint_dir="ck", run_name="r", overwrite=True, eval_freq=0, eval_episodes=2)
+
+
+@pytest.mark.parametrize("argv", [["--train-args", "--dagger-mode sirius"], ["--dagger-mode", "sirius"],
+                                  ["--dagger-mode", "sirius", "--train-args", "--dagger-mode sirius"]])
+def test_the_loops_mode_comes_from_its_flag_or_from_train_args(argv):
+    cfg = loop.parse_config([*LOOP, *argv])
+    assert cfg.dagger_mode == "sirius"
+    assert cfg.train.dagger_mode == "successful-corrections"  # the loop's field decides; each round gets it
+
+
+@pytest.mark.parametrize("main, argv, words", [
+    (loop.main, [*LOOP, "--train-args", "--no-such-flag 3"], "--train-args has '--no-such-flag 3', which"),
+    (loop.main, [*LOOP, "--train-args", "--lr fast"], "--train-args: argument --lr: invalid float value: 'fast'"),
+    (loop.main, [*LOOP, "--train-args", "--batch-size 0"], "--batch-size must be at least 1, not 0"),
+    (loop.main, [*LOOP, "--record-args", "--patience soon"], "--record-args: argument --patience: invalid int value"),
+    (loop.main, [*LOOP, "--record-args", "--seed 3"], "--record-args may not set --seed"),
+    (loop.main, [*LOOP, "--train-args", "--root elsewhere"], "--train-args may not set --root"),
+    (loop.main, [*LOOP, "--dagger-mode", "iwr", "--train-args", "--dagger-mode sirius"], "give it once"),
+    (experiment.main, ["--env", "Lift", "--train-args", "--no-such-flag 3"], "--train-args has '--no-such-flag 3'"),
+    (experiment.main, ["--env", "Lift", "--train-args", "--dagger-mode iwr"],
+     "Give the DAgger modes with --modes, not --dagger-mode in --train-args."),
+    (experiment.main, ["--env", "Lift", "--train-args", "--seed 4"], "--train-args may not set --seed"),
+    (experiment.main, ["--env", "Lift", "--record-args", "--label-budget 5", "--label-budget", "6"], "give it once"),
+])
+def test_a_wrong_flag_in_a_flag_string_ends_in_one_sentence_and_exit_2(main, argv, words, capsys, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert words in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def makefile_experiment_argv() -> list[str]:
+    """The flags ``make bc-vs-dagger`` gives sir.dagger.experiment, as make expands them."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    text = subprocess.run(["make", "-n", "-o", "install", "bc-vs-dagger"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout
+    words = shlex.split(text.replace("\\\n", " "))
+    return words[words.index("sir.dagger.experiment") + 1:]
+
+
+def test_the_committed_experiment_keeps_its_rows_for_the_makefiles_settings(tmp_path, capsys):
+    cfg = experiment.parse_config(makefile_experiment_argv())
+    saved = json.loads((COMMITTED / experiment.ARGS_JSON).read_text())
+    assert cfg.results == str(COMMITTED.relative_to(REPO))
+    # Written as before: the same keys, in the same order, with the same values (where things go aside).
+    written = experiment.settings(cfg)
+    assert list(written) == list(saved)
+    assert {k: v for k, v in written.items() if k not in experiment.WHERE} == {
+        k: v for k, v in saved.items() if k not in experiment.WHERE}
+    assert experiment.COMMAND_LINE.same_settings(saved, cfg, experiment.ARGS_JSON, experiment.WHERE)
+    # And so the committed rows are kept, not run again.
+    out = tmp_path / "results"
+    shutil.copytree(COMMITTED, out)
+    rows = experiment._kept_rows(cfg, out)
+    assert "another setting" not in capsys.readouterr().out
+    assert len(rows) == len((COMMITTED / experiment.RESULTS_CSV).read_text().splitlines()) - 1 > 0
+
+
+def test_saved_settings_match_by_what_the_flag_strings_set():
+    argv = ["--env", "Lift", "--seeds", "0", "--train-args", "--lr 1e-3 --async-eval", "--record-args", "--agree 0.3"]
+    cfg = experiment.parse_config(argv)
+    saved = experiment.settings(cfg)
+    assert (saved["train_args"], saved["record_args"]) == ("--lr 0.001 --async-eval", "--agree 0.3")
+    # Another spelling of the same flags is the same settings; other seeds or folders change no result.
+    def same(changed: dict) -> bool:
+        return experiment.COMMAND_LINE.same_settings(changed, cfg, "saved", ignore=experiment.WHERE)
+
+    assert same({**saved, "train_args": "--async-eval  --lr 1e-3", "seeds": [5], "out": "elsewhere"})
+    assert not same({**saved, "train_args": "--lr 2e-3 --async-eval"})
+    assert not same({**saved, "train_args": "--no-such-flag"})
+    assert not same({**saved, "batch_size": 16})
+    assert not same({k: v for k, v in saved.items() if k != "modes"})
+    assert experiment.COMMAND_LINE.from_flat(saved, "saved") == cfg
+
+
+def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
+    """One seed with fakes for recording, training and the loop: what each is called with."""
+    from sir import training
+    from sir.dagger import loop as loop_module
+    from sir.data import collect as collect_module
+
+    trained, looped = [], []
+
+    def train(cfg):
+        trained.append(cfg)
+        return SimpleNamespace(best_model=tmp_path / cfg.run_name / "best_model", frames_per_dataset={"pool": 100},
+                               best_metrics={"success_rate": 0.5})
+
+    def run_rounds(cfg):
+        looped.append(cfg)
+        return SimpleNamespace(rows=[{}, {"round": 1, "labels_given": 150, "success_rate": 0.6}])
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(loop_module, "run_rounds", run_rounds)
+    monkeypatch.setattr(collect_module, "collect", lambda cfg: SimpleNamespace(episode_lengths=[50] * 8))
+    cfg = experiment.parse_config(["--env", "Lift", "--small-demos", "2", "--rounds", "1", "--seeds", "3",
+                                   "--modes", "iwr,sirius", "--batch-size", "8", "--root", str(tmp_path / "data"),
+                                   "--out", str(tmp_path / "out"), "--train-args", "--lr 1e-3",
+                                   "--record-args", "--deviation 0.5"])
+    saved = []
+    experiment._run_seed(cfg, 3, [], saved.append)
+    runs = dataclasses.replace(cfg.loop.train, checkpoint_dir=str(tmp_path / "out"), seed=3, overwrite=True)
+    assert runs.lr == 1e-3 and runs.batch_size == 8 and runs.eval_freq == 0
+    assert [c.dagger_mode for c in looped] == ["iwr", "sirius"]
+    for c in looped:
+        assert c == dataclasses.replace(
+            cfg.loop, demos=str(tmp_path / "data" / "lift_pool_s3"), demo_episodes="0:2", dagger_mode=c.dagger_mode,
+            start_model=str(tmp_path / "bc_s3_r0" / "best_model"),
+            train=dataclasses.replace(runs, run_name=f"{c.dagger_mode}_s3"))
+        assert c.record == RecordConfig(deviation=0.5)
+    # BC: round 0 on the small demos, round 1 on as many demos as reach the most labels given (150: 3 of 50).
+    assert [(c.run_name, c.episodes) for c in trained] == [("bc_s3_r0", "lift_pool_s3=0:2"),
+                                                           ("bc_s3_r1", "lift_pool_s3=0:3")]
+    assert trained[0] == dataclasses.replace(runs, repo_ids=["lift_pool_s3"], root=str(tmp_path / "data"),
+                                             episodes="lift_pool_s3=0:2", run_name="bc_s3_r0")
+    assert [(r["arm"], r["mode"], r["round"]) for r in saved[-1]] == [
+        ("bc", "", 0), ("dagger", "iwr", 1), ("dagger", "sirius", 1), ("bc", "", 1)]
+
+
+def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypatch):
+    """Two rounds with fakes for training and recording: what each is called with."""
+    from sir import training
+    from sir.dagger import record as record_module
+    from sir.data.record.runner import RecordingResult
+    from sir.envs.spec import default_spec
+
+    demos = tmp_path / "data" / "demos"
+    default_spec("Lift", horizon=90).save(demos / "meta")
+    trained, recorded = [], []
+
+    def train(cfg):
+        trained.append(cfg)
+        return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
+                               frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
+
+    def record_corrections(cfg):
+        recorded.append(cfg)
+        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2, frames=80, tried=2, successes=2,
+                               corrected_successes=1, human_frames=10, deployment_frames=80, corrector_frames=10)
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
+    cfg = loop.parse_config(["--env", "Lift", "--demos", str(demos), "--rounds", "1", "--seed", "2",
+                             "--checkpoint-dir", str(tmp_path / "ck"), "--demo-episodes", "0:4",
+                             "--train-args", "--lr 1e-3 --dagger-mode sirius", "--record-args", "--agree 0.3"])
+    result = loop.run_rounds(cfg)
+    base = tmp_path / "ck" / "dagger_demos"
+    assert result.base_dir == base
+    assert trained[0] == loop_training(lr=1e-3, seed=2, repo_ids=["demos"], root=str(tmp_path / "data"),
+                                       training_steps=600, max_steps=90, checkpoint_dir=str(base), run_name="round_0",
+                                       overwrite=True, dagger_mode="sirius", episodes="demos=0:4")
+    assert trained[1] == dataclasses.replace(trained[0], repo_ids=["demos", "dagger_demos_r1"], run_name="round_1")
+    assert recorded == [RecordConfig(agree=0.3, checkpoint=str(base / "round_0" / "best_model"),
+                                     repo_id="dagger_demos_r1", root=str(tmp_path / "data"), episodes=20,
+                                     seed=51_002, auto_save_on_success=True, drop_failures=True)]

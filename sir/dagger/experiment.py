@@ -39,6 +39,7 @@ from sir.config import flag, option, validate
 from sir.dagger.loop import RECORDING_BY_THE_LOOP, RECORDING_MOVES, LoopConfig, loop_training
 from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
+from sir.policies.checkpoint import info_path
 
 RESULTS_CSV = "bc_vs_dagger.csv"
 RESULTS_PNG = "bc_vs_dagger.png"
@@ -211,7 +212,7 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
 
     start_model = out / f"bc_s{seed}_r0" / "best_model"
     needs_start = any(("dagger", m, 1) not in rows for m in cfg.modes)
-    if ("bc", "", 0) not in rows or (needs_start and not (start_model / "sir_checkpoint.json").is_file()):
+    if ("bc", "", 0) not in rows or (needs_start and not info_path(start_model).is_file()):
         # Training is deterministic for a seed, so a model lost with the machine comes back the same.
         print(f"\n##### Seed {seed}: round 0, BC on {cfg.small_demos} demos")
         start = bc(cfg.small_demos, f"bc_s{seed}_r0")

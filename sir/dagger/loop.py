@@ -24,6 +24,7 @@ from sir.config import flag, option, validate
 from sir.dagger.record import RecordConfig
 from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
+from sir.policies.checkpoint import info_path, read_info
 from sir.training.config import TrainConfig
 
 ROUNDS_CSV = "dagger_rounds.csv"
@@ -208,13 +209,15 @@ def _deployment_columns(recorded: Any) -> dict[str, Any]:
 
 
 def _saved_model(folder: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """(metrics, frames per dataset) recorded in a sir model folder's sir_checkpoint.json."""
-    import json
-
+    """(metrics, frames per dataset) recorded in a sir model folder's model record."""
     try:
-        saved = json.loads((folder / "sir_checkpoint.json").read_text())
+        saved = read_info(folder)
     except (OSError, ValueError) as err:
-        raise UserError(f"--start-model {folder} is not a sir model folder ({err}); give a best_model folder.") from err
+        saved, why = None, str(err)
+    else:
+        why = f"no {info_path(folder).name}"
+    if saved is None:
+        raise UserError(f"--start-model {folder} is not a sir model folder ({why}); give a best_model folder.")
     return saved.get("metrics") or {}, {d["repo_id"]: int(d["frames"]) for d in saved.get("datasets", [])}
 
 

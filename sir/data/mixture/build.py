@@ -99,7 +99,7 @@ def make_mixture(
             # Sirius weights every timestep of a training sequence by its own class; the
             # pre-intervention steps' weight (0.002 of all) is nearly none, so sir leaves
             # them out of every action chunk as padding, which ACT's and Diffusion's losses skip.
-            store.mask_actions(classes == dagger.PRE_INTERVENTION)
+            store.mask_action_frames(classes == dagger.PRE_INTERVENTION)
         stores.append(store)
         used_frames.append(frames)
         frame_classes.append(classes)

@@ -173,7 +173,7 @@ class FrameStore:
         self._image_dataset = None
         self.frames = CameraFrames()  # filled by cache_frames; episodes not in it are decoded per sample
         self._windows: list[tuple[np.ndarray, list[str]]] = []  # (offsets [1, n], keys)
-        self._masked_actions: np.ndarray | None = None  # frames whose action no window trains on
+        self._masked_frames: np.ndarray | None = None  # frames whose action no window trains on
         self._single = list(self.columns.items())
 
     # -- windows ----------------------------------------------------------------------
@@ -187,12 +187,12 @@ class FrameStore:
         windowed = {k for _, keys in self._windows for k in keys}
         self._single = [(k, col) for k, col in self.columns.items() if k not in windowed]
 
-    def mask_actions(self, frames: np.ndarray) -> None:
+    def mask_action_frames(self, frames: np.ndarray) -> None:
         """Leave the actions of ``frames`` (a mask over all frames) out of every action window:
         they are marked ``action_is_pad``, as steps past an episode's end are, so lerobot's
         losses that skip padding (ACT's; Diffusion's with ``do_mask_loss_for_padding``)
         do not train on them."""
-        self._masked_actions = np.asarray(frames, dtype=bool)
+        self._masked_frames = np.asarray(frames, dtype=bool)
 
     def cache_frames(
         self, episodes: Iterable[int], budget_bytes: int, cache_dir: Path, progress: Callable | None = None
@@ -240,8 +240,8 @@ class FrameStore:
                         batch[key] = take(col, window_rows)
                     else:
                         query[key] = window_rows
-                    if key == ACTION and self._masked_actions is not None:
-                        batch[f"{key}_is_pad"] = torch.from_numpy(outside | self._masked_actions[window_rows])
+                    if key == ACTION and self._masked_frames is not None:
+                        batch[f"{key}_is_pad"] = torch.from_numpy(outside | self._masked_frames[window_rows])
                     else:
                         batch[f"{key}_is_pad"] = pad.clone()  # each key its own tensor, as collation gives
         if self.camera_keys:

@@ -24,16 +24,9 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
-from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
+from sir.dagger.corrector import Corrector, HumanCorrector, ScriptedCorrector, TakeoverRule
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.record.runner import (
-    Corrector,
-    Episode,
-    Frame,
-    RecordingResult,
-    open_writer,
-    record_episodes,
-)
+from sir.data.record.runner import Episode, Frame, RecordingResult, open_writer, record_episodes
 from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
@@ -187,7 +180,6 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
-        from sir.data.record.teleop import HumanCorrector
         from sir.envs.devices import check_screen, window_spec
 
         check_screen(cfg.corrector, spec)

@@ -134,6 +134,8 @@ CASES = [
     ("train", [*T, "--steps-per-stage", "3"], ["--sequential"]),
     ("train", [*T, "--device", "tpu"], ["--device"]),
     ("train", [*T, "--policy-args", "no_such_setting=1"], ["no_such_setting"]),
+    ("train", [*T, "--policy-args", "dim_model=abc"], ["dim_model=abc", "integer"]),
+    ("train", [*T, "--policy-args", "n_action_steps=[1,2]"], ["n_action_steps=[1, 2]", "integer"]),
     ("train", replace(T, "--repo-ids", "missing"), ["missing", "not found"]),
     ("train", replace(T, "--repo-ids", "demos,demos"), ["twice"]),
     ("train", replace(T, "--repo-ids", "../escaped"), ["--repo-ids", "../escaped"]),

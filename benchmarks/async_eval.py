@@ -90,10 +90,9 @@ def start_ray(cpus: int) -> tuple[subprocess.Popen, str, str]:
 def stop_ray(proc: subprocess.Popen, temp_dir: str) -> None:
     import ray
 
-    from sir.eval import pool as pools
+    from sir.eval.pool import discard_ray_pool
 
-    if "ray" in pools._shared:
-        pools.discard(pools._shared["ray"])
+    discard_ray_pool()
     if ray.is_initialized():
         ray.shutdown()
     proc.terminate()

@@ -21,7 +21,8 @@ from collections import Counter
 
 import numpy as np
 
-from sir.dagger.record import CorrectedPolicy, ScriptedCorrector, TakeoverRule
+from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
+from sir.dagger.record import CorrectedPolicy
 from sir.data.record.runner import run_episode
 from sir.envs.factory import make_env
 from sir.envs.spec import default_spec

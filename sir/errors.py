@@ -24,9 +24,10 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, after the interrupted work kept what it could; the message says what."""
 
 
-def note_kept(what: str) -> None:
-    """Say what a Ctrl-C from now on leaves behind (e.g. "last checkpoint <path>"): the line a
-    command that is interrupted without a more precise ``Interrupted`` prints."""
+def note_kept(what: str | None) -> None:
+    """Say what a Ctrl-C from now on leaves behind (e.g. "last checkpoint <path>"; None:
+    nothing worth naming): the line a command that is interrupted without a more precise
+    ``Interrupted`` prints."""
     global _kept
     _kept = what
 

@@ -357,10 +357,9 @@ def ray_cluster():
 def fresh_evaluators() -> None:
     """Stop the evaluation process runs share (sir.eval.background), so the next run starts
     one that sees this process's environment as it is now (RAY_AUTH_MODE, say)."""
-    from sir.eval import background
+    from sir.eval.background import discard_kept_evaluator
 
-    for evaluator in list(background._kept):
-        background.discard_evaluator(evaluator)
+    discard_kept_evaluator()
 
 
 @pytest.fixture
@@ -378,10 +377,8 @@ def _leave_ray() -> None:
         return
     import ray
 
-    from sir.eval import pool as pools
+    from sir.eval.pool import discard_ray_pool
 
-    pool = pools._shared.get("ray")
-    if pool is not None:
-        pools.discard(pool)
+    discard_ray_pool()
     if ray.is_initialized():
         ray.shutdown()

@@ -4,12 +4,13 @@ never a traceback, and leaves every file on disk as it was (issue 12, part 1).
 One table: (command, argv, words the sentence must hold). The commands run in this process
 (``main(argv)``) against one set of fixtures built once: a tiny synthetic dataset, a tiny ACT
 trained on it for two steps, and damaged copies of both (a truncated parquet file, a dataset
-without ``meta/episodes/``, a truncated ``model.safetensors``, a broken ``sir_env.json``, a
-model without its processors, a corrupt ``training_state``).
+without ``meta/episodes/``, one whose ``info.json`` gives fps 0, a truncated ``model.safetensors``,
+a broken ``sir_env.json``, a model without its processors, a corrupt ``training_state``).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     _truncate(next((_copy(data / "demos", data / "truncated_parquet") / "data").rglob("*.parquet")))
     shutil.rmtree(_copy(data / "demos", data / "no_episodes_meta") / "meta" / "episodes")
     (_copy(data / "demos", data / "bad_info") / "meta" / "info.json").write_text("{not json")
+    info = json.loads((data / "demos" / "meta" / "info.json").read_text())
+    (_copy(data / "demos", data / "fps_zero") / "meta" / "info.json").write_text(json.dumps({**info, "fps": 0}))
     _truncate(_copy(model, damaged / "truncated_weights") / "model.safetensors")
     (_copy(model, damaged / "bad_env_json") / "sir_env.json").write_text("{not json")
     (_copy(model, damaged / "env_json_list") / "sir_env.json").write_text("[1, 2]\n")
@@ -134,6 +137,8 @@ CASES = [
     ("train", [*T, "--steps-per-stage", "3"], ["--sequential"]),
     ("train", [*T, "--device", "tpu"], ["--device"]),
     ("train", [*T, "--policy-args", "no_such_setting=1"], ["no_such_setting"]),
+    ("train", [*T, "--policy-args", "dim_model=abc"], ["dim_model=abc", "integer"]),
+    ("train", [*T, "--policy-args", "n_action_steps=[1,2]"], ["n_action_steps=[1, 2]", "integer"]),
     ("train", replace(T, "--repo-ids", "missing"), ["missing", "not found"]),
     ("train", replace(T, "--repo-ids", "demos,demos"), ["twice"]),
     ("train", replace(T, "--repo-ids", "../escaped"), ["--repo-ids", "../escaped"]),
@@ -143,6 +148,7 @@ CASES = [
     ("train", replace(T, "--repo-ids", "truncated_parquet"), ["parquet", "truncated_parquet"]),
     ("train", replace(T, "--repo-ids", "no_episodes_meta"), ["meta/episodes", "no_episodes_meta"]),
     ("train", replace(T, "--repo-ids", "bad_info"), ["info.json"]),
+    ("train", replace(T, "--repo-ids", "fps_zero"), ["fps_zero", "info.json", "fps 0", "set \"fps\""]),
     ("train", [*T, "--env", "Square"], ["--env", "lift"]),
     ("train", [*T, "--robot", "Sawyer"], ["--robot", "panda"]),
     ("train", [*T, "--state-keys", "robot0_eef_pos"], ["--state-keys", "robot0_eef_quat"]),
@@ -190,6 +196,7 @@ CASES = [
     ("verify", replace(V, "--repo-ids", "truncated_parquet"), ["parquet", "truncated_parquet"]),
     ("verify", replace(V, "--repo-ids", "no_episodes_meta"), ["meta/episodes", "no_episodes_meta"]),
     ("verify", replace(V, "--repo-ids", "bad_info"), ["info.json"]),
+    ("verify", replace(V, "--repo-ids", "fps_zero"), ["fps_zero", "fps 0"]),
     ("verify", [*V, "--dataset-weights", "1,2"], ["--dataset-weights"]),
     ("verify", [*V, "--dataset-weights", "-1"], ["--dataset-weights"]),
     ("verify", [*V, "--episodes", "demos=5:2"], ["demos"]),

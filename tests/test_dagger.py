@@ -92,7 +92,8 @@ def test_the_record_command_line_fills_the_same_config_as_python():
 
 
 def test_the_takeover_and_hand_back_flags_reach_the_scripted_correctors_rule():
-    from sir.dagger.record import TakeoverRule, takeover_rule
+    from sir.dagger.corrector import TakeoverRule
+    from sir.dagger.record import takeover_rule
 
     cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--patience", "9", "--deviation", "0.5",
                         "--deviation-steps", "4", "--agree", "0.1", "--agree-steps", "3", "--max-correction", "30",
@@ -391,7 +392,8 @@ def lift_env():
 
 
 def corrected_episode(lift_env, policy, rule=None, seed=0, max_steps=150):
-    from sir.dagger.record import CorrectedPolicy, ScriptedCorrector
+    from sir.dagger.corrector import ScriptedCorrector
+    from sir.dagger.record import CorrectedPolicy
     from sir.data.record.runner import run_episode
     from sir.experts import make_expert
 
@@ -432,7 +434,7 @@ def test_a_scripted_dagger_episode_takes_over_hands_back_and_takes_over_again_ke
 
 
 def test_the_corrector_hands_back_once_the_policys_proposals_agree_with_its_own(lift_env):
-    from sir.dagger.record import TakeoverRule
+    from sir.dagger.corrector import TakeoverRule
 
     env, _ = lift_env
     # Still at first (taken over for straying from the expert), then as good as the expert.
@@ -451,7 +453,7 @@ def test_the_corrector_hands_back_once_the_policys_proposals_agree_with_its_own(
 
 
 def test_a_correction_lasts_no_longer_than_its_cap_and_without_hand_back_to_the_end(lift_env):
-    from sir.dagger.record import TakeoverRule
+    from sir.dagger.corrector import TakeoverRule
 
     capped = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6), max_steps=60)
     assert len(capped.corrections) >= 2
@@ -466,7 +468,8 @@ def test_a_correction_lasts_no_longer_than_its_cap_and_without_hand_back_to_the_
 def test_a_recording_logs_each_episodes_corrections_beside_its_frames(lift_env, tmp_path):
     import pandas as pd
 
-    from sir.dagger.record import CorrectedPolicy, ScriptedCorrector
+    from sir.dagger.corrector import ScriptedCorrector
+    from sir.dagger.record import CorrectedPolicy
     from sir.data.record.runner import open_writer, record_episodes
     from sir.envs.factory import make_env
     from sir.experts import make_expert
@@ -502,9 +505,9 @@ def test_a_kill_before_an_episodes_commit_rolls_its_log_line_back(tmp_path):
 def test_the_scripted_and_the_human_corrector_answer_one_protocol():
     import inspect
 
-    from sir.dagger.record import ScriptedCorrector
-    from sir.data.record.runner import Actor, Corrector
-    from sir.data.record.teleop import HumanActor, HumanCorrector
+    from sir.dagger.corrector import Corrector, HumanCorrector, ScriptedCorrector
+    from sir.data.record.runner import Actor
+    from sir.data.record.teleop import HumanActor
 
     methods = ("reset", "should_take_over", "take_over", "act", "should_hand_back")
     for cls in (ScriptedCorrector, HumanCorrector):

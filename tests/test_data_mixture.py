@@ -12,7 +12,7 @@ from sir.errors import UserError
 
 def test_samples_carry_their_dataset_and_a_global_episode(data_root, data_demos, data_demos_b):
     mix = make_mixture(DataConfig(repo_ids=f"{data_demos}, {data_demos_b}", root=data_root), verbose=False)
-    assert mix.repo_id_to_index == {data_demos: 0, data_demos_b: 1}
+    assert mix.repo_ids == [data_demos, data_demos_b]  # a sample's dataset_index indexes these
     assert len(mix) == mix.num_frames == 115 + 67 and mix.num_episodes == 8
     first, last = mix[0], mix[len(mix) - 1]
     assert int(first["dataset_index"]) == 0 and int(first["episode_index"]) == 0

@@ -238,7 +238,7 @@ def test_unstable_simulation_fails_the_episode_and_the_slot_recovers():
     try:
         first = envs.start(0, key, DEFAULT_EVAL_SEED, 10, False)
         assert first.failure is None and not first.done
-        env = envs._bound[0][1]
+        env = envs.env_of(0)
         env.sim.data.qvel[:] = np.nan
         report = envs.step(0, np.zeros(7))
         assert report.done and not report.success

@@ -209,7 +209,8 @@ class ExpertUntilHeld:
 def held_takeovers(env_name: str, freeze_phase: str, seeds: range, max_steps: int = 300):
     """Episodes of the still-standing policy under the scripted corrector, with the policy's
     notes of the grasp at every step."""
-    from sir.dagger.record import CorrectedPolicy, ScriptedCorrector
+    from sir.dagger.corrector import ScriptedCorrector
+    from sir.dagger.record import CorrectedPolicy
 
     spec = default_spec(env_name, horizon=max_steps)
     env = make_env(spec)

@@ -34,6 +34,22 @@ def test_policy_args_set_lerobot_fields_over_the_preset_and_under_the_flags():
         parse_policy_args("dim_model")
 
 
+def test_policy_args_of_the_wrong_type_are_refused_naming_the_field_value_and_type():
+    from sir.policies.build import check_policy_args, parse_policy_args
+
+    with pytest.raises(UserError, match=r"gives dim_model=abc, but dim_model of policy 'act' takes an integer "
+                                        r"\(its default: dim_model=512\)"):
+        build_config("act", "cpu", STATE, ACTION, "cpu", policy_args=parse_policy_args("dim_model=abc"))
+    with pytest.raises(UserError, match=r"crop_shape=\[84\], but crop_shape of policy 'diffusion' takes a list of 2 "
+                                        "integers or null"):
+        check_policy_args("diffusion", parse_policy_args("crop_shape=[84]"))
+    with pytest.raises(UserError, match="use_vae of policy 'act' takes true or false"):
+        check_policy_args("act", parse_policy_args("use_vae=1"))
+    # YAML reads 1e-4 (no dot) as text: a float field takes it as the number.
+    assert check_policy_args("act", parse_policy_args("optimizer_lr=1e-4 temporal_ensemble_coeff=null")) == {
+        "optimizer_lr": 1e-4, "temporal_ensemble_coeff": None}
+
+
 def test_more_action_steps_than_the_chunk_is_refused():
     with pytest.raises(UserError, match="--n-action-steps 30 is larger than the action chunk"):
         build_config("act", "tiny", STATE, ACTION, "cpu", chunk_size=10, n_action_steps=30)

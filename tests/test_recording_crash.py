@@ -165,7 +165,7 @@ def test_ctrl_c_without_a_note_says_so_generically(capsys):
     def command() -> None:
         raise KeyboardInterrupt
 
-    errors._kept = None
+    errors.note_kept(None)
     with pytest.raises(SystemExit) as stopped:
         command()
     assert stopped.value.code == INTERRUPTED_EXIT_CODE
@@ -183,7 +183,7 @@ def test_ctrl_c_wrapped_by_a_library_is_still_ctrl_c_and_other_errors_are_not(ca
         except KeyboardInterrupt as err:
             raise error("returned a result with an exception set") from err
 
-    errors._kept = None
+    errors.note_kept(None)
     with pytest.raises(SystemExit) as stopped:
         command(SystemError)
     assert stopped.value.code == INTERRUPTED_EXIT_CODE

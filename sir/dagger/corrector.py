@@ -1,19 +1,54 @@
-"""The scripted corrector of ``sir.dagger.record``: a scripted expert playing a person who
-watches the policy, takes over when failure is near, and hands back once the critical part
-is done, as the people of Sirius (Liu et al. 2023) do: short corrections that grow rare as the
-policy learns.
+"""Who corrects a policy while ``sir.dagger.record`` records: the ``Corrector`` protocol and
+both correctors. ``ScriptedCorrector`` is a scripted expert playing a person who watches the
+policy, takes over when failure is near, and hands back once the critical part is done, as
+the people of Sirius (Liu et al. 2023) do: short corrections that grow rare as the policy
+learns. ``HumanCorrector`` is a person at an input device, taking over and handing back with
+a key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from sir.data.record.runner import Frame
+from sir.data.record.teleop import Operator
 from sir.experts.base import ResumableExpert
 from sir.experts.grasping import GRIPPING, PROGRESS
+
+
+class Corrector(Protocol):
+    """Watches a policy drive and corrects it: ``ScriptedCorrector`` (a scripted expert) and
+    ``HumanCorrector`` (a person at an input device).
+
+    While the policy drives, ``should_take_over`` sees each step's observation, the policy's
+    action and the previous step's reward; on True, ``take_over`` and then ``act`` give the
+    step's action. While it corrects, ``should_hand_back`` sees the policy's proposed action
+    for the state first (a hand-back lets the policy act that step), and otherwise ``act``
+    acts: its arguments are ``sir.data.record.runner.Actor.act``'s, and None discards the
+    episode (``discarded``). After a takeover, ``reason`` says why it came, ``phase`` the phase
+    of the task it came in and ``subgoal`` what it is for (None where the corrector does not
+    say); after a hand-back, ``handed_back`` says why.
+    """
+
+    name: str
+    discarded: bool
+    reason: str | None
+    phase: str | None
+    subgoal: str | None
+    handed_back: str | None
+
+    def reset(self, env: Any) -> None: ...
+
+    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
+
+    def take_over(self, env: Any) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
+
+    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
 
 
 @dataclass
@@ -66,7 +101,7 @@ class ScriptedCorrector:
     """A scripted expert playing a watching person: takes over when failure is near, goes on
     from the state it finds (an object the policy holds stays held), and hands back once the
     critical part is done (see ``TakeoverRule``); the policy may be taken over again later.
-    It implements ``sir.data.record.runner.Corrector``, as ``sir.data.record.teleop.HumanCorrector`` does.
+    It implements ``Corrector``, as ``HumanCorrector`` does.
 
     While the policy drives, the expert re-plans every step from the state (``resume``), so
     its command is what it would do now were it to take over; while it corrects, it follows
@@ -181,3 +216,54 @@ class ScriptedCorrector:
         self._last_seen = None
         self._watch()
         return True
+
+
+class HumanCorrector(Operator):
+    """An operator watching a policy (``sir.data.record.teleop.Operator``): the takeover key
+    hands control to the operator and, pressed again, back to the policy.
+
+    ``phases``, a scripted expert of the task (``sir.experts.base.ResumableExpert``), only
+    names the phase each takeover came in for the recording's log; it never acts.
+    """
+
+    name = "operator"
+    keys_used = ("discard", "takeover")
+
+    def __init__(self, device: str, env: Any, phases: Any = None):
+        super().__init__(device, env)
+        self.phases = phases
+        self.reason: str | None = None
+        self.phase: str | None = None
+        self.subgoal: str | None = None  # an operator's own
+        self.handed_back: str | None = None
+
+    def reset(self, env: Any) -> None:
+        self.start_episode(env, "the policy drives (Enter takes over and hands back; q discards the episode).")
+        if self.phases is not None:
+            self.phases.reset(env)
+        self.seen: str | None = None
+
+    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
+        self.clock.wait(self.env)
+        # Read the device while the policy drives too: keys pressed meanwhile would otherwise
+        # pile up into a jump at the takeover, and its reset key must still discard.
+        self.read()
+        self.policy_action = policy_action
+        if self.phases is not None:
+            self.seen = self.phases.read_phase(obs)
+        return self.keys.take("takeover")
+
+    def take_over(self, env: Any) -> None:
+        self.reason, self.phase, self.handed_back = "operator", self.seen, None
+        self.teleop.start()
+        self.teleop.hold_grippers_of(self.policy_action)
+
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None:
+        self.clock.wait(self.env)
+        return self.read()
+
+    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
+        if self.keys.take("takeover"):
+            self.handed_back = "operator"
+            return True
+        return False

@@ -24,20 +24,18 @@ from typing import Any
 import numpy as np
 
 from sir.config import option, parse, validate
-from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
+from sir.dagger.corrector import Corrector, HumanCorrector, ScriptedCorrector, TakeoverRule
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
-from sir.data.record.runner import (
-    Corrector,
-    Episode,
-    Frame,
-    RecordingResult,
-    open_writer,
-    record_episodes,
-)
+from sir.data.record.runner import Episode, Frame, RecordingResult, open_writer, record_episodes
 from sir.data.record.writer import refuse_if_busy
 from sir.envs.devices import DEVICES
 from sir.errors import cli_errors
-from sir.eval.evaluate import ModelEnvConfig
+from sir.eval.model_env import (
+    ModelEnvConfig,
+    check_env_flags,
+    check_model_fits_env,
+    spec_from_flags,
+)
 
 
 class CorrectedPolicy:
@@ -171,7 +169,6 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     """Run ``cfg.episodes`` DAgger episodes and write the corrected ones (and, with
     ``auto_save_on_success``, the policy's own successes) to ``cfg.root/cfg.repo_id``."""
     from sir.envs.factory import make_env
-    from sir.eval.evaluate import check_env_flags, check_model_fits_env, spec_from_flags
     from sir.experts import EXPERTS, make_expert
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
@@ -187,7 +184,6 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     policy.eval()
     human = cfg.corrector in DEVICES
     if human:
-        from sir.data.record.teleop import HumanCorrector
         from sir.envs.devices import check_screen, window_spec
 
         check_screen(cfg.corrector, spec)

@@ -131,6 +131,3 @@ def missing_success(repo_id: str, mapping: LabelMapping, mode: str, modes_withou
             f"episodes; train it with --dagger-mode {', '.join(modes_without[:-1])} or {modes_without[-1]}, which "
             "use no outcome.")
 
-
-def is_dagger_dataset(features: dict[str, dict]) -> bool:
-    return label_mapping(features) is not None

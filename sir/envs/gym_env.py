@@ -85,6 +85,11 @@ class RobosuiteGymEnv(gym.Env):
         self.observation_space = observation_space_of(first)
         self._steps = 0
 
+    @property
+    def robosuite_env(self) -> Any:
+        """The robosuite env behind this one (its ``sim`` holds the simulation state)."""
+        return self._env
+
     @contextmanager
     def _own_rng(self) -> Iterator[None]:
         caller = np.random.get_state()

@@ -6,6 +6,8 @@
 - ``batch``: observations as policy batches, per-lane policy copies, per-wave RNG streams.
 - ``metrics``, ``video``, ``report``: success rate and its interval, grid videos, the CSV/PNG
   history of a training run.
+- ``model_env``: a saved model's env (the ``--env`` flags of a model saved without sir's
+  EnvSpec) and the refusals of an env that does not fit it, for every command that rolls one out.
 - ``evaluate``: the standalone CLI.
 
 Nothing is imported here: worker processes import this package and must stay light.

@@ -215,6 +215,13 @@ def discard_evaluator(evaluator: BackgroundEvaluator) -> None:
         _kept.remove(evaluator)
 
 
+def discard_kept_evaluator() -> None:
+    """Stop the kept evaluation process, if one runs, so the next run starts one that sees
+    this process's environment as it is then (``RAY_AUTH_MODE``, say)."""
+    for evaluator in list(_kept):
+        discard_evaluator(evaluator)
+
+
 @atexit.register
 def _close_kept() -> None:
     for evaluator in _kept:

@@ -222,6 +222,14 @@ def discard(pool: WorkerPool | InProcess, graceful: bool = False) -> None:
             del _shared[name]
 
 
+def discard_ray_pool() -> None:
+    """Close this process's Ray actors, if it keeps any, so the next Ray evaluation starts
+    fresh ones: before the cluster they run on goes."""
+    pool = _shared.get("ray")
+    if pool is not None:
+        discard(pool)
+
+
 @atexit.register
 def close_shared() -> None:
     for pool in list(_shared.values()):

@@ -198,6 +198,10 @@ class SlotEnvs:
         frame = render_frame(env, episode.key.render_camera, episode.key.render_size) if episode.record else None
         return StepReport(features, reward, success, done, None, frame)
 
+    def env_of(self, slot: int) -> Any:
+        """The robosuite env bound to ``slot`` (started and not released)."""
+        return self._bound[slot][1]
+
     def _env_for(self, slot: int, key: EnvKey) -> Any:
         bound = self._bound.get(slot)
         if bound is not None:

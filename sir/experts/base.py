@@ -17,7 +17,7 @@ class Expert(Protocol):
 
 
 class ResumableExpert(Expert, Protocol):
-    """An expert that can take over mid-episode (``sir.dagger.record.ScriptedCorrector``).
+    """An expert that can take over mid-episode (``sir.dagger.corrector.ScriptedCorrector``).
 
     ``resume()``: the next ``act`` plans from the state it sees, not the expert's last phase;
     ``resumed_phase`` is the phase it found there and ``phase`` the one it is in now.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +80,7 @@ def _flag_values(
     name = entry.name
     chunk_field, n_action_field = entry.chunk_field, entry.n_action_steps_field
     defaults = _defaults(name)
-    unknown = sorted(set(policy_args) - set(defaults))
-    if unknown:
-        raise UserError(f"--policy-args: policy '{name}' has no setting {', '.join(map(repr, unknown))}; "
-                        f"its settings are the fields of lerobot's {name} config.")
-    values: dict[str, Any] = {**entry.presets[preset], **policy_args}
+    values: dict[str, Any] = {**entry.presets[preset], **check_policy_args(name, policy_args)}
     if chunk_size is not None:
         if chunk_field is None:
             raise UserError(f"Policy '{name}' predicts no action chunk; drop --action-chunk-size.")
@@ -169,6 +167,111 @@ def parse_policy_args(text: str | None) -> dict[str, Any]:
             value = raw
         values[key] = tuple(value) if isinstance(value, list) else value
     return values
+
+
+def check_policy_args(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (from ``parse_policy_args``) checked against lerobot's config for policy
+    ``name``: each a field of it, of the field's type, refused in one sentence otherwise
+    (lerobot's configs check few types, so a wrong one would surface as a traceback inside
+    the model). A number YAML reads as text (``1e-4``, without a dot) is taken as the number
+    where the field is a float."""
+    defaults = _defaults(name)
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise UserError(f"--policy-args: policy '{name}' has no setting {', '.join(map(repr, unknown))}; "
+                        f"its settings are the fields of lerobot's {name} config.")
+    types = _field_types(name)
+    checked = {}
+    for key, value in values.items():
+        fits, checked[key] = _as_type(value, types.get(key, Any))
+        if not fits:
+            default = defaults[key]
+            example = f" (its default: {key}={_shown(default)})" if default is not None else ""
+            raise UserError(f"--policy-args gives {key}={_shown(value)}, but {key} of policy '{name}' takes "
+                            f"{_kind(types[key])}{example}.")
+    return checked
+
+
+def _as_type(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether ``value`` is of type ``hint``, and the value to use. Types other than numbers,
+    booleans, text, tuples and lists (nested configs, paths, dicts) are left to lerobot."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            fits, out = _as_type(value, arg)
+            if fits:
+                return True, out
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return isinstance(value, int | float) and not isinstance(value, bool), value
+    if hint is str:
+        return isinstance(value, str), value
+    if hint in (tuple, list) or origin in (tuple, list):
+        if not isinstance(value, tuple | list):
+            return False, value
+        if not args:
+            return True, value
+        item_types = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(item_types) != len(value):
+            return False, value
+        items = [_as_type(v, t) for v, t in zip(value, item_types, strict=True)]
+        return all(fits for fits, _ in items), type(value)(out for _, out in items)
+    return True, value
+
+
+_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "booleans"),
+          str: ("text", "strings")}
+
+
+def _kind(hint: Any, plural: bool = False) -> str:
+    """``hint`` in words, as a user of ``--policy-args`` writes such a value."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_kind(a, plural) for a in args)
+    if hint is type(None):
+        return "null"
+    if hint in (tuple, list) or origin in (tuple, list):
+        if not args:
+            return "lists" if plural else "a list"
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_kind(args[0], plural=True)}"
+        if len(set(args)) == 1:
+            return f"a list of {len(args)} {_kind(args[0], plural=True)}"
+        return f"a list of {len(args)} values"
+    singular, many = _WORDS.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)
+    return many if plural else singular
+
+
+def _shown(value: Any) -> str:
+    """``value`` as it is written in ``--policy-args`` (YAML)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return f"[{', '.join(_shown(v) for v in value)}]"
+    return str(value)
+
+
+@functools.cache
+def _field_types(name: str) -> dict[str, Any]:
+    from lerobot.policies.factory import make_policy_config
+
+    try:
+        return typing.get_type_hints(type(make_policy_config(name, device="cpu")))
+    except Exception:  # a config whose annotations do not resolve: its values are left to lerobot
+        return {}
 
 
 @functools.cache

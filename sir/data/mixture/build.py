@@ -4,8 +4,10 @@ their DAgger frames chosen and weighted, checked to fit together, as one ``Mixtu
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -133,10 +135,12 @@ def _load_meta(res: ResolvedDataset):
     # refused as unreachable (offline) or mixed with the hub's files: said here instead.
     info_path = res.root / "meta" / "info.json"
     try:
-        json.loads(info_path.read_text())
+        info = json.loads(info_path.read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"Dataset '{res.repo_id}': {info_path} cannot be read ({err}); restore the dataset from a "
                         "copy or record it again.") from err
+    if isinstance(info, dict):
+        _check_fps(res, info_path, info.get("fps"))
     if not any((res.root / "meta" / "episodes").glob("*/*.parquet")):
         raise UserError(f"Dataset '{res.repo_id}' at {res.root} has no meta/episodes/ files (an incomplete copy?); "
                         "restore the dataset from a copy or record it again.")
@@ -148,3 +152,16 @@ def _load_meta(res: ResolvedDataset):
             f"Dataset '{res.repo_id}' at {res.root} could not be read as a LeRobot v3 dataset ({reason})."
         ) from err
 
+
+def _check_fps(res: ResolvedDataset, info_path: Path, fps: object) -> None:
+    """Refuse a frame rate that is not a positive number: lerobot divides by it to turn a
+    policy's frame offsets into timestamps."""
+    if isinstance(fps, int | float) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0:
+        return
+    try:
+        spec = EnvSpec.load(res.root)
+    except UserError:  # a damaged sir_env.json too: refused on its own once fps is mended
+        spec = None
+    known = f" ({spec.control_freq}, the control rate its meta/sir_env.json records)" if spec is not None else ""
+    raise UserError(f"Dataset '{res.repo_id}': {info_path} gives fps {json.dumps(fps)}, not a positive frame rate; "
+                    f"set \"fps\" there to the rate the data was recorded at{known}.")

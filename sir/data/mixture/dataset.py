@@ -240,10 +240,6 @@ class Mixture(torch.utils.data.Dataset):
     def num_episodes(self) -> int:
         return sum(len(i.used_episodes) for i in self.infos)
 
-    @property
-    def repo_id_to_index(self) -> dict[str, int]:
-        return {r: i for i, r in enumerate(self.repo_ids)}
-
     def cache_frames(self, budget_gb: float | None = None, cache_dir: str | Path | None = None) -> CacheReport:
         """Decode the camera videos of the used episodes once, so that samples are served from
         memory (within ``budget_gb``, default a quarter of RAM) or from a disk cache under

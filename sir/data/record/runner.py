@@ -56,38 +56,6 @@ class Actor(Protocol):
     def finish(self, episode: Episode) -> None: ...
 
 
-class Corrector(Protocol):
-    """Watches a policy drive and corrects it: ``sir.dagger.record.ScriptedCorrector`` (a
-    scripted expert) and ``sir.data.record.teleop.HumanCorrector`` (a person at an input device).
-
-    While the policy drives, ``should_take_over`` sees each step's observation, the policy's
-    action and the previous step's reward; on True, ``take_over`` and then ``act`` give the
-    step's action. While it corrects, ``should_hand_back`` sees the policy's proposed action
-    for the state first (a hand-back lets the policy act that step), and otherwise ``act``
-    acts: its arguments are ``Actor.act``'s, and None discards the episode (``discarded``).
-    After a takeover, ``reason`` says why it came, ``phase`` the phase of the task it came in
-    and ``subgoal`` what it is for (None where the corrector does not say); after a hand-back,
-    ``handed_back`` says why.
-    """
-
-    name: str
-    discarded: bool
-    reason: str | None
-    phase: str | None
-    subgoal: str | None
-    handed_back: str | None
-
-    def reset(self, env: Any) -> None: ...
-
-    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
-
-    def take_over(self, env: Any) -> None: ...
-
-    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
-
-    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool: ...
-
-
 class ExpertActor:
     """A scripted expert as an actor: it plans from the raw observation alone."""
 

@@ -1,5 +1,6 @@
-"""Human operators as actors: demonstrations driven with an input device, and interventions in
-which the operator takes over from a policy and hands back.
+"""Human operators at an input device: ``Operator`` (the device, sir's keys, the real-time
+clock) and ``HumanActor``, recording demonstrations. The operator who takes over from a
+policy and hands back, ``sir.dagger.corrector.HumanCorrector``, builds on ``Operator``.
 
 The operator drives in real time at the env's control rate, watching robosuite's MuJoCo
 window. Beside the device's own keys (robosuite prints them), sir listens for two:
@@ -45,9 +46,9 @@ class RealTime:
         time.sleep(max(0.0, self.origin + env.cur_time - now))
 
 
-class _Operator:
-    """What both roles share: the device (one of ``sir.envs.devices.DEVICES``) with sir's
-    keys, the real-time clock, and the episode count."""
+class Operator:
+    """What a demonstrating and a correcting operator share: the device (one of
+    ``sir.envs.devices.DEVICES``) with sir's keys, the real-time clock, and the episode count."""
 
     keys_used: tuple[str, ...] = ()
 
@@ -55,7 +56,8 @@ class _Operator:
         self.teleop = Teleoperator(device, env, {name: KEYS[name][0] for name in self.keys_used})
         self.keys = self.teleop.keys
         # in the layout of the table robosuite's device has just printed
-        for shown, info in [*(KEYS[name][1:] for name in self.keys_used), ("Ctrl+c", "stop, keeping the episodes recorded")]:
+        shown_keys = [*(KEYS[name][1:] for name in self.keys_used), ("Ctrl+c", "stop, keeping the episodes recorded")]
+        for shown, info in shown_keys:
             print(f"{shown:<30}\t{info}")
         print(flush=True)
         self.clock = RealTime()
@@ -84,7 +86,7 @@ class _Operator:
         self.teleop.close()
 
 
-class HumanActor(_Operator):
+class HumanActor(Operator):
     """An operator recording a demonstration: every action is theirs."""
 
     name = "operator"
@@ -99,54 +101,3 @@ class HumanActor(_Operator):
 
     def finish(self, episode: Episode) -> None:
         label_demo(episode.frames, episode.success)
-
-
-class HumanCorrector(_Operator):
-    """An operator watching a policy (a ``sir.data.record.runner.Corrector`` for ``sir.dagger.record``):
-    the takeover key hands control to the operator and, pressed again, back to the policy.
-
-    ``phases``, a scripted expert of the task (``sir.experts.base.ResumableExpert``), only
-    names the phase each takeover came in for the recording's log; it never acts.
-    """
-
-    name = "operator"
-    keys_used = ("discard", "takeover")
-
-    def __init__(self, device: str, env: Any, phases: Any = None):
-        super().__init__(device, env)
-        self.phases = phases
-        self.reason: str | None = None
-        self.phase: str | None = None
-        self.subgoal: str | None = None  # an operator's own
-        self.handed_back: str | None = None
-
-    def reset(self, env: Any) -> None:
-        self.start_episode(env, "the policy drives (Enter takes over and hands back; q discards the episode).")
-        if self.phases is not None:
-            self.phases.reset(env)
-        self.seen: str | None = None
-
-    def should_take_over(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
-        self.clock.wait(self.env)
-        # Read the device while the policy drives too: keys pressed meanwhile would otherwise
-        # pile up into a jump at the takeover, and its reset key must still discard.
-        self.read()
-        self.policy_action = policy_action
-        if self.phases is not None:
-            self.seen = self.phases.read_phase(obs)
-        return self.keys.take("takeover")
-
-    def take_over(self, env: Any) -> None:
-        self.reason, self.phase, self.handed_back = "operator", self.seen, None
-        self.teleop.start()
-        self.teleop.hold_grippers_of(self.policy_action)
-
-    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None:
-        self.clock.wait(self.env)
-        return self.read()
-
-    def should_hand_back(self, obs: dict[str, np.ndarray], policy_action: np.ndarray, reward: float) -> bool:
-        if self.keys.take("takeover"):
-            self.handed_back = "operator"
-            return True
-        return False

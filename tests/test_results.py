@@ -146,7 +146,7 @@ def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_t
         ran.append(cfg.run_name)
         raise Trained
 
-    monkeypatch.setattr(results, "_train_resuming", train)
+    monkeypatch.setattr(results, "train_resuming", train)
     monkeypatch.setattr("sir.data.collect.collect", lambda cfg: None)
     report = tmp_path / "results.md"
     args = ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "runs"), "--report", str(report),

@@ -13,7 +13,7 @@ from sir.training.config import build_parser, check, config_to_save, load_config
 
 
 def test_every_flag_is_a_field_and_every_field_a_flag():
-    dests = {a.dest for a in build_parser()._actions} - {"help", "config", "list_policies"}
+    dests = set(vars(build_parser().parse_args([]))) - {"config", "list_policies"}
     # cli=False marks what check() derives (the parsed --policy-args), never given as a flag.
     assert dests == {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)}
     assert [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("cli", True)] == ["policy_overrides"]
@@ -107,9 +107,11 @@ def test_train_refuses_sequential_rather_than_training_one_mixed_run():
 
 
 def test_check_parses_repo_ids_and_policy_args_once_into_the_config():
-    cfg = check(TrainConfig(repo_ids="a, b", policy_args="dim_model=64 down_dims=[8,16]"))
+    cfg = check(TrainConfig(repo_ids="a, b", policy="diffusion", policy_args="kernel_size=3 down_dims=[8,16]"))
     assert cfg.repo_ids == ["a", "b"]
-    assert cfg.policy_overrides == {"dim_model": 64, "down_dims": (8, 16)}
+    assert cfg.policy_overrides == {"kernel_size": 3, "down_dims": (8, 16)}
+    with pytest.raises(UserError, match="down_dims"):  # a setting of another policy, refused before any data
+        check(TrainConfig(repo_ids="a", policy_args="down_dims=[8,16]"))
     assert "policy_overrides" not in config_to_save(cfg)
 
 

@@ -95,7 +95,7 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
                                   skip_existing=True))
     train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root,
                                "checkpoint_dir": cfg.out, "run_name": name})
-    run = _train_resuming(train_cfg, task_dir)
+    run = train_resuming(train_cfg, task_dir)
     train_wall_s, eval_wall_s = run_times(RunFolder(task_dir).metrics_file)
     if run.best_model is None:
         raise UserError(f"{name}: the run evaluated nothing, so it has no best model; drop --no-eval from the recipe.")
@@ -168,7 +168,7 @@ def sir_commit() -> dict[str, Any] | None:
     return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
-def _train_resuming(train_cfg: Any, task_dir: Path) -> Any:
+def train_resuming(train_cfg: Any, task_dir: Path) -> Any:
     """Train, continuing from the newest checkpoint_<step> of a run stopped before its end."""
     from sir.training import TrainConfig, train
     from sir.training.config import config_to_save, load_config_file

@@ -171,11 +171,15 @@ def check(cfg: TrainConfig) -> TrainConfig:
     if cfg.steps_per_stage is not None and not cfg.sequential:
         raise UserError("--steps-per-stage only applies with --sequential.")
     if cfg.policy_args:
-        from sir.policies.build import parse_policy_args
+        from sir.policies.build import check_policy_args, parse_policy_args
+        from sir.policies.registry import get_entry
 
-        cfg.policy_overrides = parse_policy_args(cfg.policy_args)
         if cfg.policy_path:
             raise UserError("--policy-args shapes a new model; a --policy-path model keeps its saved settings.")
+        policy = cfg.policy or "act"
+        get_entry(policy)  # an unknown policy is refused by its own sentence first
+        # Before any data is read: a value of the wrong type is refused in one sentence.
+        cfg.policy_overrides = check_policy_args(policy, parse_policy_args(cfg.policy_args))
     if Path(cfg.checkpoint_dir).exists() and not Path(cfg.checkpoint_dir).is_dir():
         raise UserError(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder; name a folder for the runs.")
     if cfg.lr_schedule != "cosine":

@@ -158,6 +158,14 @@ class RecordConfig(ModelEnvConfig):
     device: str | None = option(None, "cuda, mps or cpu (default: the best available)")
 
 
+def parse_config(argv: list[str] | None = None) -> RecordConfig:
+    return parse(RecordConfig, argv, "python -m sir.dagger.record",
+                 "Run a trained policy in its Robosuite env with a corrector watching, who takes over when the "
+                 "policy is about to fail and hands back once past the critical part, as often as needed. Writes a "
+                 "LeRobot DAgger dataset with per-frame source (0 policy, 1 corrector) and success labels, and "
+                 "each episode's takeovers in meta/sir_corrections.jsonl.")
+
+
 def takeover_rule(cfg: RecordConfig) -> TakeoverRule:
     """The scripted corrector's rule as the flags set it."""
     return TakeoverRule(patience=cfg.patience, deviation=cfg.deviation, deviation_steps=cfg.deviation_steps,
@@ -231,14 +239,6 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
     else:
         print(f"{summary}. Wrote {result.episodes} episodes ({result.frames} frames) to {result.path}")
     return result
-
-
-def parse_config(argv: list[str] | None = None) -> RecordConfig:
-    return parse(RecordConfig, argv, "python -m sir.dagger.record",
-                 "Run a trained policy in its Robosuite env with a corrector watching, who takes over when the "
-                 "policy is about to fail and hands back once past the critical part, as often as needed. Writes a "
-                 "LeRobot DAgger dataset with per-frame source (0 policy, 1 corrector) and success labels, and "
-                 "each episode's takeovers in meta/sir_corrections.jsonl.")
 
 
 @cli_errors

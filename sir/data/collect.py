@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sir.config import option, parse, validate
 from sir.data.record import runner
-from sir.data.record.runner import ExpertActor, RecordingResult
+from sir.data.record.runner import DatasetTarget, ExpertActor, RecordingResult
 from sir.data.record.writer import refuse_if_busy
 from sir.data.resolve import dataset_path
 from sir.envs.devices import DEVICES
@@ -23,17 +23,11 @@ from sir.experts import ExpertNoise, make_expert
 
 
 @dataclass
-class CollectConfig:
+class CollectConfig(DatasetTarget):
     env: str = option("Lift", "Robosuite env (with a scripted expert, or any env with --device)")
     robot: str = option("Panda", "robot")
     episodes: int = option(50, "successful episodes to record", minimum=1)
-    root: str = option("data", "folder that holds datasets")
-    repo_id: str = option(None, "dataset name; written to <root>/<repo-id>", required=True)
-    cameras: list[str] = option([], "comma-separated cameras to record, e.g. agentview,robot0_eye_in_hand")
-    image_size: int = option(84, "camera image height and width", minimum=8)
-    state_keys: list[str] | None = option(
-        None, "robosuite observation keys, comma-separated, concatenated into observation.state "
-        "(default: the env's layout, see sir.envs.spec)")
+    # Recorded here, "" means no environment state at all (the import takes "" as the default).
     env_state_keys: list[str] | None = option(
         None, "observation keys concatenated into observation.environment_state (default: the env's layout; "
         "\"\" for none: a policy then sees its cameras and the robot's own state only)")

@@ -29,7 +29,7 @@ import numpy as np
 from sir.config import add_arguments, from_namespace, option, validate
 from sir.data.labels import label_demo
 from sir.data.record import runner
-from sir.data.record.runner import Frame, RecordingResult
+from sir.data.record.runner import DatasetTarget, Frame, RecordingResult
 from sir.envs.factory import action_dim, check_success, make_env, observation_to_features
 from sir.envs.spec import EnvSpec, default_spec
 from sir.errors import UserError, cli_errors
@@ -50,17 +50,8 @@ SIR_ENV_SETTINGS = {
 
 
 @dataclass
-class ImportConfig:
+class ImportConfig(DatasetTarget):
     path: str = option(None, "the HDF5 file (the first argument on the command line)", cli=False)
-    root: str = option("data", "folder that holds datasets")
-    repo_id: str = option(None, "dataset name; written to <root>/<repo-id>", required=True)
-    cameras: list[str] = option([], "comma-separated cameras to render at each recorded state, e.g. agentview")
-    image_size: int = option(84, "camera image height and width", minimum=1)
-    state_keys: list[str] | None = option(
-        None, "robosuite observation keys, comma-separated, concatenated into observation.state "
-        "(default: the env's layout, see sir.envs.spec)")
-    env_state_keys: list[str] | None = option(
-        None, "observation keys concatenated into observation.environment_state (default: the env's layout)")
     max_episodes: int | None = option(None, "import only the first N demos (default: all)", positive=True)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sir.errors import UserError
+from sir.eval.worker import Workers
 
 if TYPE_CHECKING:
     from sir.eval.worker import Command, Event, Reply
@@ -97,7 +98,7 @@ class EnvActor:
         return handle(self.envs, commands)
 
 
-class RayPool:
+class RayPool(Workers):
     """``size`` Ray actors numbered 0 to size - 1, one CPU each, answering as WorkerPool does."""
 
     def __init__(self, size: int, address: str):
@@ -108,7 +109,6 @@ class RayPool:
         self._remote = ray.remote(num_cpus=1, max_restarts=0)(EnvActor)
         self.size = size
         self.warm: set[Any] = set()  # EnvKeys its actors hold envs of
-        self.closed = False
         self._address = address
         self._actors: list[Any] = [self._remote.remote() for _ in range(size)]
         self._pending: dict[Any, int] = {}  # reply reference -> actor
@@ -166,22 +166,17 @@ class RayPool:
         self._actors[index] = self._remote.remote()
         self._pids[index] = self._started(self._actors[index])
 
-    def revive(self) -> int:
-        """Replace actors that died since the last evaluation; how many were replaced."""
+    def dead(self) -> list[int]:
+        """The actors that died since the last evaluation (the living ones' pids refreshed)."""
         dead = []
         for index, actor in enumerate(self._actors):
             try:
                 self._pids[index] = self._ray.get(actor.pid.remote(), timeout=60)
             except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError):
                 dead.append(index)
-        for index in dead:
-            self.replace(index)
-        return len(dead)
+        return dead
 
-    def close(self, graceful: bool = True) -> None:
-        if self.closed:
-            return
-        self.closed = True
+    def stop(self, graceful: bool) -> None:
         self._pending.clear()
         for actor in self._actors:
             try:

@@ -49,6 +49,13 @@ class EvalConfig(ModelEnvConfig):
                               "`ray start` began on this machine) or the head's HOST:PORT")
 
 
+def parse_config(argv: list[str] | None = None) -> EvalConfig:
+    return parse(EvalConfig, argv, "python -m sir.eval.evaluate",
+                 "Roll a sir checkpoint out in the Robosuite env described by its EnvSpec and print "
+                 "success rate (with a 95% Wilson interval), average reward and length. Writes eval_results.json "
+                 "to eval/<model> beside the model folder.")
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Roll the checkpoint out, print its metrics and write them to <output-dir>/eval_results.json."""
     from sir.policies.checkpoint import load_checkpoint
@@ -87,13 +94,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                             "eval_seed": cfg.eval_seed})
     print(f"  Results: {out}")
     return metrics
-
-
-def parse_config(argv: list[str] | None = None) -> EvalConfig:
-    return parse(EvalConfig, argv, "python -m sir.eval.evaluate",
-                 "Roll a sir checkpoint out in the Robosuite env described by its EnvSpec and print "
-                 "success rate (with a 95% Wilson interval), average reward and length. Writes eval_results.json "
-                 "to eval/<model> beside the model folder.")
 
 
 @cli_errors

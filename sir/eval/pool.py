@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sir.eval.worker import Command, Event, SlotEnvs, handle, worker_main
+from sir.eval.worker import Command, Event, SlotEnvs, Workers, handle, worker_main
 
 
 def default_workers() -> int:
@@ -38,7 +38,7 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-class WorkerPool:
+class WorkerPool(Workers):
     """``size`` worker processes, numbered 0 to size - 1. A worker serves whatever slots the
     commands sent to it name (the engine keeps each lane's slots on one worker, lane l on
     worker l % the workers it uses); it holds their envs."""
@@ -51,7 +51,6 @@ class WorkerPool:
         self._ctx = _context()
         self._procs: list[Any] = [None] * size
         self._conns: list[Any] = [None] * size
-        self.closed = False
         for index in range(size):
             self._start(index)
 
@@ -107,18 +106,11 @@ class WorkerPool:
         self._conns[index].close()
         self._start(index)
 
-    def revive(self) -> int:
-        """Replace workers that died while the pool sat idle; how many were replaced."""
-        dead = [i for i, proc in enumerate(self._procs) if not proc.is_alive()]
-        for index in dead:
-            self.replace(index)
-        return len(dead)
+    def dead(self) -> list[int]:
+        return [i for i, proc in enumerate(self._procs) if not proc.is_alive()]
 
-    def close(self, graceful: bool = True) -> None:
-        """Stop every worker and wait for it, so none outlives the evaluation as an orphan."""
-        if self.closed:
-            return
-        self.closed = True
+    def stop(self, graceful: bool) -> None:
+        """Stop every worker and wait for it, so none is left an orphan."""
         if graceful:
             for conn in self._conns:
                 try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import traceback
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -273,6 +274,37 @@ class Event(NamedTuple):
 
     def death(self) -> str:
         return self.cause or describe_exit(self.exitcode)
+
+
+class Workers(ABC):
+    """What the pools answering this protocol share (``sir.eval.pool.WorkerPool``'s processes,
+    ``sir.eval.cluster.RayPool``'s Ray actors): workers that died are replaced between
+    evaluations, and a pool is stopped once."""
+
+    closed = False
+
+    @abstractmethod
+    def dead(self) -> list[int]: ...  # the workers that are gone
+
+    @abstractmethod
+    def replace(self, index: int) -> None: ...
+
+    @abstractmethod
+    def stop(self, graceful: bool) -> None: ...
+
+    def revive(self) -> int:
+        """Replace the workers that died while the pool sat idle; how many were replaced."""
+        dead = self.dead()
+        for index in dead:
+            self.replace(index)
+        return len(dead)
+
+    def close(self, graceful: bool = True) -> None:
+        """Stop every worker, so none outlives the evaluation (a second call does nothing)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.stop(graceful)
 
 
 def describe_exit(exitcode: int | None) -> str:

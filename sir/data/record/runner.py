@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sir.config import option
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, SOURCE, label_demo
 from sir.data.record import journal
 from sir.data.record.writer import DatasetWriter, dataset_features
@@ -28,6 +29,23 @@ from sir.envs.spec import EnvSpec
 from sir.errors import Interrupted, UserError, interrupt_in
 
 Frame = dict[str, np.ndarray]
+
+
+@dataclass
+class DatasetTarget:
+    """The flags of the commands that write a dataset (``collect``, ``import_hdf5``): where it
+    goes and which cameras and observation keys it records."""
+
+    root: str = option("data", "folder that holds datasets")
+    repo_id: str = option(None, "dataset name; written to <root>/<repo-id>", required=True)
+    cameras: list[str] = option([], "comma-separated cameras to record (rendered at each recorded state), e.g. "
+                                "agentview,robot0_eye_in_hand")
+    image_size: int = option(84, "camera image height and width", minimum=8)
+    state_keys: list[str] | None = option(
+        None, "robosuite observation keys, comma-separated, concatenated into observation.state "
+        "(default: the env's layout, see sir.envs.spec)")
+    env_state_keys: list[str] | None = option(
+        None, "observation keys concatenated into observation.environment_state (default: the env's layout)")
 
 
 @dataclass

@@ -129,7 +129,8 @@ def ray_ratio(args, model: Path) -> None:
             ratios.append(rates["ray"] / rates["local"])
             print(f"round {round_ + 1}: local {rates['local']:.2f} episodes/s, ray {rates['ray']:.2f} episodes/s, "
                   f"ratio {ratios[-1]:.3f}  [load average {os.getloadavg()[0]:.1f}]", flush=True)
-        print(f"Ray/local episodes/s: {statistics.median(ratios):.3f} (median of {args.ray_rounds} rounds; goal >= 0.9)")
+        print(f"Ray/local episodes/s: {statistics.median(ratios):.3f} (median of {args.ray_rounds} rounds; "
+              "goal >= 0.9)")
     finally:
         stop_ray(proc, temp_dir)
 

@@ -197,7 +197,8 @@ def main() -> None:
             print(f"\nTraining the {args.preset}-preset ACT with the camera, batch {args.batch_size}, torch threads "
                   f"{torch.get_num_threads()}, {args.num_workers} loader workers, {args.steps} steps each way "
                   f"(load {load:.1f} to {os.getloadavg()[0]:.1f}):")
-            print(f"  bare model step (pre-built batches)   {r['bare_rate']:7.2f} steps/s  (median {r['bare_ms']:.1f} ms)")
+            print(f"  bare model step (pre-built batches)   {r['bare_rate']:7.2f} steps/s  "
+                  f"(median {r['bare_ms']:.1f} ms)")
             print(f"  whole loop (sample, collate, step)    {r['loop_rate']:7.2f} steps/s  "
                   f"(of which sampling+collation+normalization: median {r['data_ms']:.1f} ms)")
             print(f"  ratio, totals                         {r['loop_rate'] / r['bare_rate']:7.3f}")

@@ -172,9 +172,10 @@ def main() -> None:
 
         if not args.skip_training:
             r = train_benchmark(mix, args.batch_size, args.steps)
-            print(f"\nTraining a small state-based ACT, batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
-                  f"{args.steps} steps each way:")
-            print(f"  bare model step (pre-built batches)   {r['bare_rate']:7.2f} steps/s  (median {r['bare_ms']:.1f} ms)")
+            print(f"\nTraining a small state-based ACT, batch {args.batch_size}, torch threads "
+                  f"{torch.get_num_threads()}, {args.steps} steps each way:")
+            print(f"  bare model step (pre-built batches)   {r['bare_rate']:7.2f} steps/s  "
+                  f"(median {r['bare_ms']:.1f} ms)")
             print(f"  whole loop (sample, collate, step)    {r['loop_rate']:7.2f} steps/s  "
                   f"(of which sampling+collation+normalization: median {r['data_ms']:.1f} ms)")
             print(f"  ratio, totals                         {r['loop_rate'] / r['bare_rate']:7.3f}")

@@ -291,7 +291,8 @@ def main() -> None:
     p.add_argument("--video-episodes", type=int, default=50, help="episodes of each evaluation in the video comparison")
     p.add_argument("--video-recorded", type=int, default=4, help="episodes recorded in the video")
     p.add_argument("--video-rounds", type=int, default=3, help="0 skips the video comparison")
-    p.add_argument("--root", default=None, help="a folder holding (or to hold) the small dataset; default: a temporary one")
+    p.add_argument("--root", default=None,
+                   help="a folder holding (or to hold) the small dataset; default: a temporary one")
     p.add_argument("--trained-episodes", default="16,50", help="episode counts of the trained-model cases ('' skips)")
     p.add_argument("--trained-steps", type=int, default=600, help="training steps of the trained model")
     p.add_argument("--trained-max-steps", type=int, default=40, help="step limit of its episodes")
@@ -342,7 +343,8 @@ def main() -> None:
     print(f"\nevaluation:                {statistics.mean(rates['evaluation']):.0f} env steps/s")
     for mode, name in (("resets", "limit with resets"), ("pure", "pure stepping limit")):
         ratios = [e / r for e, r in zip(rates["evaluation"], rates[mode], strict=True)]
-        print(f"{name + ':':26s} {statistics.mean(rates[mode]):.0f} env steps/s ({args.workers} processes, random actions); "
+        print(f"{name + ':':26s} {statistics.mean(rates[mode]):.0f} env steps/s "
+              f"({args.workers} processes, random actions); "
               f"evaluation/limit {statistics.median(ratios):.3f} (median of {args.rounds} rounds), "
               f"{statistics.mean(rates['evaluation']) / statistics.mean(rates[mode]):.3f} (ratio of the means)")
     print("goal: >= 0.85 of pure stepping")
@@ -377,7 +379,8 @@ def video_cost(args, policy, pre, post, spec) -> None:
 
         evaluate_policy(policy, pre, post, spec, args.video_episodes, 2, workers=args.workers,
                         video_path=Path(tmp, "warmup.mp4"), video_episodes=args.video_recorded)
-        print(f"\nvideo: {args.video_episodes} episodes x {args.max_steps} steps, the first {args.video_recorded} recorded")
+        print(f"\nvideo: {args.video_episodes} episodes x {args.max_steps} steps, "
+              f"the first {args.video_recorded} recorded")
         walls, cpus = [], []
         for round_ in range(args.video_rounds):
             # Which goes first alternates, so that load rising or falling over a round favours neither.
@@ -387,7 +390,8 @@ def video_cost(args, policy, pre, post, spec) -> None:
             (plain, plain_cpu), (recorded, recorded_cpu) = (a, b) if first else (b, a)
             walls.append(plain / recorded)
             cpus.append(plain_cpu / recorded_cpu)
-            print(f"round {round_ + 1}: without video {plain:.1f} s ({plain_cpu:.1f} CPU s), with video {recorded:.1f} s "
+            print(f"round {round_ + 1}: without video {plain:.1f} s ({plain_cpu:.1f} CPU s), "
+                  f"with video {recorded:.1f} s "
                   f"({recorded_cpu:.1f} CPU s), ratio {plain / recorded:.3f}  [load average {os.getloadavg()[0]:.1f}]",
                   flush=True)
     print(f"video ratio: {statistics.median(walls):.3f} wall time, {statistics.median(cpus):.3f} CPU time "

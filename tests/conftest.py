@@ -190,7 +190,8 @@ def data_demos_b(data_root) -> str:
 @pytest.fixture(scope="session")
 def data_dagger(data_root) -> str:
     """A DAgger dataset: see DAGGER_EPISODES."""
-    return _data_dataset(data_root, "dagger", [len(s) for s, _ in DAGGER_EPISODES], dagger=DAGGER_EPISODES, offset=-3.0, seed=3)
+    return _data_dataset(data_root, "dagger", [len(s) for s, _ in DAGGER_EPISODES], dagger=DAGGER_EPISODES,
+                         offset=-3.0, seed=3)
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +246,8 @@ def data_camera_b(data_root) -> str:
 @pytest.fixture(scope="session")
 def data_camera_png(data_root) -> str:
     """A camera stored as PNG images in the parquet files (dtype image, not video)."""
-    return _data_dataset(data_root, "camera_png", [6, 5], cameras=["agentview"], image_size=16, use_videos=False, seed=12)
+    return _data_dataset(data_root, "camera_png", [6, 5], cameras=["agentview"], image_size=16, use_videos=False,
+                         seed=12)
 
 
 @pytest.fixture(scope="session")

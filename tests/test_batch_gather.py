@@ -51,7 +51,8 @@ def assert_batch_equals_samples(mix, idx):
 
 @pytest.mark.parametrize("delta", [None, ACT, HISTORY], ids=["no-windows", "act", "history"])
 def test_a_mixture_of_datasets_batches_like_its_samples(data_root, data_demos, data_demos_b, data_dagger, delta):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root), delta_timestamps=delta, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root),
+                       delta_timestamps=delta, verbose=False)
     idx = ends_and_more(mix)
     batch = assert_batch_equals_samples(mix, idx)
     assert set(batch["dataset_index"].tolist()) == {0, 1, 2}
@@ -110,7 +111,8 @@ def test_png_image_batches_like_samples(data_root, data_camera_png, delta):
 def test_image_transforms_stay_per_sample_with_the_same_random_draws(data_root, data_camera, tmp_path, cache):
     from sir.data.mixture.config import image_transforms
 
-    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps={CAMERA: [-0.05, 0.0]}, image_transforms=image_transforms(["lerobot"]), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps={CAMERA: [-0.05, 0.0]},
+                       image_transforms=image_transforms(["lerobot"]), verbose=False)
     if cache:
         mix.cache_frames(budget_gb=1, cache_dir=tmp_path)
     idx = ends_and_more(mix)
@@ -144,7 +146,8 @@ class PerSample(torch.utils.data.Dataset):
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_the_training_loader_yields_the_batches_it_yielded_sample_by_sample(
         data_root, data_camera, data_camera_b, tmp_path, num_workers):
-    mix = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root), delta_timestamps=CAMERA_WINDOWS, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root),
+                       delta_timestamps=CAMERA_WINDOWS, verbose=False)
     mix.cache_frames(budget_gb=1, cache_dir=tmp_path)
     before = list(make_dataloader(PerSample(mix), 8, seed=3, drop_last=False))
     after = list(make_dataloader(mix, 8, seed=3, drop_last=False, num_workers=num_workers))

@@ -284,5 +284,6 @@ def test_a_new_recording_removes_the_datasets_killed_recordings_were_building(tm
     gone = dead_pid()
     (tmp_path / f".demos.tmp-{gone}" / "data").mkdir(parents=True)
     make_synthetic_dataset(tmp_path, "more_demos", [5], seed=0)
-    assert f"Removed 1 temporary folder left by a stopped run in {tmp_path}: .demos.tmp-{gone}" in capsys.readouterr().out
+    assert (f"Removed 1 temporary folder left by a stopped run in {tmp_path}: .demos.tmp-{gone}"
+            in capsys.readouterr().out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["more_demos"]

@@ -82,7 +82,8 @@ def test_record_corrections_returns_what_it_wrote(recorded):
     assert result.episode_lengths == list(meta.episodes["length"])
     info = json.loads((result.path / "meta" / "sir_info.json").read_text())
     assert (result.tried, result.interventions) == (3, info["interventions"])
-    assert (result.policy_successes, result.corrected_successes) == (info["policy_successes"], info["corrected_successes"])
+    assert (result.policy_successes, result.corrected_successes) == (
+        info["policy_successes"], info["corrected_successes"])
     assert result.per_episode == info["episodes"]
 
 
@@ -486,7 +487,8 @@ def test_a_recording_logs_each_episodes_corrections_beside_its_frames(lift_env, 
     assert [e["corrections"] for e in log] == [e["corrections"] for e in result.per_episode]
     assert result.takeovers == sum(e["takeovers"] for e in log) >= 4
     frames = pd.read_parquet(next((result.path / "data").glob("*/*.parquet")))
-    assert list(np.stack(frames["source"].to_numpy()).ravel()) == corrector_steps(log[1]["corrections"], log[1]["frames"])
+    assert list(np.stack(frames["source"].to_numpy()).ravel()) == \
+        corrector_steps(log[1]["corrections"], log[1]["frames"])
 
 
 def test_a_kill_before_an_episodes_commit_rolls_its_log_line_back(tmp_path):

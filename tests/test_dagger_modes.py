@@ -170,12 +170,14 @@ def test_the_default_mode_is_todays_filter_and_sampler(data_root, data_demos, mo
     for kwargs in ({}, {"dagger_mode": "successful-corrections"}):
         mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, **kwargs))
         assert mix.sampler is None and sample_frames(mix, 1) == HUMAN_OF_SUCCESSFUL
-        assert f"{modes_data}: Filtered 6 episodes → 3 successful human corrections (26 frames)" in capsys.readouterr().out
+        assert (f"{modes_data}: Filtered 6 episodes → 3 successful human corrections (26 frames)"
+                in capsys.readouterr().out)
         assert mix.infos[1].dagger == {"episodes": 6, "policy_frames": 89, "human_frames": 36,
                                        "successful_episodes": 4, "kept_episodes": 3, "kept_frames": 26,
                                        "takeovers": 4, "autonomous_successes": 1}
     # With shares the sampler is the dataset-bucket sampler it always was, drawing the same indices.
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3", seed=5), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, modes_data], root=data_root, dataset_weights="1,3", seed=5),
+                       verbose=False)
     today = MixtureSampler([0, 115], [115, 26], [0.25, 0.75], 141, seed=5)
     assert list(mix.sampler) == list(today) and list(mix.sampler) == list(today)
 
@@ -192,7 +194,8 @@ def test_weights_follow_the_samples_left_after_skipping_episode_ends(data_root, 
 @pytest.mark.parametrize("mode", ["successful-corrections", "hg-dagger", "sirius"])
 def test_a_mode_that_leaves_nothing_is_an_error_naming_the_dataset(data_root, modes_data, mode):
     with pytest.raises(UserError, match=f"Dataset '{modes_data}' has no"):
-        make_mixture(DataConfig(repo_ids=modes_data, root=data_root, episodes=f"{modes_data}=5", dagger_mode=mode), verbose=False)
+        make_mixture(DataConfig(repo_ids=modes_data, root=data_root, episodes=f"{modes_data}=5", dagger_mode=mode),
+                     verbose=False)
 
 
 def test_the_trainer_printout_says_what_the_mode_kept(data_root, modes_data, capsys):

@@ -33,7 +33,8 @@ def test_only_human_frames_of_successful_episodes_are_samples(data_root, data_da
 
 
 def test_windows_read_the_policy_frames_before_a_takeover(data_root, data_dagger):
-    mix = make_mixture(DataConfig(repo_ids=data_dagger, root=data_root), verbose=False, delta_timestamps={"observation.state": [-0.1, -0.05, 0.0]})
+    mix = make_mixture(DataConfig(repo_ids=data_dagger, root=data_root), verbose=False,
+                       delta_timestamps={"observation.state": [-0.1, -0.05, 0.0]})
     first = mix[0]  # the first human frame of episode 0, after 8 policy frames
     assert int(first["frame_index"]) == 8
     assert not first["observation.state_is_pad"].any()

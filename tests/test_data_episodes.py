@@ -64,7 +64,8 @@ def test_bad_selections_are_one_sentence_errors(text, words):
 
 
 def test_the_mixture_trains_on_the_selected_episodes_only(data_root, data_demos, data_demos_b):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, episodes=f"{data_demos}=1:3,{data_demos_b}=2"), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root,
+                                  episodes=f"{data_demos}=1:3,{data_demos_b}=2"), verbose=False)
     assert [i.used_episodes for i in mix.infos] == [[1, 2], [2]]
     assert [i.frames for i in mix.infos] == [25 + 30, 12]
     assert mix.num_episodes == 3 and len(mix) == 67

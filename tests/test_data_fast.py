@@ -43,13 +43,15 @@ def lerobot(data_root, repo_id, delta_timestamps):
     ],
 )
 def test_state_samples_equal_lerobot_dataset(data_root, data_demos, delta_timestamps):
-    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), delta_timestamps=delta_timestamps, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), delta_timestamps=delta_timestamps,
+                       verbose=False)
     assert_same_samples(mix, lerobot(data_root, data_demos, delta_timestamps), range(len(mix)))
 
 
 def test_dagger_samples_equal_lerobot_dataset_unfiltered(data_root, data_dagger):
     dt = {"action": [i / 20 for i in range(12)]}
-    mix = make_mixture(DataConfig(repo_ids=data_dagger, root=data_root, no_dagger_filter=True), delta_timestamps=dt, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_dagger, root=data_root, no_dagger_filter=True), delta_timestamps=dt,
+                       verbose=False)
     assert_same_samples(mix, lerobot(data_root, data_dagger, dt), range(len(mix)))
 
 
@@ -69,7 +71,8 @@ def test_png_image_samples_equal_lerobot_dataset(data_root, data_camera_png):
 
 
 def test_padding_follows_the_episode_bounds(data_root, data_demos):
-    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root), delta_timestamps={"action": [-0.05, 0.0, 0.05]}, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_demos, root=data_root),
+                       delta_timestamps={"action": [-0.05, 0.0, 0.05]}, verbose=False)
     last_of_first_episode = mix[19]
     assert last_of_first_episode["action_is_pad"].tolist() == [False, False, True]
     actions = mix.stores[0].columns["action"]
@@ -78,7 +81,8 @@ def test_padding_follows_the_episode_bounds(data_root, data_demos):
 
 
 def test_loader_workers_get_the_same_batches(data_root, data_camera):
-    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps={CAMERA: [-0.05, 0.0]}, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), delta_timestamps={CAMERA: [-0.05, 0.0]},
+                       verbose=False)
     order = list(range(len(mix)))
     single = list(torch.utils.data.DataLoader(mix, batch_size=7, sampler=order))
     workers = list(torch.utils.data.DataLoader(mix, batch_size=7, sampler=order, num_workers=2))
@@ -96,6 +100,7 @@ def test_a_training_pass_visits_every_frame_once_by_default(data_root, data_demo
 
 
 def test_image_transforms_apply_to_camera_frames(data_root, data_camera):
-    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), image_transforms=lambda image: image * 0 + 0.5, verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=data_camera, root=data_root),
+                       image_transforms=lambda image: image * 0 + 0.5, verbose=False)
     sample = mix[3]
     assert torch.all(sample[CAMERA] == 0.5) and not torch.all(sample["observation.state"] == 0.5)

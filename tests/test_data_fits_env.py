@@ -41,7 +41,8 @@ def config(root, repo_id, tmp_path, **kw):
 
 def test_joint_state_of_another_robot_is_refused_before_training(tmp_path):
     repo_id = foreign_dataset(tmp_path, "arm8", 8)
-    with pytest.raises(UserError, match=r"observation.state' has shape \(8,\) but the Lift env with Panda gives \(9,\)"):
+    with pytest.raises(UserError,
+                       match=r"observation.state' has shape \(8,\) but the Lift env with Panda gives \(9,\)"):
         train(config(tmp_path, repo_id, tmp_path))
     assert not (tmp_path / "ck" / f"act_{repo_id}" / "final_model").exists()
 

@@ -29,7 +29,8 @@ def test_samples_carry_their_dataset_and_a_global_episode(data_root, data_demos,
     [
         ("data_fps10", "records at 10 fps but 'demos' at 20 fps"),
         ("data_no_env_state", "'demos_no_env_state' lacks the policy input 'observation.environment_state'"),
-        ("data_state8", "'observation.state' is float32 of shape (8,) in 'demos_state8' but float32 of shape (9,) in 'demos'"),
+        ("data_state8",
+         "'observation.state' is float32 of shape (8,) in 'demos_state8' but float32 of shape (9,) in 'demos'"),
     ],
 )
 def test_incompatible_datasets_are_refused_naming_dataset_and_feature(request, data_root, data_demos, other, words):
@@ -44,7 +45,8 @@ def test_other_features_missing_somewhere_are_dropped_with_a_warning(data_root, 
     assert mix.disabled_features == ["next.reward"]
     assert "next.reward" not in mix.features and "next.reward" not in mix[0] and "next.reward" not in mix.stats
     err = capsys.readouterr().err
-    assert "warning: dropping features not shared by every dataset: 'next.reward' (missing from 'demos_no_reward')" in err
+    assert ("warning: dropping features not shared by every dataset: 'next.reward' (missing from 'demos_no_reward')"
+            in err)
     assert "EnvSpec of 'demos_no_reward' differs from 'demos' (horizon: 400 vs 123)" in err
 
 
@@ -58,11 +60,14 @@ def test_dagger_labels_of_some_datasets_are_left_out_quietly(data_root, data_dem
 def used_frames(root, repo_id, frames):
     """Columns of the given frames, read straight from the parquet files."""
     table = pq.read_table(sorted((root / repo_id / "data").glob("*/*.parquet"))[0]).to_pydict()
-    return {k: np.asarray(v, dtype=np.float64)[frames] for k, v in table.items() if k in ("action", "observation.state", "next.reward")}
+    return {k: np.asarray(v, dtype=np.float64)[frames] for k, v in table.items()
+            if k in ("action", "observation.state", "next.reward")}
 
 
-def test_stats_equal_those_of_the_concatenated_used_frames(data_root, data_demos, data_demos_b, data_dagger, data_dagger_episodes):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root, episodes=f"{data_demos_b}=0,2"), verbose=False)
+def test_stats_equal_those_of_the_concatenated_used_frames(data_root, data_demos, data_demos_b, data_dagger,
+                                                           data_dagger_episodes):
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root,
+                                  episodes=f"{data_demos_b}=0,2"), verbose=False)
     dagger_frames = [i for i, (s, ok) in enumerate(
         (s, ok) for sources, ok in data_dagger_episodes for s in sources) if s == 1 and ok == 1]
     parts = [
@@ -71,7 +76,8 @@ def test_stats_equal_those_of_the_concatenated_used_frames(data_root, data_demos
         used_frames(data_root, data_dagger, np.array(dagger_frames)),
     ]
     for key in ("action", "observation.state", "next.reward"):
-        every = np.concatenate([p[key] for p in parts]).reshape(-1, 1 if key == "next.reward" else parts[0][key].shape[-1])
+        every = np.concatenate([p[key] for p in parts]).reshape(
+            -1, 1 if key == "next.reward" else parts[0][key].shape[-1])
         stats = mix.stats[key]
         assert stats["count"].tolist() == [len(every)] == [115 + 27 + 22]
         np.testing.assert_allclose(stats["mean"], every.mean(0), rtol=1e-10, atol=1e-12)
@@ -91,8 +97,10 @@ def episode_image_stats(root, repo_id, key):
 
 def test_camera_stats_pool_the_used_episodes_by_their_frames(data_root, data_camera, data_camera_b):
     key = "observation.images.agentview"
-    mix = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root, episodes=f"{data_camera_b}=1:3"), use_imagenet_stats=False, verbose=False)
-    per_episode = episode_image_stats(data_root, data_camera, key)[:2] + episode_image_stats(data_root, data_camera_b, key)[1:3]
+    mix = make_mixture(DataConfig(repo_ids=[data_camera, data_camera_b], root=data_root,
+                                  episodes=f"{data_camera_b}=1:3"), use_imagenet_stats=False, verbose=False)
+    per_episode = (episode_image_stats(data_root, data_camera, key)[:2]
+                   + episode_image_stats(data_root, data_camera_b, key)[1:3])
     counts = np.array([8, 6, 7, 4], dtype=np.float64).reshape(-1, 1, 1, 1)
     means = np.stack([e["mean"] for e in per_episode])
     mean = (counts * means).sum(0) / counts.sum()
@@ -132,7 +140,8 @@ def test_image_transforms_augment_camera_frames_with_lerobots_transforms(data_ro
 
     key = "observation.images.agentview"
     plain = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), verbose=False)
-    augmented = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), verbose=False, image_transforms=image_transforms(["affine"]))
+    augmented = make_mixture(DataConfig(repo_ids=data_camera, root=data_root), verbose=False,
+                             image_transforms=image_transforms(["affine"]))
     torch.manual_seed(0)
     a, b = plain[3], augmented[3]
     assert b[key].shape == a[key].shape and b[key].dtype == a[key].dtype

@@ -30,7 +30,8 @@ def test_default_is_a_uniform_shuffle_over_frames(data_root, data_demos, data_de
 
 @pytest.mark.parametrize("weights", ["1,2", [3.0, 1.0], "1, 0"])
 def test_weights_set_the_share_of_samples_from_each_dataset(data_root, data_demos, data_demos_b, weights):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights=weights), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights=weights),
+                       verbose=False)
     values = np.array([float(w) for w in (weights.split(",") if isinstance(weights, str) else weights)])
     requested = values / values.sum()
     np.testing.assert_allclose(mix.requested_shares, requested)
@@ -39,12 +40,14 @@ def test_weights_set_the_share_of_samples_from_each_dataset(data_root, data_demo
 
 
 def test_balance_datasets_gives_equal_shares(data_root, data_demos, data_demos_b, data_dagger):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root, balance_datasets=True), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root,
+                                  balance_datasets=True), verbose=False)
     np.testing.assert_allclose(shares(mix, drawn(mix)), [1 / 3] * 3, atol=0.015)
 
 
 def test_balance_episodes_makes_every_trajectory_equally_likely(data_root, data_demos, data_demos_b):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, balance_episodes=True), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, balance_episodes=True),
+                       verbose=False)
     counts = np.bincount(mix.episode_of(drawn(mix)), minlength=8)
     np.testing.assert_allclose(counts / DRAWS, [1 / 8] * 8, atol=0.012)
     # Frames of a short episode are drawn more often than those of a long one.
@@ -52,14 +55,16 @@ def test_balance_episodes_makes_every_trajectory_equally_likely(data_root, data_
 
 
 def test_balance_episodes_within_weighted_datasets(data_root, data_demos, data_demos_b):
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights="1,1", balance_episodes=True), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights="1,1",
+                                  balance_episodes=True), verbose=False)
     counts = np.bincount(mix.episode_of(drawn(mix)), minlength=8) / DRAWS
     np.testing.assert_allclose(counts, [0.5 / 5] * 5 + [0.5 / 3] * 3, atol=0.012)
 
 
 def test_passes_differ_but_a_seed_repeats_them(data_root, data_demos, data_demos_b):
     def passes(seed):
-        mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights="1,1", seed=seed), verbose=False)
+        mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights="1,1",
+                                      seed=seed), verbose=False)
         return list(mix.sampler), list(mix.sampler)
 
     first, second = passes(0)
@@ -69,7 +74,8 @@ def test_passes_differ_but_a_seed_repeats_them(data_root, data_demos, data_demos
 
 def test_weights_of_the_wrong_length_give_the_guides_error(data_root, data_demos, data_demos_b):
     with pytest.raises(UserError) as err:
-        make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights="1,2,3"), verbose=False)
+        make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b], root=data_root, dataset_weights="1,2,3"),
+                     verbose=False)
     assert str(err.value).startswith("dataset_weights length must match repo_ids length: ")
     assert str(err.value).endswith(".")
 
@@ -100,14 +106,16 @@ SHARES_LEFT = {  # 70, 40 and 6 frames (10 episodes: 5, 3 and 2) start a sample
 
 def positions(samples):
     """(global episode, frame index within it) of each sample."""
-    return {(int(e), int(f)) for s in samples for e, f in zip(s["episode_index"].view(-1), s["frame_index"].view(-1), strict=True)}
+    return {(int(e), int(f)) for s in samples
+            for e, f in zip(s["episode_index"].view(-1), s["frame_index"].view(-1), strict=True)}
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"dataset_weights": "1,2,1"}, {"balance_episodes": True}])
 def test_skipped_episode_ends_start_no_sample(data_root, data_demos, data_demos_b, data_dagger, kwargs):
     from sir.data import make_dataloader
 
-    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root, **kwargs), verbose=False)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, data_demos_b, data_dagger], root=data_root, **kwargs),
+                       verbose=False)
     every = positions(mix[i] for i in range(len(mix)))
     stats = mix.stats
     mix.fit(skip_first=2, skip_last=7)

@@ -27,7 +27,8 @@ def test_observation_layout_follows_the_spec_keys_in_order():
     env = make_env(spec)
     obs = reset_env(env, 3)
     feats = observation_to_features(obs, spec)
-    np.testing.assert_allclose(feats[STATE_FEATURE], np.concatenate([obs["robot0_gripper_qpos"], obs["robot0_eef_pos"]]), rtol=1e-6)
+    np.testing.assert_allclose(feats[STATE_FEATURE],
+                               np.concatenate([obs["robot0_gripper_qpos"], obs["robot0_eef_pos"]]), rtol=1e-6)
     np.testing.assert_allclose(feats[ENV_STATE_FEATURE], obs["cube_pos"], rtol=1e-6)
     assert feats[STATE_FEATURE].dtype == np.float32
     env.close()

@@ -75,7 +75,8 @@ def test_record_evaluation_appends_history_and_redraws_plot(tmp_path):
     rows = list(csv.DictReader((tmp_path / EVAL_CSV).open()))
     assert [r["step"] for r in rows] == ["100", "200"]
     assert float(rows[0]["success_rate"]) == 0.5 and float(rows[1]["success_rate"]) == 1.0
-    assert float(rows[0]["train_loss"]) == pytest.approx(3.5 / 3) and float(rows[1]["train_loss"]) == pytest.approx(0.225)
+    assert (float(rows[0]["train_loss"]) == pytest.approx(3.5 / 3)
+            and float(rows[1]["train_loss"]) == pytest.approx(0.225))
     assert float(rows[1]["success_ci_low"]) == pytest.approx(wilson_interval(2, 2)[0])
     assert rows[1]["lift/success_rate"] == "1.0" and rows[0]["lift/success_rate"] == ""
     losses = list(csv.DictReader((tmp_path / LOSS_CSV).open()))

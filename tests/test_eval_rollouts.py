@@ -375,7 +375,8 @@ def test_a_worker_error_keeps_its_whole_message_and_a_user_error_reaches_the_cal
     assert len(replies) == 1 and isinstance(replies[0], Reply)
     slot, token, error = replies[0]
     assert (slot, token) == (3, 7) and isinstance(error, WorkerError)
-    assert (error.user_error, error.kind, error.message) == (True, "UserError", "episode 11: the env refuses: for a reason")
+    assert (error.user_error, error.kind, error.message) == (
+        True, "UserError", "episode 11: the env refuses: for a reason")
     assert "Traceback" in error.traceback
 
     in_process = pools.shared_workers(1)

@@ -198,7 +198,8 @@ class ExpertUntilHeld:
         import torch
 
         env = self.env
-        self.grasped.append(env._check_grasp(gripper=env.robots[0].gripper, object_geoms=HELD_OBJECT[self.env_name](env)))
+        self.grasped.append(env._check_grasp(gripper=env.robots[0].gripper,
+                                             object_geoms=HELD_OBJECT[self.env_name](env)))
         action = np.zeros(7, dtype=np.float32)
         if not self.frozen:
             action = self.expert.act(env._get_observations())
@@ -215,7 +216,8 @@ def held_takeovers(env_name: str, freeze_phase: str, seeds: range, max_steps: in
     spec = default_spec(env_name, horizon=max_steps)
     env = make_env(spec)
     policy = ExpertUntilHeld(env, env_name, freeze_phase)
-    actor = CorrectedPolicy(policy, lambda b: b, lambda a: a, ScriptedCorrector(make_expert(env_name, seed=0)), spec.task)
+    actor = CorrectedPolicy(policy, lambda b: b, lambda a: a, ScriptedCorrector(make_expert(env_name, seed=0)),
+                            spec.task)
     runs = []
     try:
         for seed in seeds:
@@ -232,7 +234,8 @@ def held_corrections(episode, grasped, first_steps: int = 5):
     handed back at its sub-goal (before any release), else its first ``first_steps``."""
     for c in episode.corrections:
         if grasped[c["step"]] and c["phase"] in ("close", "lift", "carry"):
-            steps = range(c["step"], c["step"] + (c["steps"] if c["hand_back"] == "subgoal" else min(c["steps"], first_steps)))
+            steps = range(c["step"], c["step"] + (c["steps"] if c["hand_back"] == "subgoal"
+                                                  else min(c["steps"], first_steps)))
             yield c, [episode.frames[t]["action"][-1] for t in steps], [grasped[t] for t in steps]
 
 
@@ -267,7 +270,8 @@ def test_the_phase_read_from_a_state_keeps_a_held_object_held():
     expert.reset(env=None)
     held = box_obs(gap=0.04)
     assert expert.read_phase(held) == "close"  # fingers round it, still on the table: close on, then lift
-    raised = {**held, "box_pos": held["box_pos"] + [0, 0, 0.05], "robot0_eef_pos": held["robot0_eef_pos"] + [0, 0, 0.05]}
+    raised = {**held, "box_pos": held["box_pos"] + [0, 0, 0.05],
+              "robot0_eef_pos": held["robot0_eef_pos"] + [0, 0, 0.05]}
     assert expert.read_phase(raised) == "lift"
     over = {**raised, "box_pos": np.array([0.2, 0.0, 1.0]), "robot0_eef_pos": np.array([0.2, 0.0, 1.0])}
     assert expert.read_phase(over) == "lower"

@@ -78,7 +78,8 @@ def test_the_disk_cache_gives_the_same_samples_and_is_reused(data_root, data_cam
     # A second run reads the files and decodes nothing, whether they fit in memory or not.
     no_decoding(monkeypatch)
     for budget in (0, 1):
-        again = make_mixture(DataConfig(repo_ids=data_camera_b, root=data_root), delta_timestamps=WINDOWS, verbose=False)
+        again = make_mixture(DataConfig(repo_ids=data_camera_b, root=data_root), delta_timestamps=WINDOWS,
+                             verbose=False)
         report = again.cache_frames(budget_gb=budget, cache_dir=tmp_path)
         assert report.decoded == 0
         assert_same_samples(again, dataset)

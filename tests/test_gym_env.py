@@ -40,7 +40,8 @@ def test_seeded_reset_is_sirs_reset_and_leaves_the_callers_rng_alone():
         assert np.array_equal(obs["environment_state"], want["observation.environment_state"])
         assert np.array_equal(env.unwrapped.robosuite_env.sim.data.qpos, reference.sim.data.qpos)
         assert info == {"is_success": False}
-    assert env.reset(seed=0)[0]["environment_state"][:3].tolist() != env.reset(seed=7)[0]["environment_state"][:3].tolist()
+    assert (env.reset(seed=0)[0]["environment_state"][:3].tolist()
+            != env.reset(seed=7)[0]["environment_state"][:3].tolist())
     env.close()
     reference.close()
 

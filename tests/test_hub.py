@@ -162,4 +162,5 @@ def test_push_to_hub_uploads_the_best_model_or_the_final_one_without_evaluation(
     assert {k: v for k, v in files.items() if k != "README.md"} == local
     assert {"config.json", "model.safetensors", "sir_env.json", "policy_preprocessor.json"} <= set(files)
     assert b"lerobot" in files["README.md"] and repo_id.encode() in files["README.md"]
-    assert f"Pushed {pushed} to someone/act_lift: https://huggingface.co/someone/act_lift/commit/1" in capsys.readouterr().out
+    assert (f"Pushed {pushed} to someone/act_lift: https://huggingface.co/someone/act_lift/commit/1"
+            in capsys.readouterr().out)

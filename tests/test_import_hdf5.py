@@ -54,7 +54,8 @@ def recorded(tmp_path_factory):
         episodes.append({k: np.asarray(v) for k, v in episode.items()})
     env.close()
     # As collect_human_demonstrations.py builds env_info (with its default --controller).
-    env_info = {"env_name": "Lift", "robots": ["Panda"], "controller_configs": load_composite_controller_config(robot="Panda")}
+    env_info = {"env_name": "Lift", "robots": ["Panda"],
+                "controller_configs": load_composite_controller_config(robot="Panda")}
     gather_demonstrations_as_hdf5(str(folder / "raw"), str(folder), json.dumps(env_info))
     return folder / "demo.hdf5", episodes
 

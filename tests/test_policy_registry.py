@@ -80,7 +80,8 @@ def test_object_state_is_normalized_like_the_robot_state(name):
     env = torch.tensor([0.02, -0.01, 0.83] + [0.0] * 7)
     spread = torch.full((10,), 0.01)
     stats = {
-        "observation.state": {"mean": torch.zeros(9), "std": torch.ones(9), "min": -torch.ones(9), "max": torch.ones(9)},
+        "observation.state": {"mean": torch.zeros(9), "std": torch.ones(9), "min": -torch.ones(9),
+                              "max": torch.ones(9)},
         "observation.environment_state": {"mean": env, "std": spread, "min": env - spread, "max": env + spread},
         "action": {"mean": torch.zeros(7), "std": torch.ones(7), "min": -torch.ones(7), "max": torch.ones(7)},
     }
@@ -105,7 +106,8 @@ RECORDED = {"next.reward": {"dtype": "float32", "shape": (1,), "names": None}}
 
 
 def test_vqbet_needs_exactly_one_camera():
-    with pytest.raises(UserError, match="Policy 'vqbet' needs exactly one camera image; record the dataset with --cameras"):
+    with pytest.raises(UserError,
+                       match="Policy 'vqbet' needs exactly one camera image; record the dataset with --cameras"):
         build_config("vqbet", "tiny", STATE, ACTION, "cpu")
     with pytest.raises(UserError, match="takes exactly one camera image but the data has 2"):
         build_config("vqbet", "tiny", {**STATE, **CAMERA, **CAMERA_2}, ACTION, "cpu")
@@ -124,7 +126,8 @@ def test_tdmpc_needs_rewards_in_the_data():
 
 def test_tdmpc_refuses_images_its_encoder_would_shrink_to_nothing():
     small = {"observation.images.agentview": PolicyFeature(FeatureType.VISUAL, (3, 32, 32))}
-    with pytest.raises(UserError, match="at least 39x39 pixels but observation.images.agentview is 32x32; record with --image-size 84"):
+    with pytest.raises(UserError, match="at least 39x39 pixels but observation.images.agentview is 32x32; "
+                                        "record with --image-size 84"):
         build_config("tdmpc", "tiny", {**STATE, **small}, ACTION, "cpu")
     with pytest.raises(UserError, match="at most one camera image"):
         build_config("tdmpc", "tiny", {**STATE, **CAMERA, **CAMERA_2}, ACTION, "cpu")

@@ -64,7 +64,8 @@ class Operator:
             self.console.append(line)
             if text in line:
                 return
-        pytest.fail(f"the command ended before printing {text!r}:\n{''.join(self.console)}\n{self.log.read_text()[-3000:]}")
+        pytest.fail(f"the command ended before printing {text!r}:\n{''.join(self.console)}\n"
+                    f"{self.log.read_text()[-3000:]}")
 
     def xdotool(self, *args: str) -> None:
         subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": self.display}, check=True)

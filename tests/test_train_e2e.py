@@ -108,7 +108,8 @@ def test_a_batch_job_logs_plain_lines_to_stdout_and_no_progress_redraws(lift_dem
     assert proc.returncode == 0, proc.stderr
     steps = [line.split(" | ")[0] for line in proc.stdout.splitlines() if line.startswith("step ")]
     assert steps == ["step 1/6", "step 2/6", "step 4/6", "step 6/6"]
-    assert all(" | loss " in line and " steps/s | ETA " in line for line in proc.stdout.splitlines() if line.startswith("step "))
+    assert all(" | loss " in line and " steps/s | ETA " in line
+               for line in proc.stdout.splitlines() if line.startswith("step "))
     assert "Evaluation Results (step 6)" in proc.stdout
     assert "\r" not in proc.stderr and "Training:" not in proc.stderr
 

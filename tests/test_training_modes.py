@@ -296,7 +296,8 @@ def test_evaluation_episodes_default_to_the_recorded_horizon(lift_demos, tmp_pat
     root, repo_id = lift_demos
     horizon = EnvSpec.load(root / repo_id).horizon
     run = train(["--repo-ids", repo_id, "--root", str(root), "--policy", "act", "--preset", "tiny", "--batch-size", "8",
-                 "--training-steps", "2", "--eval-freq", "0", "--eval-episodes", "1", "--checkpoint-dir", str(tmp_path)])
+                 "--training-steps", "2", "--eval-freq", "0", "--eval-episodes", "1",
+                 "--checkpoint-dir", str(tmp_path)])
     info = json.loads((run / "final_model" / "sir_checkpoint.json").read_text())
     # Two training steps cannot lift the cube, so the episode runs to its limit.
     assert info["metrics"]["success_rate"] == 0.0

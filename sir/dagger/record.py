@@ -142,8 +142,8 @@ class RecordConfig(ModelEnvConfig):
                            "progress (no new best shaped reward, no step up the expert's measure of the task), ...",
                            minimum=1)
     deviation: float = option(TakeoverRule.deviation,
-                              "... or when the policy's arm command differs from the expert's by more than this (L2) ...",
-                              minimum=0)
+                              "... or when the policy's arm command differs from the expert's by more than "
+                              "this (L2) ...", minimum=0)
     deviation_steps: int = option(TakeoverRule.deviation_steps, "... for this many steps in a row, or at once when the "
                                   "object is dropped", minimum=1)
     agree: float = option(TakeoverRule.agree, "it hands back when the policy's own proposed action, asked every step, "
@@ -205,7 +205,8 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
         env = make_env(spec)
     provenance: dict[str, Any] = {
         "recorded_by": "sir.dagger.record", "checkpoint": str(Path(cfg.checkpoint).resolve()),
-        "checkpoint_step": info.get("step"), "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
+        "checkpoint_step": info.get("step"),
+        "checkpoint_datasets": [d.get("repo_id") for d in info.get("datasets", [])],
         "corrector": cfg.corrector, "takeover_rule": asdict(rule) if rule else None, "first_seed": cfg.seed,
         "auto_save_on_success": cfg.auto_save_on_success, "drop_failures": cfg.drop_failures,
         "label_budget": cfg.label_budget, "episodes": [],
@@ -220,8 +221,9 @@ def record_corrections(cfg: RecordConfig) -> RecordingResult:
                 ep.takeover_step is not None or (ep.success and cfg.auto_save_on_success)),
             stop=(lambda r: r.corrector_frames >= cfg.label_budget) if cfg.label_budget else None,
             desc=f"DAgger {spec.env_name}",
-            status=lambda r: {"interventions": r.interventions, "takeovers": r.takeovers, "policy_ok": r.policy_successes,
-                              "corrected_ok": r.corrected_successes, **({"discarded": r.discarded} if human else {})},
+            status=lambda r: {"interventions": r.interventions, "takeovers": r.takeovers,
+                              "policy_ok": r.policy_successes, "corrected_ok": r.corrected_successes,
+                              **({"discarded": r.discarded} if human else {})},
             info=lambda r: {"episodes": r.per_episode, "interventions": r.interventions,
                             "policy_successes": r.policy_successes, "corrected_successes": r.corrected_successes,
                             "saved": r.episodes, "discarded": r.discarded, "takeovers": r.takeovers,

@@ -106,16 +106,19 @@ def read_source(path: Path, file: Any) -> Source:
         env_kwargs = _json_attr(path, data.attrs, "env_info") if "env_info" in data.attrs else {}
         kind, env_name = "robosuite", _text(data.attrs["env"])
     else:
-        raise UserError(f"{path} names no env: 'data' has neither robosuite's 'env' nor robomimic's 'env_args' attribute.")
+        raise UserError(f"{path} names no env: 'data' has neither robosuite's 'env' nor robomimic's "
+                        "'env_args' attribute.")
     if env_name not in robosuite.ALL_ENVIRONMENTS:
-        raise UserError(f"{path} was recorded in the env {env_name!r}, which robosuite {robosuite.__version__} does not have.")
+        raise UserError(f"{path} was recorded in the env {env_name!r}, which robosuite {robosuite.__version__} "
+                        "does not have.")
     demos = sorted((k for k in data if re.fullmatch(r"demo_\d+", k)), key=lambda k: int(k.split("_")[1]))
     if not demos:
         raise UserError(f"{path} has no demos (data/demo_N groups).")
     for name in demos:
         for key in ("states", "actions"):
             if key not in data[name] or len(data[name][key]) == 0:
-                raise UserError(f"{path}: data/{name} has no '{key}'; sir regenerates observations from recorded simulator states and actions.")
+                raise UserError(f"{path}: data/{name} has no '{key}'; sir regenerates observations from recorded "
+                                "simulator states and actions.")
     return Source(path, kind, env_name, env_kwargs, demos)
 
 
@@ -151,7 +154,8 @@ def controller_env_kwargs(path: Path, recorded: Any, robots: list[str]) -> dict[
         config = refactor_composite_controller_config(config, robot, ["right", "left"])
         reference = load_composite_controller_config(controller=SIR_CONTROLLER, robot=robot)
         arms = {name: part for name, part in config.get("body_parts", {}).items() if name in ("right", "left")}
-        if config.get("type") != SIR_CONTROLLER or not arms or any(a.get("type") != ARM_CONTROLLER for a in arms.values()):
+        if (config.get("type") != SIR_CONTROLLER or not arms
+                or any(a.get("type") != ARM_CONTROLLER for a in arms.values())):
             raise UserError(f"{path} was recorded with the {_controller_name(config)}; sir replays only robosuite's "
                             f"{SIR_CONTROLLER} controller with {ARM_CONTROLLER} arms.")
         same = same and all(_same_as_sir(a, reference["body_parts"].get(n, {})) for n, a in arms.items())
@@ -203,7 +207,8 @@ def start_demo(env: Any, demo: Any, states: np.ndarray, label: str) -> None:
         try:
             env.reset_from_xml_string(env.edit_model_xml(_text(demo.attrs["model_file"])))
         except Exception as err:  # MuJoCo's XML errors come as assorted types
-            raise UserError(f"{label}: this robosuite cannot load the demo's model_file ({type(err).__name__}: {err}).") from err
+            raise UserError(f"{label}: this robosuite cannot load the demo's model_file "
+                            f"({type(err).__name__}: {err}).") from err
         env.sim.reset()
     size = env.sim.get_state().flatten().size
     if states.shape[1] != size:
@@ -271,7 +276,8 @@ def import_hdf5(cfg: ImportConfig) -> RecordingResult:
                     raise UserError(f"{label} has actions of shape {actions.shape}, but the {spec.env_name} env "
                                     f"with the {spec.controller} controller takes {action_dim(env)} values per step.")
                 if len(states) < len(actions):
-                    raise UserError(f"{label} has {len(states)} states for {len(actions)} actions; each action needs the state it was taken in.")
+                    raise UserError(f"{label} has {len(states)} states for {len(actions)} actions; "
+                                    "each action needs the state it was taken in.")
                 frames = regenerate(env, spec, demo, states, actions, label)
                 success = any(bool(f["next.success"][0]) for f in frames)
                 label_demo(frames, success)

@@ -103,19 +103,23 @@ def report(mix, num_samples: int, batch_size: int, seed: int) -> None:
         labels = label_summary(info)
         rows.append([str(i), info.repo_id, f"{len(info.used_episodes)}/{info.total_episodes}",
                      f"{info.frames}/{info.total_frames}", str(info.fps), labels, info.revision or "local"])
-    print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels", "revision"]))
+    print(_table(rows, ["#", "repo_id", "episodes used/total", "frames used/total", "fps", "DAgger labels",
+                        "revision"]))
     print(f"  root: {', '.join(str(i.root) for i in mix.infos)}")
     for info in mix.infos:
         if info.labels is not None and not info.labels.is_sirs:
             print(f"  labels of {info.repo_id}: {info.labels.describe()}")
 
     print("\nFeatures served:")
-    print(_table([[k, f["dtype"], str(tuple(f["shape"]))] for k, f in mix.features.items()], ["feature", "dtype", "shape"]))
+    print(_table([[k, f["dtype"], str(tuple(f["shape"]))] for k, f in mix.features.items()],
+                 ["feature", "dtype", "shape"]))
     if mix.disabled_features:
         print(f"  dropped (not in every dataset): {', '.join(mix.disabled_features)}")
     specs = {i.repo_id: i.env_spec for i in mix.infos}
     for repo_id, spec in specs.items():
-        print(f"  EnvSpec of {repo_id}: " + (f"{spec.env_name}, robots {spec.robots}, cameras {spec.cameras or 'none'}" if spec else "none (meta/sir_env.json missing)"))
+        print(f"  EnvSpec of {repo_id}: "
+              + (f"{spec.env_name}, robots {spec.robots}, cameras {spec.cameras or 'none'}" if spec
+                 else "none (meta/sir_env.json missing)"))
 
     print(f"\nNormalization statistics over the {mix.num_frames} used frames:")
     for key, stats in mix.stats.items():

@@ -138,7 +138,8 @@ def env_feature_shapes(spec: EnvSpec) -> dict[str, tuple[int, ...]]:
 def _looks_like(names: list[str], keys: list[str]) -> bool:
     """Whether per-value names (info.json) could belong to robosuite observation ``keys``:
     some name shares a word with some key (``eef``, ``gripper``, ``cube``...)."""
-    words = {w for k in keys for w in k.lower().replace("-", "_").split("_") if len(w) > 2 and not w.startswith("robot")}
+    words = {w for k in keys for w in k.lower().replace("-", "_").split("_")
+             if len(w) > 2 and not w.startswith("robot")}
     return any(w in str(n).lower() for n in names for w in words)
 
 

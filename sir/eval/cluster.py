@@ -123,7 +123,8 @@ class RayPool(Workers):
             self.close()
             free = self._ray.available_resources().get("CPU", 0)
             raise UserError(f"The Ray cluster at {self._address} gave no CPU to an env worker in "
-                            f"{ACTOR_START_LIMIT_S:.0f} s ({free:g} free of {self._ray.cluster_resources().get('CPU', 0):g}); "
+                            f"{ACTOR_START_LIMIT_S:.0f} s ({free:g} free of "
+                            f"{self._ray.cluster_resources().get('CPU', 0):g}); "
                             "free some, or ask for fewer workers.") from err
 
     @property

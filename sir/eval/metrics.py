@@ -59,7 +59,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for name, task in (metrics.get("per_task") or {}).items():
         t_low, t_high = task["success_ci95"]
         lines.append(
-            f"  [{name}] Success Rate: {100 * task['success_rate']:.1f}% (95% CI {100 * t_low:.0f}-{100 * t_high:.0f}%, "
+            f"  [{name}] Success Rate: {100 * task['success_rate']:.1f}% "
+            f"(95% CI {100 * t_low:.0f}-{100 * t_high:.0f}%, "
             f"{task['episodes']} episodes), Avg Reward: {task['avg_reward']:.3f}, Avg Length: {task['avg_length']:.1f}"
         )
     return "\n".join(lines)

@@ -88,7 +88,8 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int) -> Path:
     return path
 
 
-def write_episode_grid(path: str | Path, recorded: list[tuple[dict[str, Any], list[np.ndarray]]], fps: int) -> Path | None:
+def write_episode_grid(path: str | Path, recorded: list[tuple[dict[str, Any], list[np.ndarray]]],
+                       fps: int) -> Path | None:
     frames = tile_episodes(recorded)
     return write_video(path, frames, fps) if frames else None
 

@@ -178,7 +178,8 @@ class GraspingExpert:
     def over_target(self, s: Step) -> bool:
         """Whether the held object is over its place point, ready to be lowered."""
         place, obj = self.place_point(s), self.object_position(s.obs)
-        return bool(np.linalg.norm((place - obj)[:2]) < self.carry_tolerance and obj[2] > place[2] - self.place_tolerance)
+        return bool(np.linalg.norm((place - obj)[:2]) < self.carry_tolerance
+                    and obj[2] > place[2] - self.place_tolerance)
 
     def progress_in(self, s: Step) -> float:
         """How far the state has come within the expert's phase, in metres (more is further):

@@ -54,17 +54,20 @@ def check_data_needs(
     images = {k: ft for k, ft in input_features.items() if ft.type is FeatureType.VISUAL}
     has_env = any(ft.type is FeatureType.ENV for ft in input_features.values())
     if entry.needs_state and "observation.state" not in input_features:
-        raise UserError(f"Policy '{name}' needs observation.state among its inputs; record the robot state with the dataset.")
+        raise UserError(f"Policy '{name}' needs observation.state among its inputs; "
+                        "record the robot state with the dataset.")
     if entry.needs_image_or_env_state and not (images or has_env):
         raise UserError(
             f"Policy '{name}' needs a camera image or observation.environment_state among its inputs; "
             "record with --cameras or keep the object state in the dataset."
         )
     if entry.images == "required" and not images:
-        raise UserError(f"Policy '{name}' needs at least one camera image; record the dataset with --cameras agentview.")
+        raise UserError(f"Policy '{name}' needs at least one camera image; "
+                        "record the dataset with --cameras agentview.")
     if entry.images == "exactly_one" and len(images) != 1:
         if not images:
-            raise UserError(f"Policy '{name}' needs exactly one camera image; record the dataset with --cameras agentview.")
+            raise UserError(f"Policy '{name}' needs exactly one camera image; "
+                            "record the dataset with --cameras agentview.")
         raise UserError(
             f"Policy '{name}' takes exactly one camera image but the data has {len(images)} "
             f"({', '.join(images)}); record the dataset with a single --cameras entry."

@@ -48,7 +48,8 @@ class Task:
 TASKS: dict[str, Task] = {
     t.env: t
     for t in (
-        Task("Lift", 1.0, (Reference("BC-RNN", "~100", ROBOMIMIC), Reference("Diffusion Policy", "~100", DIFFUSION_POLICY))),
+        Task("Lift", 1.0, (Reference("BC-RNN", "~100", ROBOMIMIC),
+                           Reference("Diffusion Policy", "~100", DIFFUSION_POLICY))),
         Task("PickPlaceCan", 0.96, (Reference("BC-RNN", "~100", ROBOMIMIC),
                                     Reference("Diffusion Policy", "~100", DIFFUSION_POLICY))),
         Task("NutAssemblySquare", 0.90, (Reference("BC-RNN", "~80", ROBOMIMIC),

@@ -40,9 +40,11 @@ class TrainConfig(DataConfig):
                                 group=POLICY)
     preset: str = option("default", "model size: tiny (tests), cpu (trains on 2 cores in minutes), default "
                          "(lerobot's sizes)", group=POLICY, choices=PRESETS)
-    action_chunk_size: int | None = option(None, "action chunk / horizon (default: the policy's)", group=POLICY, minimum=1)
+    action_chunk_size: int | None = option(None, "action chunk / horizon (default: the policy's)", group=POLICY,
+                                           minimum=1)
     n_obs_steps: int | None = option(None, "observation steps (default: the policy's)", group=POLICY, minimum=1)
-    n_action_steps: int | None = option(None, "actions executed per chunk (default: the policy's)", group=POLICY, minimum=1)
+    n_action_steps: int | None = option(None, "actions executed per chunk (default: the policy's)", group=POLICY,
+                                        minimum=1)
     policy_path: str | None = option(None, "fine-tune from a saved sir or lerobot model folder (weights, config, "
                                      "processors)", group=POLICY)
     pretrained_path: str | None = option(None, "local folder of a pretrained backbone model (pi0, smolvla, ...) "
@@ -205,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Outputs go to <checkpoint-dir>/<policy>_<datasets>/.",
     )
     p.add_argument("--config", default=None,
-                   help="YAML or JSON file of settings (e.g. a run's train_config.json); command-line flags override it")
+                   help="YAML or JSON file of settings (e.g. a run's train_config.json); "
+                        "command-line flags override it")
     p.add_argument("--list-policies", action="store_true", help="print the policies, their needs and presets, and exit")
     add_arguments(p, TrainConfig)
     return p

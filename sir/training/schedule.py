@@ -52,4 +52,5 @@ def describe(scheduler_cfg: Any) -> str:
     if scheduler_cfg is None:
         return "constant"
     fields = {k: v for k, v in vars(scheduler_cfg).items() if v is not None}
-    return f"{scheduler_cfg.type} ({', '.join(f'{k} {v:g}' if isinstance(v, float) else f'{k} {v}' for k, v in fields.items())})"
+    described = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+    return f"{scheduler_cfg.type} ({described})"

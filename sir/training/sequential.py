@@ -79,7 +79,8 @@ def run_sequential(args: TrainConfig) -> SequentialResult:
 def write_forgetting_matrix(base: Path, repo_ids: list[str], rows: list[list[float | None]]) -> None:
     """CSV (stage × task success rate; empty for tasks not yet seen) and a heatmap PNG."""
     atomic.write_csv(base / FORGETTING_CSV, [
-        {"stage": stage_name(k, repo_ids[k - 1]), **{r: "" if v is None else f"{v:.4f}" for r, v in zip(repo_ids, row, strict=True)}}
+        {"stage": stage_name(k, repo_ids[k - 1]),
+         **{r: "" if v is None else f"{v:.4f}" for r, v in zip(repo_ids, row, strict=True)}}
         for k, row in enumerate(rows, start=1)
     ], ["stage", *repo_ids])
 

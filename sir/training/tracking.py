@@ -44,7 +44,8 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
-                raise UserError("--report-to tensorboard needs the tensorboard package; pip install tensorboard.") from err
+                raise UserError("--report-to tensorboard needs the tensorboard package; "
+                                "pip install tensorboard.") from err
             # purge_step: TensorBoard drops what an earlier process logged past the resumed
             # step, as RunFolder.drop_metrics_after does for metrics.jsonl.
             self.tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),

@@ -308,5 +308,6 @@ class Mixture(torch.utils.data.Dataset):
         return self._per_dataset(indices, lambda d, pos: self._classes[d][pos])
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{i.repo_id}: {len(i.used_episodes)}/{i.total_episodes} episodes, {i.frames} frames" for i in self.infos)
+        parts = ", ".join(f"{i.repo_id}: {len(i.used_episodes)}/{i.total_episodes} episodes, {i.frames} frames"
+                          for i in self.infos)
         return f"Mixture({parts}; fps={self.fps})"

@@ -42,7 +42,8 @@ def parse_weights(weights: str | Sequence[float] | None, num_datasets: int) -> n
     if len(values) != num_datasets:
         raise UserError(
             f"dataset_weights length must match repo_ids length: --dataset-weights gives {len(values)} "
-            f"weight{'s' if len(values) != 1 else ''} for {num_datasets} dataset{'s' if num_datasets != 1 else ''} in --repo-ids."
+            f"weight{'s' if len(values) != 1 else ''} for {num_datasets} "
+            f"dataset{'s' if num_datasets != 1 else ''} in --repo-ids."
         )
     if any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
         raise UserError(f"--dataset-weights must be non-negative numbers, not all zero (got {values}).")
@@ -151,7 +152,8 @@ def make_sampler(
     if balance_episodes:
         starts = np.concatenate([s for s, _ in episode_runs])
         sizes = np.concatenate([n for _, n in episode_runs])
-        probs = np.concatenate([np.full(len(s), share / len(s)) for (s, _), share in zip(episode_runs, shares, strict=True)])
+        probs = np.concatenate([np.full(len(s), share / len(s))
+                                for (s, _), share in zip(episode_runs, shares, strict=True)])
     else:
         starts, sizes, probs = np.asarray(dataset_starts), np.asarray(dataset_sizes), shares
     return MixtureSampler(starts, sizes, probs, total, seed)

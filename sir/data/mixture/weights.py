@@ -68,7 +68,8 @@ def check_labels(repo_id: str, name: str, values: np.ndarray) -> np.ndarray:
     """``values`` as int64 0/1, or a UserError naming the dataset and feature."""
     values = np.asarray(values).reshape(len(values), -1)
     if values.shape[1] != 1:
-        raise UserError(f"Dataset '{repo_id}' has a '{name}' feature of {values.shape[1]} values per frame; DAgger labels are one 0/1 value per frame.")
+        raise UserError(f"Dataset '{repo_id}' has a '{name}' feature of {values.shape[1]} values per frame; "
+                        "DAgger labels are one 0/1 value per frame.")
     values = values[:, 0].astype(np.int64)
     bad = np.setdiff1d(np.unique(values), [0, 1])
     if bad.size:

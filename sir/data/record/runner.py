@@ -250,7 +250,8 @@ def record_episodes(
             if stop is not None and stop(result):
                 break
             if until_written and result.tried >= 3 * episodes and not result.successes:
-                raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; nothing to record.")
+                raise UserError(f"The {spec.env_name} {actor.name} failed {result.tried} episodes in a row; "
+                                "nothing to record.")
     except BaseException as err:
         if interrupt_in(err) is None:
             writer.abort()
@@ -263,6 +264,7 @@ def record_episodes(
         writer.info.update(info(result))
     result.path = writer.finalize()
     if interrupted:
-        raise Interrupted(f"{result.episodes} finished episode{'s' if result.episodes != 1 else ''} kept in {result.path}"
+        raise Interrupted(f"{result.episodes} finished episode{'s' if result.episodes != 1 else ''} "
+                          f"kept in {result.path}"
                           if result.path else "no episode was finished; nothing written") from None
     return result

@@ -64,7 +64,8 @@ def make_synthetic_dataset(
         example["observation.environment_state"] = np.zeros(env_state_dim, np.float32)
     for cam in cameras:
         example[IMAGE_FEATURE_PREFIX + cam] = np.zeros((image_size, image_size, 3), np.uint8)
-    features = dataset_features(spec, example, action_dim, extra=dagger_features(label_dtype) if dagger is not None else None)
+    features = dataset_features(spec, example, action_dim,
+                                extra=dagger_features(label_dtype) if dagger is not None else None)
     if dagger is not None and len(dagger) != len(episode_lengths):
         raise ValueError("dagger needs one (sources, success) pair per episode")
     for key in drop_features:

@@ -129,7 +129,8 @@ class DatasetWriter:
         folder.rename(self.tmp)
         self._record = record
         self.num_episodes, self.num_frames = int(record["episodes"]), int(record["frames"])
-        kept = f"Kept {self.num_episodes} finished episode{'s' if self.num_episodes > 1 else ''} of an interrupted recording"
+        kept = (f"Kept {self.num_episodes} finished episode{'s' if self.num_episodes > 1 else ''} "
+                "of an interrupted recording")
         differ = [name for name, theirs, ours in (("EnvSpec", record["spec"], self.spec.to_dict()),
                                                    ("set of features", record["features"], self.features))
                   if not journal.same(theirs, ours)]

@@ -120,7 +120,8 @@ class FrameStore:
         numeric = [k for k in keys if not is_visual(features[k]) and features[k]["dtype"] != "string"]
         self.string_keys = [k for k in keys if features[k]["dtype"] == "string"]
         extra = list(extra_columns)
-        needed = list(dict.fromkeys([*numeric, *self.string_keys, "index", "episode_index", "timestamp", "task_index", *extra]))
+        needed = list(dict.fromkeys([*numeric, *self.string_keys, "index", "episode_index", "timestamp",
+                                     "task_index", *extra]))
         data = read_columns(self.root, needed)
 
         self.num_frames = len(data["index"])

@@ -70,7 +70,8 @@ demo: install
 	$(MAKE) --no-print-directory eval REPO_IDS=lift_demos POLICY=act EVAL_EPISODES=50 EVAL_ARGS="--save-video"
 
 # The results table (docs/results.md): 200 scripted demos per task, each task's recipe
-# (sir/results/recipes/), the best model on 50 fixed-seed episodes. Resumable: run it again
+# (sir/results/recipes/) trained with 3 training seeds, each best model on 100 test-range episodes
+# (sir/seeds.py). Resumable, seed by seed: run it again
 # after a stop and done tasks are skipped. TASKS=Lift,Stack runs some of them. One torch
 # thread: on 2 shared cores it trained 2.5x faster (4.7 vs 1.9 steps/s) than two beside a recording.
 TASKS ?= Lift,PickPlaceCan,NutAssemblySquare,Stack

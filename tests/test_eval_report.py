@@ -92,17 +92,37 @@ def test_evaluate_cli_runs_a_checkpoint_in_workers(eval_tiny_act, tmp_path, caps
     from sir.policies.checkpoint import save_checkpoint
 
     policy, pre, post, spec = eval_tiny_act
-    save_checkpoint(tmp_path / "best_model", policy, pre, post, spec, {"step": 7})
+    chosen = {"choosing": {"episodes": 20, "seed": 100_000}, "confirmation": {"episodes": 40, "seed": 300_000}}
+    save_checkpoint(tmp_path / "best_model", policy, pre, post, spec, {"step": 7, "selection": chosen})
     metrics = main(["--checkpoint", str(tmp_path / "best_model"), "--episodes", "2", "--max-steps", "5",
                     "--workers", "2", "--device", "cpu"])
     out = capsys.readouterr().out
     assert "(step 7)" in out and "Success Rate: 0.0%" in out and "Avg Length: 5.0" in out
+    # Without --eval-seed: the test range, named, and no note (nothing chose the model on it).
+    assert "seeds 1000000-1000001 (test: the published numbers)" in out and "optimistic" not in out
+    assert [e["seed"] for e in metrics["per_episode"]] == [1_000_000, 1_000_001]
     # The model folder holds the model only; results go to eval/<model> beside it.
     saved = json.loads((tmp_path / "eval" / "best_model" / "eval_results.json").read_text())
     assert not (tmp_path / "best_model" / "eval_results.json").exists()
     assert saved["episodes"] == 2 and saved["workers"] == 2 and len(saved["per_episode"]) == 2
     assert saved["model_step"] == 7  # which of a run's models was scored
     assert metrics["avg_length"] == 5.0
+
+
+def test_a_model_scored_on_the_seeds_that_chose_it_is_named_so():
+    from sir import seeds
+    from sir.eval.evaluate import chosen_on
+
+    info = {"selection": {"choosing": {"episodes": 20, "seed": 100_000},
+                          "confirmation": {"episodes": 40, "seed": 300_000}}}
+    assert chosen_on(info, 100_010, 50) == "chosen on seeds 100000-100019"
+    assert chosen_on(info, 299_990, 11) == "confirmed on seeds 300000-300039"
+    assert chosen_on(info, 100_000, 300_000) == "chosen on seeds 100000-100019 and confirmed on seeds 300000-300039"
+    assert chosen_on(info, seeds.TEST.start, 100) is None and chosen_on({}, 100_000, 50) is None
+    assert seeds.role_of(200_010) == seeds.VALIDATION.role and seeds.role_of(10**9) == "no role"
+    # The ranges are apart: no role's seeds are another's.
+    for a in seeds.ROLES:
+        assert not [b for b in seeds.ROLES if b is not a and seeds.overlap((a.start, a.size), (b.start, b.size))]
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """sir.results.run: tasks done once, a stopped training resumed, the page's own text kept."""
 
 import json
+import types
 
 import pytest
 
@@ -16,53 +17,67 @@ def argv(tmp_path):
 
 
 @pytest.mark.slow
-def test_results_run_skips_done_tasks_resumes_stopped_ones_and_keeps_the_pages_text(tmp_path, capsys, logged,
-                                                                                    one_line_per_interval):
+def test_results_run_trains_each_seed_skips_done_ones_resumes_stopped_ones_and_keeps_the_pages_text(
+        tmp_path, capsys, logged, one_line_per_interval):
     report = tmp_path / "results.md"
     report.write_text(f"# Results\n\nOur analysis.\n\n{results_report_markers()}\nAfter the table.\n")
     # Output to a file, as in a batch job: plain lines of the recording, training and evaluation.
-    rows, text = logged(results.main, argv(tmp_path))
+    rows, text = logged(results.main, [*argv(tmp_path), "--training-seeds", "0,1"])
     one_line_per_interval(text, "Recording Lift", 2)
-    one_line_per_interval(text, "Evaluating", 2)
-    assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == ["step 1/4"]
-    task_dir = tmp_path / "runs" / "Lift"
+    assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == ["step 1/4"] * 2
     saved = json.loads((tmp_path / "summaries" / "Lift.json").read_text())
-    assert rows[0] == saved == json.loads((task_dir / "result.json").read_text())
-    assert len(saved["sir"]["commit"]) == 40  # this checkout's commit
-    assert saved["selection"]["chosen_step"] == saved["best_step"]
-    assert saved["demos"] == 2 and saved["training_steps"] == 4 and saved["episodes"] == 2
-    assert [p["step"] for p in saved["curve"]] == [2, 4]
+    assert rows[0] == saved
+    assert saved["training_seeds"] == [0, 1] and [r["seed"] for r in saved["runs"]] == [0, 1]
+    assert saved["test_seed"] == 1_000_000 and saved["test_episodes"] == 2  # the test range (sir.seeds)
+    assert saved["success_per_seed"] == [r["success_rate"] for r in saved["runs"]]
+    assert saved["success_mean"] == pytest.approx(sum(saved["success_per_seed"]) / 2)
+    for seed, run in zip((0, 1), saved["runs"], strict=True):
+        task_dir = tmp_path / "runs" / f"Lift_s{seed}"
+        assert run == json.loads((task_dir / "result.json").read_text())
+        assert json.loads((task_dir / "train_config.json").read_text())["seed"] == seed
+        assert len(run["sir"]["commit"]) == 40  # this checkout's commit
+        assert run["selection"]["chosen_step"] == run["best_step"]
+        assert [p["step"] for p in run["curve"]] == [2, 4]
+        assert run["last_k_success"] == pytest.approx(sum(p["success_rate"] for p in run["curve"]) / 2)
+        assert f"--seed {seed}" in run["commands"][1] and "--eval-seed 1000000" in run["commands"][2]
+    assert saved["demos"] == 2 and saved["training_steps"] == 4
     page = report.read_text()
     assert page.startswith("# Results\n\nOur analysis.") and page.rstrip().endswith("After the table.")
-    assert "| Lift | act `tiny` | 2 (" in page and "--repo-ids lift_2" in page
+    assert "| Lift | act `tiny` | 2 (" in page and "--repo-ids lift_2" in page and "--training-seeds 0,1" in page
 
     # Done: nothing is trained or evaluated again.
+    task_dir = tmp_path / "runs" / "Lift_s1"
     metrics_before = (task_dir / "metrics.jsonl").stat().st_mtime_ns
-    results.main(argv(tmp_path))
+    results.main([*argv(tmp_path), "--training-seeds", "0,1"])
     assert "done before" in capsys.readouterr().out
     assert (task_dir / "metrics.jsonl").stat().st_mtime_ns == metrics_before
 
-    # Stopped after checkpoint_2: the next run continues from it instead of starting over.
+    # Seed 1 stopped after checkpoint_2, its row not in the summary: seed 0 is kept, seed 1 continues.
     import shutil
 
     records = [json.loads(line) for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
     first_process = max(r["train/elapsed_s"] for r in records if r["step"] <= 2 and "train/elapsed_s" in r)
-    for name in ("runs/Lift/final_model", "runs/Lift/checkpoint_4", "runs/Lift/result.json", "summaries/Lift.json"):
-        path = tmp_path / name
+    for path in (task_dir / "final_model", task_dir / "checkpoint_4", task_dir / "result.json"):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    summary = tmp_path / "summaries" / "Lift.json"
+    summary.write_text(json.dumps({**saved, "runs": saved["runs"][:1]}))
     # The run was saved before sir had its newest option: left at its default, it changes nothing.
     config = json.loads((task_dir / "train_config.json").read_text())
     assert config.pop("image_transforms") is None
     (task_dir / "train_config.json").write_text(json.dumps(config))
-    results.main(argv(tmp_path))
-    assert "Resuming Lift from checkpoint_2" in capsys.readouterr().out
+    seed0 = (tmp_path / "runs" / "Lift_s0" / "metrics.jsonl").stat().st_mtime_ns
+    results.main([*argv(tmp_path), "--training-seeds", "0,1"])
+    out = capsys.readouterr().out
+    assert "Lift, training seed 0: kept" in out and "Resuming Lift_s1 from checkpoint_2" in out
+    assert (tmp_path / "runs" / "Lift_s0" / "metrics.jsonl").stat().st_mtime_ns == seed0
     steps = [json.loads(line)["step"] for line in (task_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 4
-    resumed = json.loads((tmp_path / "summaries" / "Lift.json").read_text())
-    assert resumed["training_steps"] == 4
+    resumed = json.loads(summary.read_text())
+    assert resumed["training_seeds"] == [0, 1] and resumed["runs"][0] == saved["runs"][0]
     # Its training time counts the stopped process's steps too, read from the trainer's own log.
-    assert resumed["train_wall_s"] > first_process
-    assert resumed["eval_wall_s"] == pytest.approx(sum(p["wall_s"] for p in resumed["curve"]))
+    run = resumed["runs"][1]
+    assert run["train_wall_s"] > first_process
+    assert run["eval_wall_s"] == pytest.approx(sum(p["wall_s"] for p in run["curve"]))
 
 
 def test_unknown_task_is_refused_in_one_sentence(tmp_path, capsys):
@@ -118,21 +133,27 @@ def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
 
 def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_the_others(tmp_path, capsys,
                                                                                         monkeypatch):
-    """A fresh clone has the committed summaries and no run folders: a matching summary is
-    the row (nothing runs), one made with other settings is not, and the page is written
-    from the summaries."""
+    """A fresh clone has the committed summaries and no run folders: a summary holding every
+    seed with the recipe and test episodes of this run is the row (nothing runs), one made
+    with other settings is not, and the page is written from the summaries."""
     from sir.results.recipes import TASKS
 
     summaries = tmp_path / "summaries"
     summaries.mkdir()
-    lift = {"task": "Lift", "repo_id": "lift_200", "settings": TASKS["Lift"].train_settings(), "policy": "act",
-            "preset": "cpu", "demos": 200, "frames": 7296, "training_steps": 2000, "batch_size": 64,
-            "best_step": 500, "train_wall_s": 360.0, "success_rate": 1.0, "success_ci95": [0.93, 1.0],
-            "episodes": 50, "eval_seed": 200_000, "aim": 1.0, "curve": [{"step": 500, "success_rate": 1.0}],
-            "commands": ["python -m sir.data.collect --env Lift"], "sir": {"commit": "b6fa36c" + "0" * 33},
-            "selection": {"chosen_step": 1000, "confirmation": {"episodes": 40, "seed": 300_000},
-                          "candidates": [{"step": 500, "confirmation": {"success_rate": 0.9}},
-                                         {"step": 1000, "confirmation": {"success_rate": 0.975}}]}}
+    run = {"seed": 0, "best_step": 1000, "frames": 7296, "success_rate": 0.98, "success_ci95": [0.93, 1.0],
+           "episodes": 100, "avg_length": 40.0, "choosing_success": 1.0, "last_k_success": 0.95,
+           "train_wall_s": 360.0, "eval_wall_s": 10.0, "curve": [{"step": 500, "success_rate": 1.0, "wall_s": 5.0}],
+           "commands": ["python -m sir.data.collect --env Lift", "train", "evaluate"],
+           "sir": {"commit": "b6fa36c" + "0" * 33},
+           "selection": {"chosen_step": 1000, "confirmation": {"episodes": 40, "seed": 300_000},
+                         "candidates": [{"step": 500, "confirmation": {"success_rate": 0.9}},
+                                        {"step": 1000, "confirmation": {"success_rate": 0.975}}]}}
+    base = {"task": "Lift", "repo_id": "lift_200", "settings": TASKS["Lift"].train_settings(), "policy": "act",
+            "preset": "cpu", "demos": 200, "training_steps": 2000, "batch_size": 64, "test_seed": 1_000_000,
+            "test_episodes": 100, "last_k": 3, "aim": 1.0}
+    lift = results.summarize_task(base, [run, {**run, "seed": 1, "success_rate": 0.94, "choosing_success": 0.95}])
+    assert lift["success_mean"] == pytest.approx(0.96) and lift["success_per_seed"] == [0.98, 0.94]
+    assert lift["optimism_mean"] == pytest.approx((0.02 + 0.01) / 2)
     (summaries / "Lift.json").write_text(json.dumps(lift))
     stack = {**lift, "task": "Stack", "repo_id": "stack_200", "settings": {**TASKS["Stack"].train_settings(),
                                                                            "training_steps": 1}}
@@ -147,22 +168,25 @@ def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_t
         raise Trained
 
     monkeypatch.setattr(results, "train_resuming", train)
-    monkeypatch.setattr("sir.data.collect.collect", lambda cfg: None)
+    monkeypatch.setattr("sir.data.collect.collect", lambda cfg: types.SimpleNamespace(episode_lengths=[]))
     report = tmp_path / "results.md"
     args = ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "runs"), "--report", str(report),
-            "--summaries", str(summaries)]
+            "--summaries", str(summaries), "--training-seeds", "0,1"]
     rows = results.main(["--tasks", "Lift", *args])
     assert rows == [lift] and "Lift: done before" in capsys.readouterr().out
     assert not (tmp_path / "runs").exists() and not ran
     page = report.read_text()
-    assert "| Lift | act `cpu` | 200 (7296) | 2000 x 64 | 500 | 6 min | **100%**" in page
-    assert "Lift `b6fa36c`" in page
+    assert "| Lift | act `cpu` | 200 (7296) | 2000 x 64 | 6 min | **96%** (3) | 98, 94 (100 ep. each) |" in page
+    assert "Lift: seed 0 `b6fa36c`, seed 1 `b6fa36c`" in page
     # How best_model was chosen among the evaluations during training: the confirmed candidates.
-    assert ("- **Lift** (20 episodes each): 500: 100%; the 2 best confirmed on 40 other episodes "
-            "(500: 90.0%, 1000: 97.5%), best_model step 1000") in page
+    assert ("- **Lift**, seed 0 (20 episodes each): 500: 100%; the 2 best confirmed on 40 other episodes "
+            "(500: 90.0%, 1000: 97.5%), best_model step 1000; test 98%") in page
     with pytest.raises(Trained):
         results.main(["--tasks", "Lift,Stack", *args])
-    assert ran == ["Stack"]  # its recipe is not the one its summary was made with
+    assert ran == ["Stack_s0"]  # its recipe is not the one its summary was made with
+    with pytest.raises(Trained):  # a third seed runs; the two done are kept
+        results.main(["--tasks", "Lift", *args[:-1], "0,1,2"])
+    assert ran == ["Stack_s0", "Lift_s2"]
 
 
 def test_the_committed_summaries_are_the_pages_rows():
@@ -174,10 +198,10 @@ def test_the_committed_summaries_are_the_pages_rows():
 
     docs = Path(__file__).resolve().parents[1] / "docs"
     rows = collect_results(docs / "results")
-    assert [r["task"] for r in rows] == list(TASKS)
-    for r in rows:  # each matches its recipe as it is now, so make results skips it
+    for r in rows:  # each matches its recipe as it is now, so make results keeps its seeds
         assert results.matches(r, TASKS[r["task"]].train_settings(), f"{r['task'].lower()}_200",
                                results.ResultsConfig())
+        assert r["test_seed"] == 1_000_000 and r["test_episodes"] >= 100
     page = (docs / "results.md").read_text()
     assert table(rows) in page.partition(BEGIN)[2].partition(END)[0]
 

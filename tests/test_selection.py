@@ -112,6 +112,21 @@ def test_a_confirmation_made_before_a_stop_is_read_back(tmp_path):
     assert record["chosen_step"] == 200
 
 
+def test_equal_confirmations_go_to_the_better_evaluation_during_training_not_the_shorter_episodes(tmp_path):
+    choice = BestModelChoice(tmp_path, 2, 40, 300_000, CHOOSING)
+    offer(choice, 15_000, 0.85, length=120.0)  # NutAssemblySquare's case: 85% during training
+    offer(choice, 25_000, 0.80, length=110.0)
+    fake_save(25_000)(tmp_path / "best_model")
+    confirmed = {15_000: 130.0, 25_000: 100.0}  # both 95% on the confirming episodes, 25000's shorter
+
+    def evaluate(folder):
+        step = int(folder.name.split("_")[1])
+        return {"success_rate": 0.95, "avg_length": confirmed[step], "episodes": 40}
+
+    chosen = choice.finish(tmp_path / "best_model", 15_000, evaluate, say=lambda *_: None)
+    assert chosen.step == 15_000 and chosen.selection["chosen_step"] == 15_000
+
+
 @pytest.mark.slow
 def test_a_training_run_chooses_best_model_among_its_candidates(lift_demos, tmp_path):
     from sir.policies.checkpoint import load_checkpoint

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sir import atomic
+from sir import atomic, seeds
 from sir.command_line import CommandLine, Flag, FlagString, nested
 from sir.config import flag, option, validate
 from sir.dagger.record import RecordConfig
@@ -28,8 +28,7 @@ from sir.policies.checkpoint import info_path, read_info
 from sir.training.config import TrainConfig
 
 ROUNDS_CSV = "dagger_rounds.csv"
-# Correction seeds sit far from demo seeds (0...) and evaluation seeds (100000...).
-CORRECTION_SEED = 50_000
+CORRECTION_SEED = seeds.CORRECTIONS.start  # round k of experiment seed s: + 1000 k + s
 # The loop's training, where it differs from train_policy's defaults: small enough for a CPU.
 LOOP_TRAINING = {"policy": "act", "preset": "cpu", "training_steps": 600, "batch_size": 32, "eval_freq": 200,
                  "eval_episodes": 20}

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sir import seeds
 from sir.config import option, parse, validate
 from sir.dagger.corrector import Corrector, HumanCorrector, ScriptedCorrector, TakeoverRule
 from sir.data.labels import HUMAN, LABEL_FEATURE_SPECS, POLICY, SOURCE, label_episode
@@ -137,7 +138,7 @@ class RecordConfig(ModelEnvConfig):
                                       "saved or not) reach this many, as Sirius caps the human samples of a round",
                                       minimum=1)
     max_steps: int | None = option(None, "step limit (default: the EnvSpec's horizon)", minimum=1)
-    seed: int = option(50_000, "seed of episode 0; episode i uses seed+i")
+    seed: int = option(seeds.CORRECTIONS.start, "seed of episode 0; episode i uses seed+i")
     patience: int = option(TakeoverRule.patience, "the scripted corrector takes over after this many steps without "
                            "progress (no new best shaped reward, no step up the expert's measure of the task), ...",
                            minimum=1)

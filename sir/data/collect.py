@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sir import seeds
 from sir.config import option, parse, validate
 from sir.data.record import runner
 from sir.data.record.runner import DatasetTarget, ExpertActor, RecordingResult
@@ -32,7 +33,7 @@ class CollectConfig(DatasetTarget):
         None, "observation keys concatenated into observation.environment_state (default: the env's layout; "
         "\"\" for none: a policy then sees its cameras and the robot's own state only)")
     max_steps: int = option(200, "step limit per episode", minimum=1)
-    seed: int = option(0, "first episode's seed; episode i uses seed+i")
+    seed: int = option(seeds.DEMOS.start, "first episode's seed; episode i uses seed+i")
     noise: float = option(0.1, "std of Gaussian noise on the expert's arm commands", minimum=0)
     target_jitter: float = option(0.01, "metres of jitter on the expert's waypoints", minimum=0)
     keep_failures: bool = option(False, "also record episodes the expert (or operator) failed")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sir import atomic
+from sir import atomic, seeds
 from sir.config import option, parse, validate
 from sir.errors import cli_errors
 from sir.eval.cluster import EVAL_BACKENDS
@@ -23,7 +23,7 @@ from sir.eval.model_env import (
     check_model_fits_env,
     spec_from_flags,
 )
-from sir.eval.rollout import DEFAULT_EVAL_SEED, evaluate_policy, format_metrics
+from sir.eval.rollout import evaluate_policy, format_metrics
 
 
 @dataclass
@@ -31,7 +31,8 @@ class EvalConfig(ModelEnvConfig):
     checkpoint: str = option(None, "a best_model, final_model or checkpoint_<step> folder", required=True)
     episodes: int = option(50, "episodes to run", minimum=1)
     max_steps: int | None = option(None, "step limit per episode (default: the EnvSpec's horizon)", minimum=1)
-    eval_seed: int = option(DEFAULT_EVAL_SEED, "seed of episode 0; episode i uses seed+i")
+    eval_seed: int = option(seeds.TEST.start, "seed of episode 0; episode i uses seed+i (default: the test range, "
+                            "on which nothing is chosen; see sir.seeds)")
     save_video: bool = option(False, "record the first --video-episodes episodes")
     video_episodes: int = option(4, "episodes in the video", minimum=1)
     video_path: str | None = option(None, "default: <output-dir>/eval.mp4")
@@ -80,7 +81,12 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     video = (Path(cfg.video_path) if cfg.video_path else out_dir / "eval.mp4") if cfg.save_video else None
     print(f"Evaluating {checkpoint} (step {info.get('step', '?')}) on {spec.env_name} "
-          f"({', '.join(spec.robots)}): {cfg.episodes} episodes")
+          f"({', '.join(spec.robots)}): {cfg.episodes} episodes, seeds {cfg.eval_seed}-"
+          f"{cfg.eval_seed + cfg.episodes - 1} ({seeds.role_of(cfg.eval_seed)})")
+    reused = chosen_on(info, cfg.eval_seed, cfg.episodes)
+    if reused:
+        print(f"note: this model was {reused}; its score on them is optimistic (evaluate on the test range, the "
+              "default, for a figure nothing chose).")
     metrics = evaluate_policy(policy, preprocessor, postprocessor, spec, cfg.episodes,
                               cfg.max_steps or spec.horizon, seed=cfg.eval_seed, video_path=video,
                               video_episodes=cfg.video_episodes, render_camera=cfg.render_camera,
@@ -94,6 +100,17 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                             "eval_seed": cfg.eval_seed})
     print(f"  Results: {out}")
     return metrics
+
+
+def chosen_on(info: dict[str, Any], first: int, episodes: int) -> str | None:
+    """What a model record says chose or confirmed it on seeds that overlap ``first`` ..
+    ``first + episodes - 1`` (a phrase), or None."""
+    selection = info.get("selection") or {}
+    found = []
+    for what, used in (("chosen", selection.get("choosing")), ("confirmed", selection.get("confirmation"))):
+        if used and seeds.overlap((first, episodes), (used["seed"], used["episodes"])):
+            found.append(f"{what} on seeds {used['seed']}-{used['seed'] + used['episodes'] - 1}")
+    return " and ".join(found) or None
 
 
 @cli_errors

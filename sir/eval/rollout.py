@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sir import seeds
 from sir.envs.spec import EnvSpec
 from sir.eval import pool as pools
 from sir.eval.batch import features_to_batch, to_policy_batch
@@ -44,7 +45,7 @@ MAX_DEFAULT_BATCH_WIDTH = 4
 
 # Evaluation seeds live far from the recording seeds (0, 1, 2, ...), so a policy is never
 # scored on the exact initial states of its training demos.
-DEFAULT_EVAL_SEED = 100_000
+DEFAULT_EVAL_SEED = seeds.CHOOSING.start  # a training run's evaluations; sir.eval.evaluate uses seeds.TEST
 
 
 @dataclass

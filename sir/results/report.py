@@ -28,34 +28,42 @@ def collect_results(summaries: Path) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| task | policy | demos (frames) | steps x batch | best step | training | success (95% CI) | aim | "
-             "published |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| task | policy | demos (frames) | steps x batch | training a seed | test success: mean over training "
+             "seeds (sd) | per seed | 95% CI over seeds | last-k during training | optimism of best_model | aim | "
+             "published |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        low, high = r["success_ci95"]
         refs = "; ".join(f"{ref.method} {ref.success}%" for ref in TASKS[r["task"]].references) or "none published"
         args = r["settings"].get("policy_args")
         policy = f"{r['policy']} `{r['preset']}`" + (f" + `{args}`" if args else "")
+        ci = r.get("success_ci95")
+        interval = f"{100 * ci[0]:.0f}-{100 * ci[1]:.0f}%" if ci else "(one seed)"
+        per_seed = ", ".join(f"{100 * v:.0f}" for v in r["success_per_seed"])
+        last_k = "-" if r.get("last_k_mean") is None else f"{100 * r['last_k_mean']:.0f}% (last {r['last_k']})"
+        optimism = "-" if r.get("optimism_mean") is None else f"{100 * r['optimism_mean']:+.0f} points"
         lines.append(
             f"| {r['task']} | {policy} | {r['demos']} ({r['frames']}) | {r['training_steps']} x {r['batch_size']} | "
-            f"{r['best_step']} | {r['train_wall_s'] / 60:.0f} min | **{100 * r['success_rate']:.0f}%** "
-            f"({100 * low:.0f}-{100 * high:.0f}%, {r['episodes']} ep.) | {100 * r['aim']:.0f}% | {refs} |")
+            f"{r['train_wall_s'] / 60:.0f} min | **{100 * r['success_mean']:.0f}%** ({100 * r['success_std']:.0f}) | "
+            f"{per_seed} ({r['test_episodes']} ep. each) | {interval} | {last_k} | {optimism} | "
+            f"{100 * r['aim']:.0f}% | {refs} |")
     return "\n".join(lines)
 
 
 def curves(rows: list[dict[str, Any]]) -> str:
-    lines = ["Success rate of the evaluations during training (seeds 100000 on; the best model evaluated above, "
-             "on other seeds, was chosen among them), step: success:", ""]
+    lines = ["Success rate of the evaluations during training (choosing seeds, 100000 on; best_model was chosen "
+             "among them and scored above on test seeds), step: success, per training seed:", ""]
     for r in rows:
-        points = ", ".join(f"{p['step']}: {100 * p['success_rate']:.0f}%" for p in r["curve"])
-        sel = r.get("selection") or {}
-        scores = {c["step"]: c.get("confirmation") or {} for c in sel.get("candidates", [])}
-        how = ""
-        if sel.get("chosen_step") in scores and "success_rate" in scores[sel["chosen_step"]]:
-            confirmed = ", ".join(f"{step}: {100 * c['success_rate']:.1f}%" for step, c in scores.items()
-                                  if "success_rate" in c)
-            how = (f"; the {len(scores)} best confirmed on {sel['confirmation']['episodes']} other episodes "
-                   f"({confirmed}), best_model step {sel['chosen_step']}")
-        lines.append(f"- **{r['task']}** ({r['settings'].get('eval_episodes', 10)} episodes each): {points}{how}")
+        for run in r["runs"]:
+            points = ", ".join(f"{p['step']}: {100 * p['success_rate']:.0f}%" for p in run["curve"])
+            sel = run.get("selection") or {}
+            scores = {c["step"]: c.get("confirmation") or {} for c in sel.get("candidates", [])}
+            how = f"; best_model step {run['best_step']}"
+            if sel.get("chosen_step") in scores and "success_rate" in scores[sel["chosen_step"]]:
+                confirmed = ", ".join(f"{step}: {100 * c['success_rate']:.1f}%" for step, c in scores.items()
+                                      if "success_rate" in c)
+                how = (f"; the {len(scores)} best confirmed on {sel['confirmation']['episodes']} other episodes "
+                       f"({confirmed}), best_model step {sel['chosen_step']}")
+            lines.append(f"- **{r['task']}**, seed {run['seed']} ({r['settings'].get('eval_episodes', 10)} episodes "
+                         f"each): {points}{how}; test {100 * run['success_rate']:.0f}%")
     return "\n".join(lines)
 
 
@@ -66,24 +74,29 @@ def provenance(rows: list[dict[str, Any]], summaries: Path, report: Path) -> str
     where = os.path.relpath(summaries, report.parent)
     parts = []
     for r in rows:
-        sir = r.get("sir") or {}
-        commit = sir.get("commit")
-        parts.append(f"{r['task']} `{commit[:7]}`" + (" with local changes" if sir.get("dirty") else "")
-                     if commit else f"{r['task']} (commit not recorded)")
-    return (f"Each row's summary (row, curve, recipe settings, commit of sir) is `{where}/<task>.json`, "
-            f"written by sir at commit {', '.join(parts)}.")
+        commits = []
+        for run in r["runs"]:
+            sir = run.get("sir") or {}
+            commit = sir.get("commit")
+            commits.append(f"seed {run['seed']} `{commit[:7]}`" + (" with local changes" if sir.get("dirty") else "")
+                           if commit else f"seed {run['seed']} (commit not recorded)")
+        parts.append(f"{r['task']}: {', '.join(commits)}")
+    return (f"Each row's summary (row, each seed's run and curve, recipe settings, commit of sir) is "
+            f"`{where}/<task>.json`; the runs were made by sir at commit {'; '.join(parts)}.")
 
 
 def commands(rows: list[dict[str, Any]]) -> str:
     parts = []
     for r in rows:
-        parts.append(f"**{r['task']}** (or `python -m sir.results.run --tasks {r['task']}`):\n\n```bash\n"
-                     + "\n".join(r["commands"]) + "\n```")
+        seeds = ",".join(str(s) for s in r["training_seeds"])
+        lines = r["runs"][0]["commands"][:1] + [line for run in r["runs"] for line in run["commands"][1:]]
+        parts.append(f"**{r['task']}** (or `python -m sir.results.run --tasks {r['task']} --training-seeds {seeds}`):"
+                     "\n\n```bash\n" + "\n".join(lines) + "\n```")
     return "\n\n".join(parts)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> bool:
-    if not any(r["curve"] for r in rows):
+    if not any(run["curve"] for r in rows for run in r["runs"]):
         return False
     import matplotlib
 
@@ -91,9 +104,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for r in rows:
-        ax.plot([p["step"] for p in r["curve"]], [100 * p["success_rate"] for p in r["curve"]], marker="o",
-                label=r["task"])
+    for i, r in enumerate(rows):
+        for j, run in enumerate(r["runs"]):
+            ax.plot([p["step"] for p in run["curve"]], [100 * p["success_rate"] for p in run["curve"]], marker="o",
+                    color=f"C{i}", alpha=0.8, label=r["task"] if j == 0 else None)
     ax.set_xlabel("training step")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-3, 103)

@@ -3,18 +3,20 @@
     python -m sir.results.run                       # all four tasks
     python -m sir.results.run --tasks Lift,Stack    # some of them
 
-Per task: scripted demos (``<root>/<task>_<demos>``), one training run with the task's
-recipe (``sir/results/recipes/<Task>.yaml``) in ``<out>/<Task>``, then the run's best
-model on ``--eval-episodes`` fixed-seed episodes whose seeds neither the demos (0, 1, ...)
-nor the evaluations during training (100000, ...) used, so the model chosen by those is
-not also judged on them.
+Per task: scripted demos (``<root>/<task>_<demos>``); the task's recipe
+(``sir/results/recipes/<Task>.yaml``) trained once per ``--training-seeds`` seed, in
+``<out>/<Task>_s<seed>``; each run's best model scored on ``--eval-episodes`` episodes of
+the test range (``sir.seeds.TEST``), on which nothing is chosen. The row is the mean over
+the training seeds with their spread, each seed's value and a t-interval, beside the mean
+of each run's last ``--last-k`` evaluations during training and the optimism of the
+best-model choice (its score on the episodes that chose it minus its test score).
 
-A finished task's summary (its row, its curve, its recipe's settings and the commit of sir
+A task's summary (the row, each seed's run, the recipe's settings and the commit of sir
 that made it) is written to ``--summaries`` (``docs/results/<Task>.json``, committed with
-the page), so the table survives a new machine: a run skips every task whose summary
-matches its recipe, goes on with the others (a stopped training resumes from its last
-``checkpoint_<step>`` in ``--out``) and rewrites ``--report`` from the summaries after
-each task. The run folder keeps a copy as ``<out>/<Task>/result.json``.
+the page) after every seed, so the table survives a new machine: a seed the summary holds
+with the same recipe and test episodes is kept, the others run (a stopped training resumes
+from its last ``checkpoint_<step>`` in ``--out``), and ``--report`` is rewritten after each
+seed. Each run folder keeps its seed's entry as ``result.json``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sir import atomic
+from sir import atomic, seeds
 from sir.config import flags_given, option, parse, validate
 from sir.errors import UserError, cli_errors
 from sir.policies.checkpoint import info_path
@@ -34,9 +36,6 @@ from sir.training.run_folder import RunFolder, records
 
 RESULT_FILE = "result.json"
 SUMMARY_DIR = "docs/results"
-# Seeds of the final evaluation: disjoint from the demos' (0 ...) and from the
-# evaluations during training that pick the best model (sir's default, 100000 ...).
-FINAL_EVAL_SEED = 200_000
 
 
 @dataclass
@@ -48,8 +47,13 @@ class ResultsConfig:
     report: str = option("docs/results.md", "the results page rewritten after each task")
     summaries: str = option(SUMMARY_DIR, "where each finished task's summary (<Task>.json) goes, and the page "
                             "is written from")
-    eval_episodes: int = option(50, "episodes of the final evaluation of each best model", minimum=1)
-    eval_seed: int = option(FINAL_EVAL_SEED, "seed of the final evaluation's episode 0; episode i uses seed+i")
+    training_seeds: list[int] = option([0, 1, 2], "training seeds: the recipe is trained once per seed and the "
+                                       "row is the mean over them")
+    eval_episodes: int = option(100, "test episodes of each run's best model", minimum=1)
+    eval_seed: int = option(seeds.TEST.start, "seed of the test's episode 0 (sir.seeds: the test range, on which "
+                            "nothing is chosen; a range of validation seeds, 200000 on, for choosing levers)")
+    last_k: int = option(3, "the row also gives the mean success of each run's last K evaluations during "
+                         "training, which nothing chose", minimum=1)
     train_args: str = option("", "train_policy flags over every recipe, quoted (e.g. \"--training-steps 100\")")
     redo: bool = option(False, "run tasks again even when their summary matches their recipe")
 
@@ -74,16 +78,21 @@ def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
 
 
 def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The task's row: its recipe trained once per ``--training-seeds`` seed, each run's
+    best_model scored on the test episodes. Seeds its summary already holds (same recipe,
+    demos and test episodes) are kept; the summary is rewritten after each new seed."""
     from sir.data.collect import CollectConfig, collect
-    from sir.training import TrainConfig
+    from sir.results.report import write_report
 
     task = TASKS[name]
-    task_dir = Path(cfg.out) / name
     settings = {**task.train_settings(), **overrides}
     repo_id = f"{name.lower()}_{cfg.demos}"
     summary_path = Path(cfg.summaries) / f"{name}.json"
     done = _load(summary_path)
-    if done and not cfg.redo and matches(done, settings, repo_id, cfg):
+    same = done is not None and matches(done, settings, repo_id, cfg) and not cfg.redo
+    kept = {r["seed"]: r for r in done.get("runs", [])} if same else {}
+    runs = [kept[s] for s in cfg.training_seeds if s in kept]
+    if len(runs) == len(cfg.training_seeds):
         commit = (done.get("sir") or {}).get("commit")
         print(f"{name}: done before ({summary_path}" + (f", sir {commit[:10]}" if commit else "")
               + "); --redo runs it again.")
@@ -93,65 +102,126 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
     print(f"{name}: {cfg.demos} scripted demos in {Path(cfg.root) / repo_id}", flush=True)
     demos = collect(CollectConfig(env=task.env, episodes=cfg.demos, root=cfg.root, repo_id=repo_id,
                                   skip_existing=True))
-    train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root,
-                               "checkpoint_dir": cfg.out, "run_name": name})
-    run = train_resuming(train_cfg, task_dir)
-    train_wall_s, eval_wall_s = run_times(RunFolder(task_dir).metrics_file)
+    base = {"task": name, "repo_id": repo_id, "settings": settings,
+            "policy": settings.get("policy") or "act", "preset": settings.get("preset", "default"),
+            "demos": len(demos.episode_lengths) if demos.episode_lengths else cfg.demos,
+            "training_steps": settings.get("training_steps"), "batch_size": settings.get("batch_size"),
+            "test_seed": cfg.eval_seed, "test_episodes": cfg.eval_episodes, "last_k": cfg.last_k, "aim": task.aim}
+    done_seeds = {r["seed"] for r in runs}
+    for seed in cfg.training_seeds:
+        if seed in done_seeds:
+            print(f"{name}, training seed {seed}: kept from {summary_path}")
+            continue
+        print(f"{name}, training seed {seed}:", flush=True)
+        runs.append(run_seed(cfg, name, repo_id, settings, seed))
+        runs.sort(key=lambda r: cfg.training_seeds.index(r["seed"]))
+        summary = summarize_task(base, runs)
+        Path(cfg.summaries).mkdir(parents=True, exist_ok=True)
+        atomic.write_json(summary_path, summary)
+        write_report(Path(cfg.summaries), Path(cfg.report))
+        print(f"{name}: seed {seed} in {summary_path}, {cfg.report} updated; commit them.", flush=True)
+    return summary
+
+
+def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One training run of the recipe with training seed ``seed``, its best_model scored on the test episodes."""
+    from sir.training import TrainConfig
+
+    run_name = f"{name}_s{seed}"
+    folder = RunFolder(Path(cfg.out) / run_name)
+    train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root, "checkpoint_dir": cfg.out,
+                               "run_name": run_name, "seed": seed})
+    run = train_resuming(train_cfg, folder.path)
     if run.best_model is None:
         raise UserError(f"{name}: the run evaluated nothing, so it has no best model; drop --no-eval from the recipe.")
-    final = _final_eval(cfg, run.best_model, train_cfg.max_steps)
-    curve = learning_curve(RunFolder(task_dir).metrics_file)
+    train_wall_s, eval_wall_s = run_times(folder.metrics_file)
+    test = _final_eval(cfg, run.best_model, train_cfg.max_steps)
+    curve = learning_curve(folder.metrics_file)
+    chosen = next((p for p in curve if p["step"] == run.best_step), None)
     result = {
-        "task": name, "repo_id": repo_id, "settings": settings,
-        "policy": train_cfg.policy or "act", "preset": train_cfg.preset,
-        "demos": len(demos.episode_lengths) if demos.episode_lengths else cfg.demos,
-        "frames": sum(run.frames_per_dataset.values()), "training_steps": train_cfg.training_steps,
-        "batch_size": train_cfg.batch_size, "best_step": run.best_step,
-        "train_wall_s": train_wall_s, "eval_wall_s": eval_wall_s,
-        "success_rate": final["success_rate"], "success_ci95": final["success_ci95"],
-        "episodes": final["episodes"], "eval_seed": cfg.eval_seed, "avg_length": final["avg_length"],
-        "aim": task.aim, "curve": curve,
+        "seed": seed, "best_step": run.best_step, "frames": sum(run.frames_per_dataset.values()),
+        "success_rate": test["success_rate"], "success_ci95": test["success_ci95"], "episodes": test["episodes"],
+        "avg_length": test["avg_length"],
+        # The best model's score on the episodes that chose it, and the fixed figure beside it:
+        # the mean of the run's last evaluations during training, which nothing chose.
+        "choosing_success": chosen["success_rate"] if chosen else None,
+        "last_k_success": last_k_mean([p["success_rate"] for p in curve], cfg.last_k),
+        "train_wall_s": train_wall_s, "eval_wall_s": eval_wall_s, "curve": curve,
         # How best_model was chosen: the candidates' scores during training and confirmed.
         "selection": run.selection,
         "commands": [f"python -m sir.data.collect --env {name} --episodes {cfg.demos} --root {cfg.root} "
                      f"--repo-id {repo_id}",
                      f"python -m sir.training.train_policy --config sir/results/recipes/{name}.yaml "
-                     f"--repo-ids {repo_id} --root {cfg.root} --run-name {name} --checkpoint-dir {cfg.out}"
-                     + (f" {cfg.train_args}" if cfg.train_args else ""),
-                     f"python -m sir.eval.evaluate --checkpoint {RunFolder(task_dir).best_model} "
+                     f"--repo-ids {repo_id} --root {cfg.root} --run-name {run_name} --checkpoint-dir {cfg.out} "
+                     f"--seed {seed}" + (f" {cfg.train_args}" if cfg.train_args else ""),
+                     f"python -m sir.eval.evaluate --checkpoint {folder.best_model} "
                      f"--episodes {cfg.eval_episodes} --eval-seed {cfg.eval_seed}"],
+        "sir": sir_commit(),
     }
-    result["sir"] = sir_commit()
-    atomic.write_json(task_dir / RESULT_FILE, result)
-    Path(cfg.summaries).mkdir(parents=True, exist_ok=True)
-    atomic.write_json(summary_path, result)
-    print(f"{name}: summary in {summary_path}; commit it with the page.")
+    atomic.write_json(folder.path / RESULT_FILE, result)
     return result
 
 
+def last_k_mean(rates: list[float], k: int) -> float | None:
+    """The mean success of a run's last ``k`` evaluations (Diffusion Policy's fair figure beside
+    the best: nothing chose them); None before the run evaluated."""
+    return sum(rates[-k:]) / len(rates[-k:]) if rates else None
+
+
+def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row over training seeds: each seed's test score, their mean, spread and 95%
+    t-interval, the pooled episodes' Wilson interval, and the optimism of the choice (the
+    best model's score on the episodes that chose it minus its test score)."""
+    import numpy as np
+    from scipy import stats
+
+    from sir.eval.metrics import wilson_interval
+
+    rates = np.array([r["success_rate"] for r in runs], dtype=float)
+    sd = float(rates.std(ddof=1)) if len(runs) > 1 else 0.0
+    half = float(stats.t.ppf(0.975, len(runs) - 1) * sd / np.sqrt(len(runs))) if len(runs) > 1 else float("nan")
+    successes = sum(round(r["success_rate"] * r["episodes"]) for r in runs)
+    episodes = sum(r["episodes"] for r in runs)
+    last_k = [r["last_k_success"] for r in runs if r.get("last_k_success") is not None]
+    optimism = [r["choosing_success"] - r["success_rate"] for r in runs if r.get("choosing_success") is not None]
+    return {
+        **base,
+        "training_seeds": [r["seed"] for r in runs],
+        "success_per_seed": [float(v) for v in rates],
+        "success_mean": float(rates.mean()), "success_std": sd,
+        "success_ci95": [max(0.0, rates.mean() - half), min(1.0, rates.mean() + half)] if len(runs) > 1 else None,
+        "pooled_ci95": list(wilson_interval(successes, episodes)),
+        "last_k_mean": float(np.mean(last_k)) if last_k else None,
+        "optimism_mean": float(np.mean(optimism)) if optimism else None,
+        "frames": runs[0]["frames"], "train_wall_s": float(np.mean([r["train_wall_s"] for r in runs])),
+        "runs": runs,
+        "sir": runs[-1].get("sir"),
+    }
+
+
 def matches(summary: dict[str, Any], settings: dict[str, Any], repo_id: str, cfg: ResultsConfig) -> bool:
-    """Whether a summary is this task's row as this run would make it: the same recipe (and
-    --train-args), demos and final evaluation. The commit is provenance, not part of it."""
+    """Whether a summary's runs are this task's as this run would make them: the same recipe
+    (and --train-args), demos, test episodes and last-k. The commit is provenance, not part of it."""
     return (summary.get("settings") == settings and summary.get("repo_id") == repo_id
-            and summary.get("episodes") == cfg.eval_episodes and summary.get("eval_seed") == cfg.eval_seed)
+            and summary.get("test_episodes") == cfg.eval_episodes and summary.get("test_seed") == cfg.eval_seed
+            and summary.get("last_k") == cfg.last_k)
 
 
 def check_seeds_apart(settings: dict[str, Any], cfg: ResultsConfig) -> None:
-    """The final evaluation's seeds must be none that chose or confirmed the best model."""
-    from sir.eval.rollout import DEFAULT_EVAL_SEED
-    from sir.training.selection import SELECT_SEED, overlap
+    """The test episodes must be none that chose or confirmed the best model."""
+    from sir.training.selection import SELECT_SEED
 
     final = (cfg.eval_seed, cfg.eval_episodes)
     eval_episodes = settings.get("eval_episodes", 10)
-    used = {"--eval-seed": (settings.get("eval_seed") or DEFAULT_EVAL_SEED, eval_episodes)}
+    used = {"--eval-seed": (settings.get("eval_seed") or seeds.CHOOSING.start, eval_episodes)}
     if (settings.get("select_top_k", 3) or 0) > 1:
         used["--select-seed"] = (settings.get("select_seed", SELECT_SEED),
                                  settings.get("select_episodes") or 2 * eval_episodes)
-    for flag, seeds in used.items():
-        if overlap(final, seeds):
+    for flag, (first, n) in used.items():
+        if seeds.overlap(final, (first, n)):
             raise UserError(f"--eval-seed {cfg.eval_seed} with {cfg.eval_episodes} episodes reuses seeds of the "
-                            f"training's {flag} ({seeds[0]} on, {seeds[1]} episodes); the final evaluation needs "
-                            "episodes that chose nothing.")
+                            f"training's {flag} ({first} on, {n} episodes); the test needs episodes that chose "
+                            "nothing.")
 
 
 def sir_commit() -> dict[str, Any] | None:
@@ -243,9 +313,9 @@ def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:
 
 
 def format_row(r: dict[str, Any]) -> str:
-    low, high = r["success_ci95"]
-    return (f"{100 * r['success_rate']:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}%, {r['episodes']} episodes), "
-            f"best step {r['best_step']} of {r['training_steps']}, training {r['train_wall_s'] / 60:.1f} min")
+    per_seed = ", ".join(f"{100 * v:.0f}" for v in r["success_per_seed"])
+    return (f"{100 * r['success_mean']:.1f}% mean over training seeds {r['training_seeds']} ({per_seed}; "
+            f"{r['test_episodes']} test episodes each), training {r['train_wall_s'] / 60:.1f} min a seed")
 
 
 def _load(path: Path) -> dict[str, Any] | None:

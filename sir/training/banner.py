@@ -54,6 +54,13 @@ def model(say: Say, config: Any, policy_name: str, built: Any) -> None:
         say(f"  Weight average: decay up to {config.ema_decay:g} (power {config.ema_power:g}); evaluated and saved")
 
 
+def finished(say: Say, seconds: float, best: tuple[float, float] | None) -> None:
+    say(RULE)
+    say(f"Training finished in {seconds:.0f} s.")
+    if best is not None:
+        say(f"Best success rate during training: {100 * best[0]:.1f}%")
+
+
 def data(say: Say, mixture: Any) -> None:
     say("\nDatasets:")
     for info in mixture.infos:

@@ -29,7 +29,7 @@ from sir.eval.background import (
 from sir.eval.rollout import evaluate_policy, format_metrics
 from sir.training.checkpointing import Checkpointer
 from sir.training.run_folder import RunFolder
-from sir.training.selection import RUN_STATE_KEY, BestModelChoice, score
+from sir.training.selection import RUN_STATE_KEY, BestModelChoice, Chosen, score
 
 
 def in_background(config: Any, device: str, check_cluster: bool = False) -> tuple[bool, int | None]:
@@ -178,6 +178,16 @@ class Evaluations:
             self.write(f"Saved best model (success rate: {100 * metrics['success_rate']:.1f}%)")
         elif snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
+
+    def choose_best_model(self, say: Callable[[str], Any]) -> Chosen | None:
+        """When training is done: best_model chosen among the candidates (None when the run
+        evaluated nothing)."""
+        if self.best is None or self.choice is None:
+            return None
+        chosen = self.choice.finish(self.run.best_model, self.best_eval[0] if self.best_eval else None, say=say)
+        if chosen is not None:
+            say(f"Best model: {self.run.best_model} (step {chosen.selection['chosen_step']})")
+        return chosen
 
     # -- inside ----------------------------------------------------------------------------
     def _settings(self, step: int) -> dict[str, Any]:

@@ -27,12 +27,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sir import atomic
+from sir import atomic, seeds
 from sir.errors import UserError
 from sir.policies.checkpoint import read_info, write_info
 from sir.training.run_folder import CANDIDATES_DIR
 
-SELECT_SEED = 300_000  # apart from training's choosing seeds (100000 on) and sir.results' final ones (200000 on)
+SELECT_SEED = seeds.CONFIRMING.start  # apart from the choosing, validation and test seeds (sir.seeds)
 CONFIRMATION_FILENAME = "confirmation.json"
 RUN_STATE_KEY = "candidates"
 KEPT = ("success_rate", "success_ci95", "avg_length", "episodes", "wall_time_s")  # of an evaluation's summary
@@ -49,15 +49,10 @@ def check_selection_seeds(cfg: Any) -> None:
     from sir.eval.rollout import DEFAULT_EVAL_SEED
 
     eval_seed = DEFAULT_EVAL_SEED if cfg.eval_seed is None else cfg.eval_seed
-    if overlap((eval_seed, cfg.eval_episodes), (cfg.select_seed, select_episodes(cfg))):
+    if seeds.overlap((eval_seed, cfg.eval_episodes), (cfg.select_seed, select_episodes(cfg))):
         raise UserError(f"--select-seed {cfg.select_seed} with {select_episodes(cfg)} episodes reuses seeds of the "
                         f"evaluations during training ({eval_seed} on, {cfg.eval_episodes} episodes); choose seeds "
                         "apart from them.")
-
-
-def overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Whether two runs of seeds, each (first seed, episodes), share one."""
-    return a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
 
 
 def score(metrics: dict[str, Any]) -> tuple[float, float]:
@@ -181,8 +176,11 @@ class BestModelChoice:
                           chosen_step=info.get("step"), complete=True)
             write_info(best_model, {**info, "selection": record})
             return Chosen(info.get("step"), info.get("metrics"), record)
-        # The best confirmation; between equal ones, the better evaluation during training.
-        rank, chosen, confirmed = max(rows, key=lambda r: (score(r[2]), -r[0]))
+        # The best confirmed success rate; between equal ones, the better evaluation during training
+        # (score(): its success, then its shorter episodes), then the earlier model. The confirming
+        # episodes' average length is no tie-break: it mostly repeats their success rate (a failed
+        # episode runs to the step limit), where the evaluation during training adds 20 more episodes.
+        rank, chosen, confirmed = max(rows, key=lambda r: (r[2]["success_rate"], r[1].score, -r[1].step))
         record.update(
             method="the best of the top-k evaluations during training, each evaluated again on other episodes",
             confirmation={"episodes": self.episodes, "seed": self.seed}, chosen_step=chosen.step,

@@ -53,6 +53,17 @@ class RunResult:
     last_metrics: dict[str, Any] | None = None
     datasets: list[dict[str, Any]] = field(default_factory=list)  # repo_id, root, episodes used, frames, revision
 
+    @classmethod
+    def of(cls, run: RunFolder, spec: EnvSpec, evals: Any, chosen: Any, datasets: list[dict[str, Any]]) -> RunResult:
+        """The result of a run whose evaluations are ``evals`` and whose best_model is ``chosen``
+        (sir.training.selection.Chosen, None without one)."""
+        # Chosen among the candidates: the best model's own record says which, and how well.
+        best_step, best_metrics = (chosen.step, chosen.metrics) if chosen else evals.best_eval or (None, None)
+        return cls(run_dir=run.path, final_model=run.final_model, env_spec=spec,
+                   best_model=run.best_model if evals.best is not None else None, best_step=best_step,
+                   best_metrics=best_metrics, selection=chosen.selection if chosen else None,
+                   last_metrics=evals.last, datasets=datasets)
+
     @property
     def frames_per_dataset(self) -> dict[str, int]:
         return {d["repo_id"]: int(d["frames"]) for d in self.datasets}
@@ -192,25 +203,13 @@ def train(config: TrainConfig) -> RunResult:
     if main_process:
         checkpointer.save_model(run.final_model, config.training_steps, evals.last)
         logger.finish()
-        say(banner.RULE)
-        say(f"Training finished in {time.perf_counter() - began:.0f} s.")
-        if evals.best is not None:
-            say(f"Best success rate during training: {100 * evals.best[0]:.1f}%")
-            chosen = choice.finish(run.best_model, evals.best_eval[0] if evals.best_eval else None, say=say)
-            if chosen is not None:
-                say(f"Best model: {run.best_model} (step {chosen.selection['chosen_step']})")
+        banner.finished(say, time.perf_counter() - began, evals.best)
+        chosen = evals.choose_best_model(say)
         say(f"Final model: {run.final_model}")
         if config.push_to_hub:
             say(publish(run, evals.best is not None, config.push_to_hub, model, config.repo_ids))
     accelerator.end_training()
-    # Chosen among the candidates: the best model's own record says which, and how well.
-    best_step, best_metrics = (chosen.step, chosen.metrics) if chosen else evals.best_eval or (None, None)
-    return RunResult(
-        run_dir=run.path, final_model=run.final_model, env_spec=spec,
-        best_model=run.best_model if evals.best is not None else None,
-        best_step=best_step, best_metrics=best_metrics, last_metrics=evals.last, datasets=datasets,
-        selection=chosen.selection if chosen else None,
-    )
+    return RunResult.of(run, spec, evals, chosen, datasets)
 
 
 def dataset_records(mixture: Any) -> list[dict[str, Any]]:

@@ -124,3 +124,30 @@ def test_in_a_terminal_progress_is_a_bar_not_lines(capsys):
     out, err = capsys.readouterr()
     assert "step " not in out
     assert "Training" in err and "4/4" in err
+
+
+@pytest.mark.slow
+def test_a_run_without_rollouts_logs_the_held_out_loss_and_keeps_its_lowest_as_best_model(lift_demos, tmp_path):
+    from sir.training import TrainConfig
+    from sir.training import train as train_run
+
+    root, repo_id = lift_demos  # 6 episodes: the last 2 held out
+    cfg = TrainConfig(repo_ids=[repo_id], root=str(root), policy="act", preset="tiny", batch_size=8,
+                      training_steps=12, eval_freq=4, save_freq=100, no_eval=True, val_episodes=2,
+                      checkpoint_dir=str(tmp_path), run_name="run", device="cpu")
+    run = train_run(cfg)
+    records = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val/loss"] for r in records if "val/loss" in r}
+    assert sorted(val) == [4, 8, 12] and not [r for r in records if "eval/success_rate" in r]
+    assert run.datasets[0]["episodes"] == [0, 1, 2, 3]  # the held-out episodes are never trained on
+    lowest = min(val, key=val.get)
+    info = json.loads((run.best_model / "sir_checkpoint.json").read_text())
+    assert run.best_step == info["step"] == info["selection"]["chosen_step"] == lowest
+    assert info["selection"]["val_loss"] == pytest.approx(val[lowest]) and "validation loss" in info["selection"][
+        "method"]
+    # The same run without validation trains the same weights: the loss draws nothing from training's RNG.
+    plain = train_run(TrainConfig(**{**cfg.__dict__, "val_episodes": None, "run_name": "plain", "episodes":
+                                     f"{repo_id}=0:4", "policy_overrides": {}}))
+    trained = load_checkpoint(run.final_model, device="cpu")[0].state_dict()
+    for key, value in load_checkpoint(plain.final_model, device="cpu")[0].state_dict().items():
+        assert torch.equal(value, trained[key]), key

@@ -9,8 +9,8 @@
   frame cache and batch gathering); ``sir.data.verify`` checks a mixture.
 """
 
-from sir.data.mixture import DatasetInfo, Mixture, make_mixture
+from sir.data.mixture import DatasetInfo, Mixture, make_mixture, make_split_mixtures
 from sir.data.mixture.sampling import make_dataloader
 from sir.data.resolve import parse_repo_ids
 
-__all__ = ["DatasetInfo", "Mixture", "make_dataloader", "make_mixture", "parse_repo_ids"]
+__all__ = ["DatasetInfo", "Mixture", "make_dataloader", "make_mixture", "make_split_mixtures", "parse_repo_ids"]

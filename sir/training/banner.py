@@ -61,9 +61,12 @@ def finished(say: Say, seconds: float, best: tuple[float, float] | None) -> None
         say(f"Best success rate during training: {100 * best[0]:.1f}%")
 
 
-def data(say: Say, mixture: Any) -> None:
+def data(say: Say, mixture: Any, held_out: Any = None) -> None:
     say("\nDatasets:")
     for info in mixture.infos:
         say(f"  {info.repo_id}: {len(info.used_episodes)} episodes (of {info.total_episodes} total), "
             f"{info.frames} frames")
     say(f"  Total frames: {mixture.num_frames}")
+    if held_out is not None:
+        episodes = ", ".join(f"{i.repo_id} {i.used_episodes[0]}-{i.used_episodes[-1]}" for i in held_out.infos)
+        say(f"  Held out for the validation loss: episodes {episodes} ({held_out.num_frames} frames)")

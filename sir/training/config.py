@@ -118,6 +118,10 @@ class TrainConfig(DataConfig):
     max_steps: int | None = option(None, "step limit of an evaluation episode (default: the dataset's EnvSpec "
                                    "horizon, which is 400 for datasets recorded without one)", group=EVAL, minimum=1)
     eval_seed: int | None = option(None, "seed of evaluation episode 0; episode i uses seed+i", group=EVAL)
+    val_episodes: int | None = option(
+        None, "hold the last N selected episodes of each dataset out of training and log the policy's loss on them "
+        "(val/loss) at every evaluation point, with rollouts or without; with --no-eval the lowest validation loss "
+        "chooses best_model", group=EVAL, minimum=1)
     select_top_k: int = option(3, "before naming best_model, evaluate the K best models of the run again on "
                                "--select-episodes other episodes and keep the best of those (0 or 1: the best "
                                "evaluation during training is best_model)", group=EVAL, minimum=0)

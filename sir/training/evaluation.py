@@ -27,6 +27,7 @@ from sir.eval.background import (
     spare_cores,
 )
 from sir.eval.rollout import evaluate_policy, format_metrics
+from sir.policies.checkpoint import read_info, write_info
 from sir.training.checkpointing import Checkpointer
 from sir.training.run_folder import RunFolder
 from sir.training.selection import RUN_STATE_KEY, BestModelChoice, Chosen, score
@@ -56,7 +57,10 @@ class Evaluations:
     write: Callable[[str], None]  # progress lines between training steps
     video_dir: Path | None = None  # eval_step_<N>.mp4 go there (None: no videos)
     choice: BestModelChoice | None = None  # the candidates kept for the final choice of best_model
+    rollouts: bool = True  # False with --no-eval: the validation loss alone, if any
+    validation: Any = None  # sir.training.validation.ValidationLoss (--val-episodes)
     best: tuple[float, float] | None = None  # score() of the best evaluation
+    best_val: tuple[int, float] | None = None  # (step, loss) of the lowest validation loss, without rollouts
     best_eval: tuple[int, dict[str, Any]] | None = None
     last: dict[str, Any] | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) not in a history row yet
@@ -66,13 +70,22 @@ class Evaluations:
     @classmethod
     def for_run(cls, config: Any, run: RunFolder, eval_seed: int, device: str, workers: int | None, logger: Any,
                 checkpointer: Checkpointer | None, write: Callable[[str], None],
-                choice: BestModelChoice | None) -> Evaluations:
+                choice: BestModelChoice | None, validation: Any = None) -> Evaluations:
         """The evaluations of a training run with ``config`` (a TrainConfig)."""
         settings = {"episodes": config.eval_episodes, "max_steps": config.max_steps, "seed": eval_seed,
                     "video_episodes": config.video_episodes, "workers": workers, "backend": config.eval_backend,
                     "ray_address": config.ray_address}
         videos = (Path(config.video_dir) if config.video_dir else run.videos) if config.save_video else None
-        return cls(run, settings, device, logger, checkpointer, write, videos, choice)
+        return cls(run, settings, device, logger, checkpointer, write, videos, choice, not config.no_eval, validation)
+
+    @property
+    def active(self) -> bool:
+        """Whether the run evaluates at all: rollouts, or a validation loss."""
+        return self.rollouts or self.validation is not None
+
+    @property
+    def has_best(self) -> bool:
+        return self.best is not None or self.best_val is not None
 
     def start(self, background: bool, run_state: dict[str, Any], resumed_at: int | None) -> list[str]:
         """Take up the run state of a resumed run (at step ``resumed_at``): its best, the
@@ -81,6 +94,8 @@ class Evaluations:
             self.best = tuple(run_state["best"])
         if run_state.get("best_eval"):
             self.best_eval = (run_state["best_eval"]["step"], run_state["best_eval"]["metrics"])
+        if run_state.get("best_val"):
+            self.best_val = (run_state["best_val"]["step"], run_state["best_val"]["loss"])
         again, lines = [], []
         if resumed_at is not None:
             again, recorded, lines = self.run.resume_evaluations(run_state.get("pending_evals") or [])
@@ -100,10 +115,16 @@ class Evaluations:
         return {"best": self.best,
                 "best_eval": {"step": self.best_eval[0], "metrics": self.best_eval[1]} if self.best_eval else None,
                 "pending_evals": sorted(self.unrecorded),
+                "best_val": {"step": self.best_val[0], "loss": self.best_val[1]} if self.best_val else None,
                 RUN_STATE_KEY: self.choice.state() if self.choice is not None else []}
 
     def evaluate(self, step: int) -> None:
-        """Evaluate the model as it is at ``step``: beside training from a snapshot, or now."""
+        """Evaluate the model as it is at ``step``: its validation loss (``--val-episodes``),
+        and its rollouts beside training from a snapshot, or now."""
+        if self.validation is not None:
+            self.validate(step)
+        if not self.rollouts:
+            return
         if self.evaluator is not None:
             self.submit(step, self.checkpointer.snapshot(step))
             return
@@ -179,9 +200,28 @@ class Evaluations:
         elif snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
 
+    def validate(self, step: int) -> None:
+        """Log the validation loss at ``step``; without rollouts, keep the model with the lowest."""
+        model = self.checkpointer
+        loss = self.validation(model.evaluated, model.preprocessor)
+        self.logger.log(step, {"val/loss": loss})
+        self.write(f"\nValidation loss (step {step}, {self.validation.samples} held-out samples): {loss:.4f}")
+        if not self.rollouts and (self.best_val is None or loss < self.best_val[1]):
+            self.best_val = (step, loss)
+            model.save_model(self.run.best_model, step, {"val_loss": loss})
+            self.write(f"Saved best model (validation loss: {loss:.4f})")
+
     def choose_best_model(self, say: Callable[[str], Any]) -> Chosen | None:
-        """When training is done: best_model chosen among the candidates (None when the run
-        evaluated nothing)."""
+        """When training is done: best_model chosen among the candidates, or by the lowest
+        validation loss without rollouts (None when the run has no best model)."""
+        if self.best_val is not None and not self.rollouts:
+            step, loss = self.best_val
+            record = {"method": "the lowest validation loss on the held-out episodes (--no-eval --val-episodes)",
+                      "chosen_step": step, "val_loss": loss, "held_out_samples": self.validation.samples,
+                      "complete": True}
+            write_info(self.run.best_model, {**read_info(self.run.best_model), "selection": record})
+            say(f"Best model: {self.run.best_model} (step {step}, lowest validation loss {loss:.4f})")
+            return Chosen(step, {"val_loss": loss}, record)
         if self.best is None or self.choice is None:
             return None
         chosen = self.choice.finish(self.run.best_model, self.best_eval[0] if self.best_eval else None, say=say)

@@ -47,9 +47,9 @@ class Model:
 
 
 def make_model(config: TrainConfig, mixture: Any, start: StartingPoint, device: str,
-               say: Callable[[str], Any] = print) -> Model:
+               say: Callable[[str], Any] = print, held_out: Any = None) -> Model:
     """The policy for ``mixture``'s data and everything that trains it. Fits the mixture's
-    sample windows to the policy (``Mixture.fit_policy``)."""
+    sample windows (and the ``held_out`` validation mixture's) to the policy (``Mixture.fit_policy``)."""
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
@@ -78,7 +78,8 @@ def make_model(config: TrainConfig, mixture: Any, start: StartingPoint, device: 
         if config.lr is not None:
             policy_cfg.optimizer_lr = config.lr
         stats = None if start.resume else finetune.merge_stats(finetune.saved_stats(start.path), mixture.stats)
-    mixture.fit_policy(policy_cfg)
+    for data in (mixture, held_out) if held_out is not None else (mixture,):
+        data.fit_policy(policy_cfg)
     if mixture.dagger_mode == "sirius" and getattr(policy_cfg, "do_mask_loss_for_padding", True) is False:
         # Sirius's pre-intervention actions reach the loss as padding (sir.data.mixture.build);
         # Diffusion skips padding only when asked to.

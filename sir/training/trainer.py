@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sir.data import make_dataloader, make_mixture
+from sir.data import make_dataloader, make_split_mixtures
 from sir.data.mixture.sampling import BatchStream
 from sir.envs.layout import spec_for_data
 from sir.envs.spec import EnvSpec
@@ -37,6 +37,7 @@ from sir.training.selection import RUN_STATE_KEY, BestModelChoice
 from sir.training.state import data_position, load_training_state
 from sir.training.step import update
 from sir.training.tracking import RunLogger, TrainingProgress
+from sir.training.validation import ValidationLoss
 
 
 @dataclass
@@ -60,7 +61,7 @@ class RunResult:
         # Chosen among the candidates: the best model's own record says which, and how well.
         best_step, best_metrics = (chosen.step, chosen.metrics) if chosen else evals.best_eval or (None, None)
         return cls(run_dir=run.path, final_model=run.final_model, env_spec=spec,
-                   best_model=run.best_model if evals.best is not None else None, best_step=best_step,
+                   best_model=run.best_model if evals.has_best else None, best_step=best_step,
                    best_metrics=best_metrics, selection=chosen.selection if chosen else None,
                    last_metrics=evals.last, datasets=datasets)
 
@@ -114,7 +115,7 @@ def train(config: TrainConfig) -> RunResult:
 
     # ---- data ------------------------------------------------------------------------
     say("\nFiltering datasets...")
-    mixture = make_mixture(config, verbose=main_process)
+    mixture, held_out = make_split_mixtures(config, config.val_episodes or 0, verbose=main_process)
     first = mixture.infos[0]
     spec, line = spec_for_data(next((s for s in mixture.env_specs if s is not None), None), first.repo_id,
                                first.root, mixture.features, config.env, config.robot, config.state_keys,
@@ -124,13 +125,13 @@ def train(config: TrainConfig) -> RunResult:
     say(f"Environment: {spec.env_name} ({', '.join(spec.robots)}), {mixture.fps} fps")
 
     # ---- policy ----------------------------------------------------------------------
-    built = make_model(config, mixture, start, device, say)
+    built = make_model(config, mixture, start, device, say, held_out)
     start_step, run_state = load_training_state(resume, built.optimizer, built.scheduler) if resume else (0, {})
     # The average evaluation and model folders use (--ema-decay); the main process keeps it.
     ema = WeightAverage.for_run(built.policy, config.ema_decay, config.ema_power, run_state, resume, say) \
         if config.ema_decay is not None and main_process else None
     banner.model(say, config, start.policy, built)
-    banner.data(say, mixture)
+    banner.data(say, mixture, held_out)
     frames = mixture.cache_frames(config.frame_cache_gb, config.frame_cache_dir)  # decoded once, not per sample
     if frames.episodes:
         say(frames.line())
@@ -158,8 +159,9 @@ def train(config: TrainConfig) -> RunResult:
             choice = BestModelChoice.for_run(config, run.path, eval_seed, run_state.get(RUN_STATE_KEY), device,
                                              eval_workers)
     progress = TrainingProgress(start_step, config.training_steps, enabled=main_process)
+    validation = ValidationLoss(held_out, config.batch_size) if held_out is not None and main_process else None
     evals = Evaluations.for_run(config, run, eval_seed, device, eval_workers, logger, checkpointer, progress.write,
-                                choice)
+                                choice, validation)
     if main_process:
         for line in evals.start(background, run_state, start_step if resume else None):
             say(line)
@@ -185,8 +187,7 @@ def train(config: TrainConfig) -> RunResult:
                 logger.log_training(step, loss, grad_norm, lr, output, time.perf_counter() - began,
                                     resumed_at=start_step if step == start_step + 1 else None)
             evals.collect(step)  # the background evaluations done by now
-            if not config.no_eval and ((config.eval_freq and step % config.eval_freq == 0)
-                                       or step == config.training_steps):
+            if evals.active and ((config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps):
                 evals.evaluate(step)
             if step % config.save_freq == 0:
                 checkpointer.save_resumable(step, evals.last, evals.run_state())
@@ -207,7 +208,7 @@ def train(config: TrainConfig) -> RunResult:
         chosen = evals.choose_best_model(say)
         say(f"Final model: {run.final_model}")
         if config.push_to_hub:
-            say(publish(run, evals.best is not None, config.push_to_hub, model, config.repo_ids))
+            say(publish(run, evals.has_best, config.push_to_hub, model, config.repo_ids))
     accelerator.end_training()
     return RunResult.of(run, spec, evals, chosen, datasets)
 

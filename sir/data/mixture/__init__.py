@@ -4,7 +4,7 @@
 and how often (``weights``), normalization statistics (``stats``), how samples are drawn
 (``sampling``) and the settings that choose all this (``config``)."""
 
-from sir.data.mixture.build import make_mixture
+from sir.data.mixture.build import make_mixture, make_split_mixtures
 from sir.data.mixture.dataset import DatasetInfo, Mixture
 
-__all__ = ["DatasetInfo", "Mixture", "make_mixture"]
+__all__ = ["DatasetInfo", "Mixture", "make_mixture", "make_split_mixtures"]

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,27 @@ def make_mixture(
     )
     mixture.fit(delta_timestamps)
     return mixture
+
+
+def make_split_mixtures(config: DataConfig, held_out: int, verbose: bool = True) -> tuple[Mixture, Mixture | None]:
+    """(the training mixture, the validation mixture or None): with ``held_out`` > 0 the last
+    ``held_out`` of each dataset's selected episodes are whole validation episodes, never
+    trained on (lerobot 0.6's ``dataset.eval_split``, by episode, per dataset)."""
+    if not held_out:
+        return make_mixture(config, verbose=verbose), None
+    ids = parse_repo_ids(config.repo_ids or [])
+    selection = parse_episode_spec(config.episodes, ids)
+    train, val = {}, {}
+    for repo_id in ids:
+        meta = _load_meta(resolve_dataset(repo_id, config.root))
+        chosen = select_episodes(selection.get(repo_id), meta.total_episodes, repo_id).tolist()
+        if len(chosen) <= held_out:
+            raise UserError(f"--val-episodes {held_out} would hold out every selected episode of '{repo_id}' "
+                            f"({len(chosen)}); hold out fewer, or select more with --episodes.")
+        train[repo_id], val[repo_id] = chosen[:-held_out], chosen[-held_out:]
+    # The validation samples are read in order, one after another: no shares or balancing.
+    val_config = replace(config, episodes=val, dataset_weights=None, balance_datasets=False, balance_episodes=False)
+    return make_mixture(replace(config, episodes=train), verbose=verbose), make_mixture(val_config, verbose=False)
 
 
 def _quiet(message: str) -> None:

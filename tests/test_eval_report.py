@@ -84,6 +84,14 @@ def test_record_evaluation_appends_history_and_redraws_plot(tmp_path):
     assert (tmp_path / PLOT).read_bytes() != png, "the plot was not redrawn"
     assert paths == {"csv": tmp_path / EVAL_CSV, "losses": tmp_path / LOSS_CSV, "plot": tmp_path / PLOT}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([EVAL_CSV, LOSS_CSV, PLOT]), "temporary files left"
+    # The mean of the last k evaluations, row by row and for the run (k=2 here, as --last-k 2).
+    third = summarize(_episodes([(False, None), (False, None)]), 1.0, 1.0)
+    RunFolder(tmp_path).record_evaluation(300, third, last_k=2)
+    rows = list(csv.DictReader((tmp_path / EVAL_CSV).open()))
+    assert [float(r["last_k_success"]) for r in rows] == [0.5, 0.75, 0.5]
+    last = RunFolder(tmp_path).last_k(2)
+    assert last == {"k": 2, "steps": [200, 300], "success_mean": 0.5, "ci95": list(wilson_interval(2, 4))}
+    assert RunFolder(tmp_path / "none").last_k(3) is None
 
 
 @pytest.mark.slow

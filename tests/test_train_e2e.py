@@ -35,6 +35,10 @@ def test_tiny_run_writes_best_periodic_and_final_checkpoints(tiny_run):
             assert (ckpt / f).is_file(), f"{name} lacks {f}"
     info = json.loads((tiny_run / "final_model" / "sir_checkpoint.json").read_text())
     assert info["step"] == 30
+    # The mean of the last --last-k (3) evaluations: both of this run's, which nothing chose.
+    rates = [r["eval/success_rate"] for r in map(json.loads, (tiny_run / "metrics.jsonl").read_text().splitlines())
+             if "eval/success_rate" in r]
+    assert info["last_k"]["steps"] == [15, 30] and info["last_k"]["success_mean"] == pytest.approx(sum(rates) / 2)
     assert info["datasets"][0]["repo_id"] == "lift_demos"
     assert not [p for p in tiny_run.iterdir() if p.name.startswith(".")], "temporary folders left behind"
 

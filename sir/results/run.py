@@ -130,7 +130,7 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
     run_name = f"{name}_s{seed}"
     folder = RunFolder(Path(cfg.out) / run_name)
     train_cfg = TrainConfig(**{**settings, "repo_ids": [repo_id], "root": cfg.root, "checkpoint_dir": cfg.out,
-                               "run_name": run_name, "seed": seed})
+                               "run_name": run_name, "seed": seed, "last_k": cfg.last_k})
     run = train_resuming(train_cfg, folder.path)
     if run.best_model is None:
         raise UserError(f"{name}: the run evaluated nothing, so it has no best model; drop --no-eval from the recipe.")
@@ -145,7 +145,7 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
         # The best model's score on the episodes that chose it, and the fixed figure beside it:
         # the mean of the run's last evaluations during training, which nothing chose.
         "choosing_success": chosen["success_rate"] if chosen else None,
-        "last_k_success": last_k_mean([p["success_rate"] for p in curve], cfg.last_k),
+        "last_k_success": (run.last_k or {}).get("success_mean"),
         "train_wall_s": train_wall_s, "eval_wall_s": eval_wall_s, "curve": curve,
         # How best_model was chosen: the candidates' scores during training and confirmed.
         "selection": run.selection,
@@ -160,12 +160,6 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
     }
     atomic.write_json(folder.path / RESULT_FILE, result)
     return result
-
-
-def last_k_mean(rates: list[float], k: int) -> float | None:
-    """The mean success of a run's last ``k`` evaluations (Diffusion Policy's fair figure beside
-    the best: nothing chose them); None before the run evaluated."""
-    return sum(rates[-k:]) / len(rates[-k:]) if rates else None
 
 
 def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:

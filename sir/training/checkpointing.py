@@ -44,9 +44,10 @@ class Checkpointer:
         """What the model folders' record says of their weights."""
         return "trained" if self.ema is None else {"average": self.ema.record()}
 
-    def save_model(self, folder: Path, step: int, metrics: dict[str, Any] | None) -> Path:
-        """A model folder of the evaluated weights (best_model, final_model, a candidate)."""
-        info = {"step": step, **self.info, "metrics": metrics, "weights": self.weights()}
+    def save_model(self, folder: Path, step: int, metrics: dict[str, Any] | None, **extra: Any) -> Path:
+        """A model folder of the evaluated weights (best_model, final_model, a candidate);
+        ``extra`` goes into its record."""
+        info = {"step": step, **self.info, "metrics": metrics, "weights": self.weights(), **extra}
         return save_checkpoint(folder, self.evaluated, self.preprocessor, self.postprocessor, self.spec, info)
 
     def snapshot(self, step: int) -> Path:

@@ -118,6 +118,9 @@ class TrainConfig(DataConfig):
     max_steps: int | None = option(None, "step limit of an evaluation episode (default: the dataset's EnvSpec "
                                    "horizon, which is 400 for datasets recorded without one)", group=EVAL, minimum=1)
     eval_seed: int | None = option(None, "seed of evaluation episode 0; episode i uses seed+i", group=EVAL)
+    last_k: int = option(3, "report the mean success of the last K evaluations during training beside the best "
+                         "(Diffusion Policy's fair figure: nothing chose those checkpoints), in eval_history.csv, "
+                         "final_model's record and the run's result", group=EVAL, minimum=1)
     val_episodes: int | None = option(
         None, "hold the last N selected episodes of each dataset out of training and log the policy's loss on them "
         "(val/loss) at every evaluation point, with rollouts or without; with --no-eval the lowest validation loss "

@@ -58,6 +58,7 @@ class Evaluations:
     video_dir: Path | None = None  # eval_step_<N>.mp4 go there (None: no videos)
     choice: BestModelChoice | None = None  # the candidates kept for the final choice of best_model
     rollouts: bool = True  # False with --no-eval: the validation loss alone, if any
+    last_k: int = 3  # eval_history.csv's last_k_success: the mean of the last K evaluations
     validation: Any = None  # sir.training.validation.ValidationLoss (--val-episodes)
     best: tuple[float, float] | None = None  # score() of the best evaluation
     best_val: tuple[int, float] | None = None  # (step, loss) of the lowest validation loss, without rollouts
@@ -76,7 +77,8 @@ class Evaluations:
                     "video_episodes": config.video_episodes, "workers": workers, "backend": config.eval_backend,
                     "ray_address": config.ray_address}
         videos = (Path(config.video_dir) if config.video_dir else run.videos) if config.save_video else None
-        return cls(run, settings, device, logger, checkpointer, write, videos, choice, not config.no_eval, validation)
+        return cls(run, settings, device, logger, checkpointer, write, videos, choice, not config.no_eval,
+                   config.last_k, validation)
 
     @property
     def active(self) -> bool:
@@ -182,7 +184,7 @@ class Evaluations:
         self.write(f"\nEvaluation Results (step {step}):\n{format_metrics(metrics)}")
         own = [point for point in self.losses if point[0] <= step]
         self.losses[:] = [point for point in self.losses if point[0] > step]
-        self.run.record_evaluation(step, metrics, own)
+        self.run.record_evaluation(step, metrics, own, self.last_k)
         self.logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
                                "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
                         video=metrics.get("video"))

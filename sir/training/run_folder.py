@@ -38,7 +38,7 @@ SNAPSHOT_DIR = "eval_snapshots"
 VIDEO_DIR = "videos"
 
 _COLUMNS = ["step", "success_rate", "success_ci_low", "success_ci_high", "avg_reward", "avg_length",
-            "episodes", "failed_episodes", "wall_time_s", "env_steps_per_s", "train_loss"]
+            "episodes", "failed_episodes", "wall_time_s", "env_steps_per_s", "train_loss", "last_k_success"]
 
 
 def records(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -119,12 +119,14 @@ class RunFolder:
 
     # -- the evaluation history ------------------------------------------------------------
     def record_evaluation(self, step: int, metrics: Mapping[str, Any],
-                          losses: Iterable[tuple[int, float]] | Mapping[int, float] | None = None) -> dict[str, Path]:
+                          losses: Iterable[tuple[int, float]] | Mapping[int, float] | None = None,
+                          last_k: int = 3) -> dict[str, Path]:
         """Append the evaluation at ``step`` to the run's history and redraw its plot.
 
         ``losses``: the (step, loss) points of training since the previous call (points already
         recorded are replaced, so passing the whole history works too). The CSV row holds
-        their mean as ``train_loss``. Returns the paths written.
+        their mean as ``train_loss``, and ``last_k_success`` the mean success of the last
+        ``last_k`` evaluations up to its step. Returns the paths written.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         points = losses.items() if isinstance(losses, Mapping) else losses or ()
@@ -138,6 +140,8 @@ class RunFolder:
         rows = [r for r in _read_csv(self.path / EVAL_CSV) if int(float(r["step"])) != int(step)]
         rows.append(row)
         rows.sort(key=lambda r: int(float(r["step"])))
+        for i, r in enumerate(rows):
+            r["last_k_success"] = _mean_success(rows[max(0, i - last_k + 1):i + 1])
         columns = list(_COLUMNS)
         for r in rows:
             columns += [k for k in r if k not in columns]
@@ -145,6 +149,19 @@ class RunFolder:
 
         _plot(self.path / PLOT, rows, loss_rows)
         return {"csv": self.path / EVAL_CSV, "losses": self.path / LOSS_CSV, "plot": self.path / PLOT}
+
+    def last_k(self, k: int) -> dict[str, Any] | None:
+        """The mean success of the run's last ``k`` evaluations and, pooling their episodes, a
+        Wilson interval (approximate: the evaluations share their seeds); None before any."""
+        from sir.eval.metrics import wilson_interval
+
+        rows = _read_csv(self.path / EVAL_CSV)[-k:]
+        if not rows:
+            return None
+        episodes = [int(float(r["episodes"])) for r in rows]
+        successes = sum(round(float(r["success_rate"]) * n) for r, n in zip(rows, episodes, strict=True))
+        return {"k": k, "steps": [int(float(r["step"])) for r in rows], "success_mean": _mean_success(rows),
+                "ci95": list(wilson_interval(successes, sum(episodes)))}
 
     def recorded_steps(self) -> list[int]:
         """The steps whose evaluations the run's history holds."""
@@ -220,6 +237,10 @@ def _eval_row(step: int, metrics: Mapping[str, Any], losses: list[float]) -> dic
         row[f"{name}/success_ci_low"] = t_low
         row[f"{name}/success_ci_high"] = t_high
     return row
+
+
+def _mean_success(rows: list[Mapping[str, Any]]) -> float:
+    return sum(float(r["success_rate"]) for r in rows) / len(rows)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

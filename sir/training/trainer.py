@@ -52,6 +52,8 @@ class RunResult:
     best_metrics: dict[str, Any] | None = None  # the best evaluation's summary (success_rate, success_ci95, ...)
     selection: dict[str, Any] | None = None  # how best_model was chosen (sir.training.selection)
     last_metrics: dict[str, Any] | None = None
+    # The mean success of the last --last-k evaluations (k, steps, success_mean, ci95); None without any.
+    last_k: dict[str, Any] | None = None
     datasets: list[dict[str, Any]] = field(default_factory=list)  # repo_id, root, episodes used, frames, revision
 
     @classmethod
@@ -63,7 +65,7 @@ class RunResult:
         return cls(run_dir=run.path, final_model=run.final_model, env_spec=spec,
                    best_model=run.best_model if evals.has_best else None, best_step=best_step,
                    best_metrics=best_metrics, selection=chosen.selection if chosen else None,
-                   last_metrics=evals.last, datasets=datasets)
+                   last_metrics=evals.last, datasets=datasets, last_k=run.last_k(evals.last_k))
 
     @property
     def frames_per_dataset(self) -> dict[str, int]:
@@ -202,7 +204,7 @@ def train(config: TrainConfig) -> RunResult:
     # ---- the final model, the choice of best_model -------------------------------------
     chosen = None
     if main_process:
-        checkpointer.save_model(run.final_model, config.training_steps, evals.last)
+        checkpointer.save_model(run.final_model, config.training_steps, evals.last, last_k=run.last_k(config.last_k))
         logger.finish()
         banner.finished(say, time.perf_counter() - began, evals.best)
         chosen = evals.choose_best_model(say)

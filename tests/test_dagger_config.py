@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -96,8 +97,11 @@ def makefile_experiment_argv() -> list[str]:
     """The flags ``make bc-vs-dagger`` gives sir.dagger.experiment, as make expands them."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    text = subprocess.run(["make", "-n", "-o", "install", "bc-vs-dagger"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout
+    # Run as `make test` runs the suite too: without the outer make's flags (its VENV=...,
+    # which would print "Entering directory" lines into the command).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    text = subprocess.run(["make", "--no-print-directory", "-n", "-o", "install", "bc-vs-dagger"], cwd=REPO,
+                          capture_output=True, text=True, check=True, env=env).stdout
     words = shlex.split(text.replace("\\\n", " "))
     return words[words.index("sir.dagger.experiment") + 1:]
 

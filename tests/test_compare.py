@@ -201,6 +201,8 @@ def test_results_of_other_step_limits_envs_or_names_are_refused(tmp_path, no_eva
     assert "named x" in _refused(capsys, ["--results", f"x={a}", "--results", f"x={c}"])
     assert "at least two" in _refused(capsys, ["--results", str(a)])
     assert "cannot be read as JSON" in _refused(capsys, ["--results", str(a), "--results", __file__])
+    (tmp_path / "empty.json").write_text(json.dumps({"per_episode": [], "eval_seed": 100_000}))
+    assert "no per-episode" in _refused(capsys, ["--results", str(a), "--results", str(tmp_path / "empty.json")])
     assert "as many" in _refused(capsys, ["--arm", f"x={a},{a}", "--arm", f"y={a}"])
     assert "does not exist" in _refused(capsys, ["--checkpoint", str(tmp_path / "nowhere"), "--results", str(a)])
 

@@ -21,28 +21,30 @@ from typing import Any
 from sir import atomic
 from sir.config import option, parse, validate
 from sir.errors import UserError, cli_errors
+from sir.eval.model_env import ModelEnvConfig
 from sir.eval.rollout import DEFAULT_EVAL_SEED
 
 DEFAULT_EPISODES = 50
-# The seed of episode 0 when neither --eval-seed nor a --results file says: the one place
-# the comparison's default episodes are chosen.
+# The seed of episode 0 when neither --eval-seed nor a --results file says: the one place the
+# comparison's default episodes are chosen (the line to change when seed roles name a test range).
 DEFAULT_SEED = DEFAULT_EVAL_SEED
 COMPARISON_JSON = "comparison.json"
 COMPARISON_PNG = "comparison.png"
 BEST_MODEL = "best_model"  # a run folder's chosen model (sir.training.run_folder, a layer above)
 
-HELP = """Compare models' success rates on the same episodes. sir's evaluation episode i starts from the state of \
-seed+i for every model, so two models scored on the same seeds (and env, and step limit) meet the same starts, and \
-their outcomes pair up episode by episode: then the paired test applies (McNemar's exact test on the episodes one \
-model solves and the other does not, with the difference's Newcombe interval). Files scored on different seeds, or \
-models of different envs, met different episodes: they are refused here; compare their Wilson intervals only \
-(python -m sir.eval.evaluate prints them). --arm compares several runs a side (one per training seed), paired by \
-position. With more than two models (or arms), p-values are Holm-adjusted. Writes comparison.json and \
-comparison.png to --output-dir."""
+HELP = """Is B better than A? Compares models' success rates on the same episodes. The paired test applies when \
+the models were scored on the same seeds (sir's fixed seeds: episode i starts from the state of seed+i, whatever the \
+model), in the same env, with the same step limit: their outcomes then pair up episode by episode (McNemar's exact \
+test on the episodes only one of them solves; rate B - A with Newcombe's paired interval). It does not apply to \
+results scored on different seeds or in different envs, which met different episodes: those are refused here; \
+compare their Wilson intervals only (python -m sir.eval.evaluate prints them). Models not yet scored are evaluated \
+on the comparison's seeds. --arm compares several runs a side (one per training seed), paired by position: the \
+per-seed differences, their mean with a t-interval, and a sign count. With more than two models (or arms), \
+p-values are Holm-adjusted. Writes comparison.json and comparison.png to --output-dir."""
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(ModelEnvConfig):
     checkpoint: list[str] = option([], "a model folder (or a run folder: its best_model) to evaluate; repeat for "
                                    "each model", repeat=True, metavar="[NAME=]FOLDER")
     results: list[str] = option([], "an eval_results.json of python -m sir.eval.evaluate, used without evaluating "
@@ -103,14 +105,14 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     everyone = models + [m for members in arms.values() for m in members]
     seed, episodes = _episodes(cfg, [m for m in everyone if m.record is not None])
     seeds = list(range(seed, seed + episodes))
-    max_steps = _pairable(everyone, seeds, cfg.max_steps)
+    max_steps = _pairable(everyone, seeds, cfg.max_steps, cfg.env)
 
     out = Path(cfg.output_dir) if cfg.output_dir else Path("comparisons") / _folder_name(everyone, arms)
     out.mkdir(parents=True, exist_ok=True)
     for model in everyone:
         if model.record is None:
             model.record = _evaluate(model, cfg, seed, episodes, max_steps, out)
-    max_steps = _pairable(everyone, seeds, cfg.max_steps)
+    max_steps = _pairable(everyone, seeds, cfg.max_steps, cfg.env)
 
     stats = paired.compare_all({m.name: m.outcomes(seeds) for m in models},
                                {name: [m.outcomes(seeds) for m in members] for name, members in arms.items()})
@@ -218,7 +220,7 @@ def _read_results(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} cannot be read as JSON ({err}); give an eval_results.json of sir.eval.evaluate.") \
             from err
     episodes = record.get("per_episode") if isinstance(record, dict) else None
-    if not isinstance(episodes, list) or not all(isinstance(e, dict) and "seed" in e and "success" in e
+    if not isinstance(episodes, list) or not episodes or not all(isinstance(e, dict) and "seed" in e and "success" in e
                                                  for e in episodes):
         raise UserError(f"{path} holds no per-episode seeds and outcomes (per_episode); give an eval_results.json "
                         "written by python -m sir.eval.evaluate.")
@@ -262,17 +264,18 @@ def _episodes(cfg: CompareConfig, scored: list[Model]) -> tuple[int, int]:
         raise UserError(f"{a} holds {na} episodes and {b} {nb}; pass --episodes {min(na, nb)} to compare the "
                         "episodes they share.")
     seed = cfg.eval_seed if cfg.eval_seed is not None else next(iter(firsts.values()), DEFAULT_SEED)
-    episodes = cfg.episodes or next(iter(counts.values()), DEFAULT_EPISODES)
+    episodes = cfg.episodes if cfg.episodes is not None else next(iter(counts.values()), DEFAULT_EPISODES)
     return seed, episodes
 
 
-def _pairable(models: list[Model], seeds: list[int], max_steps: int | None) -> int | None:
+def _pairable(models: list[Model], seeds: list[int], max_steps: int | None, env: str | None) -> int | None:
     """The step limit every model is scored with (``max_steps`` when given). Models scored on
-    other seeds, step limits or envs are refused: their episodes are not the same ones."""
+    other seeds, step limits or envs are refused: their episodes are not the same ones.
+    ``env`` (--env) is the env of a model folder saved without sir's EnvSpec."""
     for model in models:
         if model.record is not None:
             _check_holds(model, seeds)
-    _same({m.name: _env(m.record) if m.record else _checkpoint_env(m.path) for m in models}, "env")
+    _same({m.name: _env(m.record) if m.record else _checkpoint_env(m.path) or env for m in models}, "env")
     return _same({m.name: (m.record or {}).get("max_steps") for m in models}, "max_steps", max_steps, "--max-steps")
 
 
@@ -314,8 +317,9 @@ def _evaluate(model: Model, cfg: CompareConfig, seed: int, episodes: int, max_st
 
     folder = out / "eval" / re.sub(r"[^\w.-]+", "_", model.name)
     record = evaluation.evaluate(evaluation.EvalConfig(
-        checkpoint=str(model.path), episodes=episodes, eval_seed=seed, max_steps=max_steps,
-        output_dir=str(folder), workers=cfg.workers, device=cfg.device))
+        checkpoint=str(model.path), env=cfg.env, robot=cfg.robot, cameras=cfg.cameras, image_size=cfg.image_size,
+        episodes=episodes, eval_seed=seed, max_steps=max_steps, output_dir=str(folder), workers=cfg.workers,
+        device=cfg.device))
     model.evaluated, model.file = True, folder / evaluation.EVAL_RESULTS
     return record
 

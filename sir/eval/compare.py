@@ -1,6 +1,6 @@
 """Is B better than A? Models scored on the same episodes, compared episode by episode.
 
-    python -m sir.eval.compare --checkpoint bc=checkpoints/bc/best_model --checkpoint dagger=checkpoints/dagger/best_model
+    python -m sir.eval.compare --checkpoint bc=checkpoints/bc/best_model --checkpoint dagger=checkpoints/dg/best_model
     python -m sir.eval.compare --results bc=runs/bc/eval/best_model/eval_results.json --checkpoint ...
     python -m sir.eval.compare --arm bc=runs/bc_s0,runs/bc_s1,runs/bc_s2 --arm dagger=runs/dg_s0,runs/dg_s1,runs/dg_s2
 

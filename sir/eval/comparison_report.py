@@ -93,7 +93,8 @@ def plot(path: Path, comparison: dict[str, Any]) -> Path:
         y = len(rows) + i
         ax.plot([100 * r["success_rate"] for r in arm["runs"]], [y] * len(arm["runs"]), "x", color="tab:gray",
                 label="arm: one run" if i == 0 else None)
-        ax.plot([100 * arm["mean_rate"]], [y], "D", color="tab:orange", label="arm: mean of its runs" if i == 0 else None)
+        ax.plot([100 * arm["mean_rate"]], [y], "D", color="tab:orange",
+                label="arm: mean of its runs" if i == 0 else None)
         labels.append(name)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()

@@ -45,14 +45,18 @@ def option(
     positive: bool = False,
     cli: bool = True,
     metavar: str | None = None,
+    repeat: bool = False,
 ) -> Any:
     """A config field that is also a command-line flag.
 
     ``minimum``/``positive`` are checked by ``validate`` (and so on the command line and in
     config files alike); ``cli=False`` keeps a field out of the parser (library-only).
+    ``repeat``: a list field given once per item (``--checkpoint a --checkpoint b``), for
+    items that may hold commas themselves.
     """
     meta = {"help": help, "group": group, "choices": list(choices) if choices is not None else None,
-            "required": required, "minimum": minimum, "positive": positive, "cli": cli, "metavar": metavar}
+            "required": required, "minimum": minimum, "positive": positive, "cli": cli, "metavar": metavar,
+            "repeat": repeat}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -144,7 +148,10 @@ def add_flag(target: Any, name: str, f: dataclasses.Field, tp: Any, default: Any
     if base is bool:
         target.add_argument(flag(name), action="store_true", help=help_text, **kwargs)
         return
-    if _is_list(base):
+    if _is_list(base) and meta.get("repeat"):
+        # argparse appends to a copy of the default, so the field's own list stays untouched.
+        kwargs.update(action="append", type=(typing.get_args(base) or (str,))[0], metavar=meta.get("metavar"))
+    elif _is_list(base):
         kwargs["type"] = _list_parser(base)
         kwargs["metavar"] = meta.get("metavar") or "A,B"
     else:
@@ -262,6 +269,8 @@ def _flag_words(f: dataclasses.Field, tp: Any, value: Any) -> list[str]:
         return [flag(f.name) if value else flag(f"no_{f.name}")]
     if base is bool and value is True:
         return [flag(f.name)]
+    if base is not bool and _is_list(base) and value is not None and f.metadata.get("repeat"):
+        return [word for item in value for word in (flag(f.name), str(item))]
     if base is not bool and _is_list(base) and value is not None:
         return [flag(f.name), ",".join(map(str, value))]
     if base is not bool and value is not None:

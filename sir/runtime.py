@@ -1,10 +1,13 @@
 """Process-wide choices every command makes the same way: the torch device, seeding, and
-keeping library chatter off the console."""
+keeping library chatter off the console; and the sir commit that is running, for the records
+results carry."""
 
 from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
+from typing import Any
 
 from sir.errors import UserError
 
@@ -38,3 +41,17 @@ def quiet_libraries() -> None:
     # prints the device it uses in the header instead.
     logging.getLogger().setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*Converting input from bool.*")
+
+
+def sir_commit() -> dict[str, Any] | None:
+    """The git commit of the sir checkout that is running, and whether it had changes."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (an installed wheel)
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}

@@ -48,6 +48,7 @@ SMALL = {
             "--eval-workers", "1", "--video-episodes", "1", "--device", "cpu"],
     "sir.eval.evaluate": ["--episodes", "1", "--max-steps", "20", "--workers", "1", "--video-episodes", "1",
                           "--device", "cpu"],
+    "sir.eval.compare": ["--episodes", "1", "--max-steps", "20", "--workers", "1", "--device", "cpu"],
     # The policy barely trained: the expert takes over, and needs the env's horizon to succeed.
     "sir.dagger.record": ["--episodes", "1", "--device", "cpu"],
     "sir.dagger.loop": ["--rounds", "1", "--episodes-per-round", "1", "--preset", "tiny", "--batch-size", "4",

@@ -9,6 +9,8 @@
 - ``model_env``: a saved model's env (the ``--env`` flags of a model saved without sir's
   EnvSpec) and the refusals of an env that does not fit it, for every command that rolls one out.
 - ``evaluate``: the standalone CLI.
+- ``compare``: is B better than A, models scored on the same episodes compared pair by pair
+  (the statistics in ``paired``, the tables and plot in ``comparison_report``).
 
 Nothing is imported here: worker processes import this package and must stay light.
 """

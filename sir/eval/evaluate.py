@@ -25,6 +25,8 @@ from sir.eval.model_env import (
 )
 from sir.eval.rollout import evaluate_policy, format_metrics
 
+EVAL_RESULTS = "eval_results.json"
+
 
 @dataclass
 class EvalConfig(ModelEnvConfig):
@@ -58,7 +60,9 @@ def parse_config(argv: list[str] | None = None) -> EvalConfig:
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Roll the checkpoint out, print its metrics and write them to <output-dir>/eval_results.json."""
+    """Roll the checkpoint out, print its metrics and write them to <output-dir>/eval_results.json;
+    returns what it wrote: the metrics, the checkpoint, its step, the seed of episode 0 and
+    the step limit."""
     from sir.policies.checkpoint import load_checkpoint
     from sir.runtime import pick_device, quiet_libraries
 
@@ -87,19 +91,23 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     if reused:
         print(f"note: this model was {reused}; its score on them is optimistic (evaluate on the test range, the "
               "default, for a figure nothing chose).")
+    max_steps = cfg.max_steps or spec.horizon
     metrics = evaluate_policy(policy, preprocessor, postprocessor, spec, cfg.episodes,
-                              cfg.max_steps or spec.horizon, seed=cfg.eval_seed, video_path=video,
+                              max_steps, seed=cfg.eval_seed, video_path=video,
                               video_episodes=cfg.video_episodes, render_camera=cfg.render_camera,
                               render_size=cfg.render_size, progress=True, workers=cfg.workers,
                               backend=cfg.eval_backend, ray_address=cfg.ray_address)
     print(format_metrics(metrics))
     if video is not None:
         print(f"  Video: {video}")
-    out = out_dir / "eval_results.json"
-    atomic.write_json(out, {**metrics, "checkpoint": str(checkpoint), "model_step": info.get("step"),
-                            "eval_seed": cfg.eval_seed})
+    out = out_dir / EVAL_RESULTS
+    # The seed and step limit make a result comparable with another's, episode by episode
+    # (sir.eval.compare pairs them only when both agree).
+    record = {**metrics, "checkpoint": str(checkpoint), "model_step": info.get("step"), "eval_seed": cfg.eval_seed,
+              "max_steps": max_steps}
+    atomic.write_json(out, record)
     print(f"  Results: {out}")
-    return metrics
+    return record
 
 
 def chosen_on(info: dict[str, Any], first: int, episodes: int) -> str | None:

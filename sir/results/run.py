@@ -32,6 +32,7 @@ from sir.config import flags_given, option, parse, validate
 from sir.errors import UserError, cli_errors
 from sir.policies.checkpoint import info_path
 from sir.results.recipes import TASKS
+from sir.runtime import sir_commit
 from sir.training.run_folder import RunFolder, records
 
 RESULT_FILE = "result.json"
@@ -216,20 +217,6 @@ def check_seeds_apart(settings: dict[str, Any], cfg: ResultsConfig) -> None:
             raise UserError(f"--eval-seed {cfg.eval_seed} with {cfg.eval_episodes} episodes reuses seeds of the "
                             f"training's {flag} ({first} on, {n} episodes); the test needs episodes that chose "
                             "nothing.")
-
-
-def sir_commit() -> dict[str, Any] | None:
-    """The git commit of the sir checkout that is running, and whether it had changes."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None  # not a git checkout (an installed wheel)
-    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def train_resuming(train_cfg: Any, task_dir: Path) -> Any:

@@ -262,10 +262,13 @@ def main(argv: list[str] | None = None) -> Path:
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (arm, mode, round), over seeds: mean labels, mean and spread of success, the
-    intervention ratio, and for DAgger arms the paired difference to BC at the same round
-    (per seed, mean, 95% t-interval)."""
+    intervention ratio, and for DAgger arms the paired difference to BC at the same round,
+    through sir.eval.paired (the statistics ``python -m sir.eval.compare`` reports): per seed,
+    mean, 95% t-interval, a sign count, the t-test's p and, across the modes of a round,
+    Holm's adjustment of it."""
     import numpy as np
-    from scipy import stats
+
+    from sir.eval.paired import compare_arms, holm
 
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in rows:
@@ -280,16 +283,22 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  "success_mean": float(rates.mean()), "success_std": float(rates.std(ddof=1)) if len(rs) > 1 else 0.0,
                  "per_seed": " ".join(f"{100 * v:.0f}" for v in rates),
                  "intervention_ratio": float(np.mean(ratios)) if ratios else None,
-                 "minus_bc": None, "minus_bc_low": None, "minus_bc_high": None, "minus_bc_per_seed": ""}
-        diffs = np.array([r["success_rate"] - bc[(int(r["seed"]), k)] for r in rs
-                          if arm == "dagger" and (int(r["seed"]), k) in bc])
-        if diffs.size:
-            entry["minus_bc"] = float(diffs.mean())
-            entry["minus_bc_per_seed"] = " ".join(f"{100 * d:+.0f}" for d in diffs)
-            if diffs.size > 1:
-                half = float(stats.t.ppf(0.975, diffs.size - 1) * diffs.std(ddof=1) / np.sqrt(diffs.size))
-                entry["minus_bc_low"], entry["minus_bc_high"] = entry["minus_bc"] - half, entry["minus_bc"] + half
+                 "minus_bc": None, "minus_bc_low": None, "minus_bc_high": None, "minus_bc_per_seed": "",
+                 "minus_bc_sign": "", "minus_bc_p": None, "minus_bc_p_holm": None}
+        paired = [(bc[(int(r["seed"]), k)], r["success_rate"]) for r in rs
+                  if arm == "dagger" and (int(r["seed"]), k) in bc]
+        if paired:
+            arms = compare_arms([a for a, _ in paired], [b for _, b in paired])
+            low, high = arms["mean_ci95"] or (None, None)
+            entry.update(minus_bc=arms["mean_difference"], minus_bc_low=low, minus_bc_high=high,
+                         minus_bc_per_seed=" ".join(f"{100 * d:+.0f}" for d in arms["differences"]),
+                         minus_bc_sign=f"{arms['b_better']} above, {arms['a_better']} below, {arms['equal']} equal",
+                         minus_bc_p=arms["p_value"])
         out.append(entry)
+    for k in {e["round"] for e in out}:  # Holm across the modes compared with BC at a round
+        tested = [e for e in out if e["round"] == k and e["minus_bc_p"] is not None]
+        for e, adjusted in zip(tested, holm([e["minus_bc_p"] for e in tested]), strict=True):
+            e["minus_bc_p_holm"] = adjusted
     return out
 
 

@@ -142,3 +142,13 @@ def test_evaluation_runs_beside_training_by_default_only_with_cores_to_spare(mon
     assert in_background(cfg, "cpu") == (False, None)  # the DataLoader's workers take the rest
     cfg.async_eval, cfg.eval_workers = True, 2
     assert in_background(cfg, "cpu") == (True, 2)
+
+
+def test_evaluations_come_every_eval_freq_steps_from_eval_start_and_at_the_last_step():
+    from sir.training.config import evaluation_due
+
+    cfg = TrainConfig(repo_ids=["a"], training_steps=1000, eval_freq=100, eval_start=800)
+    assert [s for s in range(1, 1001) if evaluation_due(cfg, s)] == [800, 900, 1000]
+    every = dataclasses.replace(cfg, eval_start=0)
+    assert [s for s in range(1, 1001) if evaluation_due(every, s)] == list(range(100, 1001, 100))
+    assert [s for s in range(1, 1001) if evaluation_due(dataclasses.replace(cfg, eval_freq=0), s)] == [1000]

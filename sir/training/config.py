@@ -100,6 +100,9 @@ class TrainConfig(DataConfig):
     lora_dropout: float = option(0.0, group=LORA, minimum=0)
     # evaluation
     eval_freq: int = option(1000, "evaluate every N steps (0: only at the end)", group=EVAL, minimum=0)
+    eval_start: int = option(0, "evaluate every --eval-freq steps only from this step on (the last step always): "
+                             "e.g. the last 3 checkpoints of a run for --last-k 3, without the earlier ones' cost",
+                             group=EVAL, minimum=0)
     no_eval: bool = option(False, "train without Robosuite evaluation (no best_model), e.g. on data from a robot "
                            "or layout sir cannot simulate", group=EVAL)
     eval_episodes: int = option(10, group=EVAL, minimum=1)
@@ -159,6 +162,12 @@ class TrainConfig(DataConfig):
     wandb_project: str = option("sir", group=LOG)
     wandb_entity: str | None = option(None, group=LOG)
     wandb_run_name: str | None = option(None, group=LOG)
+
+
+def evaluation_due(cfg: TrainConfig, step: int) -> bool:
+    """Whether the run evaluates after ``step``: every --eval-freq steps from --eval-start on,
+    and after the last step."""
+    return step == cfg.training_steps or (bool(cfg.eval_freq) and step % cfg.eval_freq == 0 and step >= cfg.eval_start)
 
 
 def report_to(cfg: TrainConfig) -> str:

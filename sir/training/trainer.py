@@ -27,7 +27,7 @@ from sir.hub import check_push
 from sir.runtime import pick_device, quiet_libraries, seed_everything
 from sir.training import banner
 from sir.training.checkpointing import Checkpointer
-from sir.training.config import TrainConfig, check, config_to_save
+from sir.training.config import TrainConfig, check, config_to_save, evaluation_due
 from sir.training.ema import WeightAverage
 from sir.training.evaluation import Evaluations, in_background
 from sir.training.model import StartingPoint, make_model
@@ -189,7 +189,7 @@ def train(config: TrainConfig) -> RunResult:
                 logger.log_training(step, loss, grad_norm, lr, output, time.perf_counter() - began,
                                     resumed_at=start_step if step == start_step + 1 else None)
             evals.collect(step)  # the background evaluations done by now
-            if evals.active and ((config.eval_freq and step % config.eval_freq == 0) or step == config.training_steps):
+            if evals.active and evaluation_due(config, step):
                 evals.evaluate(step)
             if step % config.save_freq == 0:
                 checkpointer.save_resumable(step, evals.last, evals.run_state())

@@ -283,7 +283,7 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
 def test_the_corrections_table_counts_each_rounds_log_and_keeps_rows_whose_datasets_are_elsewhere(tmp_path):
     import csv
 
-    from sir.dagger.experiment import CORRECTIONS_CSV, write_corrections
+    from sir.dagger.corrections_table import CORRECTIONS_CSV, write_corrections
 
     def correction(step, steps, phase, reason, hand_back):
         return {"step": step, "steps": steps, "phase": phase, "reason": reason, "hand_back": hand_back}

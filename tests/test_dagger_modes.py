@@ -248,49 +248,127 @@ def test_verify_shows_intended_and_realized_class_shares(data_root, data_demos, 
         assert abs(float(rows[name][4].rstrip("%")) - 100 * share) < 2.5
     assert "(intervention ratio 0.29), 0.67 takeovers per episode, 4/6 episodes successful (1 without help)" in out
 
-def test_sirius_leaves_pre_intervention_actions_out_of_every_chunk(data_root, modes_data):
-    chunk = [i / 20 for i in range(8)]
-    mixes = {mode: make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode), verbose=False,
-                                delta_timestamps={"action": chunk}) for mode in ("sirius", "iwr")}
-    for mode, mix in mixes.items():
-        for i in range(len(mix)):
-            sample = mix[i]
-            rows = np.minimum(int(sample["index"]) + np.arange(8), EPISODE_END[int(sample["index"])])
-            beyond = int(sample["index"]) + np.arange(8) > EPISODE_END[int(sample["index"])]
-            pre = np.isin(rows, PRE_FRAMES) & ~beyond
-            expected = beyond | pre if mode == "sirius" else beyond
-            assert sample["action_is_pad"].tolist() == expected.tolist(), (mode, int(sample["index"]))
+# -- what a sample's action chunk trains on ---------------------------------------------------
+
+SOURCES = np.concatenate([s for s, _ in EPISODES])
+NOTHING = np.zeros(len(SOURCES), bool)
+# The frames whose actions no chunk trains on: the policy's where a mode learns only from
+# human actions, pre-intervention ones under sirius, none under iwr and all.
+UNTRAINED = {
+    "successful-corrections": SOURCES == 0,
+    "hg-dagger": SOURCES == 0,
+    "sirius": np.isin(np.arange(len(SOURCES)), PRE_FRAMES),
+    "iwr": NOTHING,
+    "all": NOTHING,
+}
 
 
-def test_a_masked_step_does_not_reach_acts_loss(data_root, modes_data):
+@pytest.mark.parametrize("mode", list(SAMPLES))
+def test_each_mode_leaves_its_untrained_actions_out_of_every_chunk(data_root, modes_data, mode):
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode), verbose=False,
+                       delta_timestamps={"action": [i / 20 for i in range(8)]})
+    assert mix.masks_action_frames == UNTRAINED[mode].any()
+    for i in range(len(mix)):
+        index = int(mix[i]["index"])
+        steps = index + np.arange(8)
+        beyond = steps > EPISODE_END[index]
+        expected = beyond | UNTRAINED[mode][np.minimum(steps, EPISODE_END[index])]
+        assert mix[i]["action_is_pad"].tolist() == expected.tolist(), index
+
+
+@pytest.mark.parametrize("mode", ["successful-corrections", "hg-dagger"])
+def test_demos_are_never_masked(data_root, data_demos, mode):
+    from sir.data.record.synthetic import make_synthetic_dataset
+
+    # sir labels its demos: every frame source 1.
+    if not (data_root / "labelled_demos" / "meta" / "info.json").is_file():
+        make_synthetic_dataset(data_root, "labelled_demos", [12, 15], dagger=[([1] * 12, 1), ([1] * 15, 0)], seed=12)
+    mix = make_mixture(DataConfig(repo_ids=[data_demos, "labelled_demos"], root=data_root, dagger_mode=mode),
+                       verbose=False, delta_timestamps={"action": [i / 20 for i in range(8)]})
+    assert not mix.masks_action_frames
+    for i in range(len(mix)):
+        sample = mix[i]
+        store, index = mix.stores[int(sample["dataset_index"])], int(sample["index"])
+        end = store.ep_to[store.frame_episode[index]] - 1
+        assert sample["action_is_pad"].tolist() == (index + np.arange(8) > end).tolist()
+
+
+def test_a_handed_back_correction_of_12_steps_gave_the_policy_two_thirds_of_its_chunk_targets(data_root):
+    """docs/dagger.md's figure (benchmarks/chunk_targets.py): at ACT's chunk of 20, the
+    policy's actions after the hand-back were 67.5% of the targets of a 12-step correction's
+    samples; they are the padding now."""
+    from sir.data.record.synthetic import make_synthetic_dataset
+
+    episodes = [dagger_episode((0, 25), (1, 12), (0, 30), success=True)]
+    if not (data_root / "handed_back" / "meta" / "info.json").is_file():
+        make_synthetic_dataset(data_root, "handed_back", [67], dagger=episodes, seed=13)
+    mix = make_mixture(DataConfig(repo_ids="handed_back", root=data_root), verbose=False,
+                       delta_timestamps={"action": [i / 20 for i in range(20)]})
+    pads = torch.stack([mix[i]["action_is_pad"] for i in range(len(mix))])
+    assert len(mix) == 12 and not pads[:, 0].any()
+    assert float(pads.float().mean()) == pytest.approx((2 * 20 - 12 - 1) / (2 * 20)) == pytest.approx(0.675)
+
+
+def tiny_act(mix):
+    """A tiny ACT for ``mix``, its VAE on, as training builds it, and its preprocessor."""
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.factory import make_policy, make_pre_post_processors
 
     from sir.policies import build_config
 
-    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode="sirius"), verbose=False)
     feats = dataset_to_policy_features(mix.features)
     out = {k: f for k, f in feats.items() if f.type is FeatureType.ACTION}
     cfg = build_config("act", "tiny", {k: f for k, f in feats.items() if k not in out}, out, "cpu")
-    cfg.use_vae, cfg.dropout = False, 0.0
     mix.fit_policy(cfg)
     torch.manual_seed(0)
-    policy = make_policy(cfg, ds_meta=mix).eval()
     pre, _ = make_pre_post_processors(cfg, dataset_stats=mix.stats)
-    # Frame 0 of episode 0: policy frames 0-4, then its pre-intervention window 5-19.
-    batch = torch.utils.data.default_collate([mix[sample_frames(mix).index(0)]])
-    pad = batch["action_is_pad"][0]
-    assert not pad[:5].any() and pad[5:].all()
+    return make_policy(cfg, ds_meta=mix).train(), pre
+
+
+@pytest.mark.parametrize("mode, start, trained", [
+    # Human 69-71, then the policy's 72-78 after the hand-back: only human actions train.
+    ("successful-corrections", 69, 3),
+    ("hg-dagger", 69, 3),
+    # Policy frames 0-4, then the pre-intervention window 5-19.
+    ("sirius", 0, 5),
+    # Every step of the chunk trains.
+    ("iwr", 69, 10),
+])
+def test_a_masked_action_changes_no_act_loss(data_root, modes_data, mode, start, trained):
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode), verbose=False)
+    policy, pre = tiny_act(mix)
+    batch = torch.utils.data.default_collate([mix[sample_frames(mix).index(start)]])
+    assert batch["action_is_pad"][0].tolist() == [False] * trained + [True] * (10 - trained)
 
     def loss(actions):
+        torch.manual_seed(1)  # the same dropout and VAE draw for every call
         return float(policy.forward(pre({**batch, "action": actions}))[0])
 
-    masked, kept = batch["action"].clone(), batch["action"].clone()
-    masked[0, 5:] += 10.0  # the pre-intervention steps: no effect
-    kept[0, 2] += 10.0  # a policy step before them: trained on
-    assert loss(masked) == pytest.approx(loss(batch["action"]), rel=1e-6)
-    assert loss(kept) != pytest.approx(loss(batch["action"]), rel=1e-3)
+    base = loss(batch["action"])
+    for draw in range(2):  # the masked steps, random values twice: the same loss
+        masked = batch["action"].clone()
+        masked[0, trained:] = torch.randn(10 - trained, masked.shape[-1], generator=torch.Generator().manual_seed(draw))
+        assert loss(masked) == base
+    kept = batch["action"].clone()
+    kept[0, trained - 1] += 10.0  # the last trained step
+    assert loss(kept) != pytest.approx(base, rel=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["successful-corrections", "sirius", "iwr"])
+def test_diffusion_is_asked_to_skip_padding_wherever_a_mode_masks_actions(data_root, modes_data, mode):
+    from sir.training.config import TrainConfig
+    from sir.training.model import StartingPoint, make_model
+
+    mix = make_mixture(DataConfig(repo_ids=modes_data, root=data_root, dagger_mode=mode), verbose=False)
+    said = []
+    start = StartingPoint(None, None, "diffusion", False)
+    model = make_model(TrainConfig(policy="diffusion", preset="tiny"), mix, start, "cpu", say=said.append)
+    masks = mode != "iwr"
+    assert model.config.do_mask_loss_for_padding is masks
+    untrained = {"successful-corrections": "policy and pre-intervention", "sirius": "pre-intervention"}
+    assert said == ([f"--dagger-mode {mode}: do_mask_loss_for_padding set, so {untrained[mode]} actions in a chunk "
+                     "are not trained on"] if masks else [])
 
 
 # -- lerobot 0.6's DAgger format: `intervention`, and the outcome under another name -----------

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sir.data.mixture.weights import untrained_actions_text
 from sir.training import finetune
 from sir.training.config import TrainConfig
 from sir.training.schedule import scheduler_config
@@ -80,12 +81,12 @@ def make_model(config: TrainConfig, mixture: Any, start: StartingPoint, device: 
         stats = None if start.resume else finetune.merge_stats(finetune.saved_stats(start.path), mixture.stats)
     for data in (mixture, held_out) if held_out is not None else (mixture,):
         data.fit_policy(policy_cfg)
-    if mixture.dagger_mode == "sirius" and getattr(policy_cfg, "do_mask_loss_for_padding", True) is False:
-        # Sirius's pre-intervention actions reach the loss as padding (sir.data.mixture.build);
-        # Diffusion skips padding only when asked to.
+    if mixture.masks_action_frames and getattr(policy_cfg, "do_mask_loss_for_padding", True) is False:
+        # The actions the mode leaves out of a chunk reach the loss as padding
+        # (sir.data.mixture.weights.untrained_actions); Diffusion skips padding only when asked to.
         policy_cfg.do_mask_loss_for_padding = True
-        say("--dagger-mode sirius: do_mask_loss_for_padding set, so pre-intervention actions in a chunk are not "
-            "trained on")
+        say(f"--dagger-mode {mixture.dagger_mode}: do_mask_loss_for_padding set, so "
+            f"{untrained_actions_text(mixture.dagger_mode)} in a chunk are not trained on")
     policy = make_policy(policy_cfg, ds_meta=mixture)
     if start.resume:
         _, preprocessor, postprocessor, _, _ = load_checkpoint(start.path, device=device)

@@ -98,11 +98,11 @@ def make_mixture(
         frames, summary, classes = dagger.training_frames(
             res.repo_id, store.frame_episode, labels, chosen_episodes[index], mode, say, mapping
         )
-        if mode == "sirius" and classes is not None:
-            # Sirius weights every timestep of a training sequence by its own class; the
-            # pre-intervention steps' weight (0.002 of all) is nearly none, so sir leaves
-            # them out of every action chunk as padding, which ACT's and Diffusion's losses skip.
-            store.mask_action_frames(classes == dagger.PRE_INTERVENTION)
+        # The actions no sample of the mode learns from (the policy's, where a mode learns only
+        # from human actions) become padding in every action chunk; demos have no classes.
+        untrained = dagger.untrained_actions(mode, classes) if classes is not None else None
+        if untrained is not None:
+            store.mask_action_frames(untrained)
         stores.append(store)
         used_frames.append(frames)
         frame_classes.append(classes)

@@ -225,6 +225,13 @@ class Mixture(torch.utils.data.Dataset):
         """The ``--dagger-mode`` of the mixture's DAgger datasets (None: demos only)."""
         return next((i.dagger_mode for i in self.infos if i.dagger_mode is not None), None)
 
+    @property
+    def masks_action_frames(self) -> bool:
+        """Whether some samples' action chunks mark actions inside their episode as padding (the
+        mode's ``untrained_actions``): a policy whose loss skips padding only when asked
+        (Diffusion's ``do_mask_loss_for_padding``) must be asked, or it trains on them."""
+        return any(store.masks_actions for store in self.stores)
+
     def class_shares(self) -> np.ndarray | None:
         """The share of samples per class (``CLASS_NAMES``) that the mode's rule gives this
         mixture, None where it sets none (``sir.data.mixture.weights.class_shares``)."""

@@ -7,7 +7,8 @@ counts as successful when any of its frames says so, so a recorder that marks on
 final frame works as well as one that repeats the outcome on every frame. By default
 training keeps the human frames of successful episodes; the other modes follow published
 ways of learning from interventions (see ``MODES`` and docs/dagger.md). Samples' observation
-history and action chunks may still read the neighbouring frames of the same episode.
+history and action chunks may still read the neighbouring frames of the same episode; which
+actions of a chunk are trained on is ``untrained_actions``' rule.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ SIRIUS_PRE_INTERVENTION_SHARE = 0.002
 IWR_INTERVENTION_SHARE = 0.5
 POOLED_MODES = ("iwr", "sirius")  # modes whose weights are over the whole mixture
 OUTCOME_MODES = (DEFAULT_MODE, "sirius")  # modes that tell successful episodes apart
+# The classes whose actions each mode leaves out of every sample's action chunk: they are
+# marked as padding (``untrained_actions``), which ACT's and Diffusion's losses skip.
+# HG-DAgger (Kelly et al. 2019) aggregates only the expert's labels, so a sample starting
+# on a correction must not learn the policy's actions after the hand-back; sir's default
+# mode keeps to human actions alike. Sirius weights each timestep of a sequence by its own
+# class (WeightedDataset._update_weights; BC_RNN_GMM._compute_losses multiplies the loss by
+# those weights), and its pre-intervention weight, 0.002 of the pool, is nearly none. IWR,
+# as the Sirius repo runs it (bc_iwr.json: no hc_weights), trains every timestep of a
+# sequence, so iwr and all mask nothing.
+UNTRAINED_ACTIONS = {
+    DEFAULT_MODE: (ROBOT, PRE_INTERVENTION),
+    "hg-dagger": (ROBOT, PRE_INTERVENTION),
+    "sirius": (PRE_INTERVENTION,),
+}
 
 
 @dataclass
@@ -107,6 +122,18 @@ def sample_classes(episode_index: np.ndarray, source: np.ndarray,
     return classes
 
 
+def untrained_actions(mode: str, classes: np.ndarray) -> np.ndarray | None:
+    """The frames of a DAgger dataset whose action no sample trains on under ``mode`` (a mask
+    over its frames, from their ``classes``), None where every action trains
+    (``UNTRAINED_ACTIONS``)."""
+    return np.isin(classes, UNTRAINED_ACTIONS[mode]) if mode in UNTRAINED_ACTIONS else None
+
+
+def untrained_actions_text(mode: str) -> str:
+    """What ``mode`` leaves out of every action chunk, in words: "pre-intervention actions"."""
+    return " and ".join(CLASS_NAMES[c] for c in UNTRAINED_ACTIONS[mode]) + " actions"
+
+
 def select_frames(
     mode: str, episode_index: np.ndarray, source: np.ndarray, success: np.ndarray, candidates: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, DaggerSummary]:
@@ -118,8 +145,9 @@ def select_frames(
     - iwr, all: every frame;
     - sirius: the frames of successful episodes (Sirius learns from deployments seen through
       to success; its collection discards the other trials, so a failed episode is dropped
-      whole); their pre-intervention frames stay, at Sirius's small share, and their actions
-      are left out of other samples' chunks (``Mixture``).
+      whole); their pre-intervention frames stay, at Sirius's small share.
+
+    What a sample's action chunk trains on is ``untrained_actions``' business.
     """
     classes = sample_classes(episode_index, source)
     successful = _successful_episodes(episode_index, success, candidates)[episode_index]
@@ -248,7 +276,7 @@ def training_frames(
 def filter_message(repo_id: str, summary: DaggerSummary) -> str:
     return (
         f"{repo_id}: Filtered {summary.episodes} episodes → {summary.kept_episodes} successful human "
-        f"corrections ({summary.kept_frames} frames)"
+        f"corrections ({summary.kept_frames} frames), the policy's actions left out of their action chunks"
     )
 
 
@@ -256,8 +284,8 @@ def _mode_message(repo_id: str, mode: str, summary: DaggerSummary, classes: np.n
                   candidates: np.ndarray, outcomes: bool = True) -> str:
     head = f"{repo_id}: {mode}: {summary.episodes} episodes → {summary.kept_episodes} ({summary.kept_frames} frames)"
     if mode == "hg-dagger":
-        return f"{head}, every human frame" + (f" ({summary.successful_episodes} episodes successful)" if outcomes
-                                               else " (outcomes not recorded)")
+        outcome = f" ({summary.successful_episodes} episodes successful)" if outcomes else " (outcomes not recorded)"
+        return f"{head}, every human frame{outcome}, the policy's actions left out of their action chunks"
     kept = np.bincount(classes[keep], minlength=len(CLASS_NAMES))
     parts = ", ".join(f"{n} {name}" for name, n in zip(CLASS_NAMES[1:], kept[1:], strict=True) if n)
     rule = ("interventions half of the mixture's samples, demos and policy frames the other half (IWR)"

@@ -195,6 +195,11 @@ class FrameStore:
         do not train on them."""
         self._masked_frames = np.asarray(frames, dtype=bool)
 
+    @property
+    def masks_actions(self) -> bool:
+        """Whether some frame's action is left out of every action window (``mask_action_frames``)."""
+        return self._masked_frames is not None and bool(self._masked_frames.any())
+
     def cache_frames(
         self, episodes: Iterable[int], budget_bytes: int, cache_dir: Path, progress: Callable | None = None
     ) -> CacheReport:

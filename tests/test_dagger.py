@@ -99,11 +99,11 @@ def test_the_takeover_and_hand_back_flags_reach_the_scripted_correctors_rule_and
 
     cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--patience", "9", "--away-steps", "0",
                         "--reaction-delay", "2", "--oracle-deviation", "0.5", "--oracle-deviation-steps", "4",
-                        "--agree", "0.1", "--agree-steps", "3", "--agree-mid-recovery", "--max-correction", "30",
-                        "--cap-hands-back", "--no-hand-back", "--noise", "0.2", "--target-jitter", "0"])
+                        "--agree", "0.1", "--agree-steps", "3", "--agree-mid-recovery", "--reset-after", "60",
+                        "--max-correction", "30", "--no-hand-back", "--noise", "0.2", "--target-jitter", "0"])
     assert takeover_rule(cfg) == TakeoverRule(patience=9, away_steps=0, reaction_delay=2, oracle_deviation=0.5,
                                               oracle_deviation_steps=4, agree=0.1, agree_steps=3,
-                                              agree_mid_recovery=True, max_correction=30, cap_hands_back=True,
+                                              agree_mid_recovery=True, reset_after=60, max_correction=30,
                                               hand_back=False)
     assert corrector_noise(cfg) == ExpertNoise(action_std=0.2, target_jitter=0.0)
     default = RecordConfig(checkpoint="ck", repo_id="x")
@@ -131,8 +131,7 @@ def test_the_rule_before_issue_33_is_reachable_by_flags():
 
     cfg = dataclasses.replace(RecordConfig(), **flags_given(RecordConfig, RULE_BEFORE_ISSUE_33, "before"))
     assert takeover_rule(cfg) == TakeoverRule(patience=15, away_steps=0, reaction_delay=0, oracle_deviation=1.0,
-                                              oracle_deviation_steps=8, agree_mid_recovery=True, max_correction=50,
-                                              cap_hands_back=True)
+                                              oracle_deviation_steps=8, agree_mid_recovery=True, max_correction=50)
     assert corrector_noise(cfg) == ExpertNoise()
 
 
@@ -657,6 +656,27 @@ def test_a_drop_or_a_retreat_is_taken_over_after_the_reaction_delay_and_agreemen
     assert correct("lift", (1, 0.8)) == "agreement"
 
 
+def test_a_correction_is_reset_once_stuck_on_one_part_of_the_task_not_for_its_length():
+    from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
+    from sir.data.record.runner import RESET
+    from sir.experts.grasping import PROGRESS
+
+    corrector = ScriptedCorrector(PhasesBySetting(), TakeoverRule(reset_after=10))
+    corrector.reset(None)
+    straying = np.array([-0.5, 0, 0, 0, 0, 0, -1.0])
+
+    def obs(phase):
+        return {"phase": phase, "progress": (PROGRESS[phase], 0.0)}
+
+    corrector.take_over(None)
+    acted = [corrector.act(obs("lower"), {}, 0.0)]  # past the last sub-goal: it goes on to the end
+    for phase in ["lower"] * 8 + ["release"] * 9 + ["retreat"] * 11:
+        assert not corrector.should_hand_back(obs(phase), straying, 0.0)
+        acted.append(corrector.act(obs(phase), {}, 0.0))
+    # Further every 9 steps, 27 steps in all, on; then 10 steps in "retreat", and the 11th resets.
+    assert [a is RESET for a in acted] == [False] * 28 + [True] and corrector.handed_back == "reset"
+
+
 def test_a_correction_out_of_its_budget_resets_the_episode_as_a_failure(lift_env, tmp_path):
     import pandas as pd
 
@@ -666,7 +686,7 @@ def test_a_correction_out_of_its_budget_resets_the_episode_as_a_failure(lift_env
     from sir.envs.factory import make_env
     from sir.experts import make_expert
 
-    episode = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6))
+    episode = corrected_episode(lift_env, StubPolicy(), TakeoverRule(reset_after=6))
     [only] = episode.corrections
     # Six steps of the corrector, short of the grasp, and the episode ends there as a failure.
     assert (only["hand_back"], only["steps"]) == ("reset", 6) and len(episode.frames) == only["step"] + 6
@@ -678,7 +698,7 @@ def test_a_correction_out_of_its_budget_resets_the_episode_as_a_failure(lift_env
     env = make_env(spec)  # record_episodes closes it
     writer = open_writer(env, spec, tmp_path, "reset", 0, info={}, resumable=True)
     actor = CorrectedPolicy(StubPolicy(), lambda b: b, lambda a: a,
-                            ScriptedCorrector(make_expert("Lift", seed=0), TakeoverRule(max_correction=6)), spec.task)
+                            ScriptedCorrector(make_expert("Lift", seed=0), TakeoverRule(reset_after=6)), spec.task)
     result = record_episodes(writer, env, spec, actor, 0, 1, 150, until_written=False,
                              keep=lambda ep: keeps(RecordConfig(), ep), desc="reset", status=lambda r: {})
     [line] = [json.loads(t) for t in (result.path / "meta" / "sir_corrections.jsonl").read_text().splitlines()]
@@ -714,7 +734,7 @@ def test_the_correctors_actions_carry_the_recording_noise(lift_env):
 def test_a_correction_lasts_no_longer_than_its_cap_and_without_hand_back_to_the_end(lift_env):
     from sir.dagger.corrector import TakeoverRule
 
-    capped = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6, cap_hands_back=True),
+    capped = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6),
                                max_steps=100)
     assert len(capped.corrections) >= 2
     assert all(c["steps"] <= 6 for c in capped.corrections)

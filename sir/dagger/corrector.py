@@ -107,10 +107,14 @@ class TakeoverRule:
     it took over in (``agree_mid_recovery``: at any point, the old rule), when the policy's own
     proposed action has agreed with the expert's for ``agree_steps`` steps in a row (arm
     commands within ``agree``, L2, and the same gripper command: ThriftyDAgger's switch back,
-    which also waits for its safety critic to find the state safe). A correction not handed
-    back after ``max_correction`` steps ends the episode as a failure (``reset``), as Sirius's
-    operator resets a run gone wrong; ``cap_hands_back`` hands back there instead (the old
-    rule's ``cap``), leaving the policy a half-recovered state.
+    which also waits for its safety critic to find the state safe).
+
+    **Resetting a correction that is stuck**: one that spends ``reset_after`` steps on one part
+    of the task, no step up its phases (the grasp made, the object lifted, carried over the
+    target, ...), ends the episode as a failure (``reset``), as Sirius's operator resets a run
+    gone wrong; a long correction that keeps getting further is not cut. ``max_correction``
+    (off unless set: the old rule's ``cap``) instead hands back after that many steps of a
+    correction in all, leaving the policy a half-recovered state.
     """
 
     patience: int = int(1.5 * STEPS_PER_SECOND)  # 30: a stall a person watching calls one
@@ -124,8 +128,8 @@ class TakeoverRule:
     agree: float = 0.15
     agree_steps: int = 5
     agree_mid_recovery: bool = False
-    max_correction: int = 5 * STEPS_PER_SECOND  # 100: time to grasp again after a drop (issue 33's benchmark)
-    cap_hands_back: bool = False
+    reset_after: int = 5 * STEPS_PER_SECOND  # 100: stuck on one part for 5 s
+    max_correction: int | None = None  # the old rule's cap: off
     hand_back: bool = True
 
 
@@ -264,17 +268,22 @@ class ScriptedCorrector:
         self.correcting, self._fresh = True, True
         self.corrected = 0
         self.agreeing = 0
+        self.furthest = -1  # the highest PROGRESS level this correction has reached
+        self.stuck = 0  # steps it has acted since it last got further
         self.phase = self.subgoal = self.handed_back = None
 
     def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | Reset:
-        rule = self.rule
-        if rule.hand_back and not rule.cap_hands_back and self.corrected >= rule.max_correction:
-            # Not recovered within the budget: a person resets the run rather than hand a
-            # half-recovered state back (Sirius's operator resets runs gone wrong).
+        if self.rule.hand_back and self.stuck >= self.rule.reset_after:
+            # Stuck on one part: a person resets the run rather than hand a half-recovered
+            # state back (Sirius's operator resets runs gone wrong).
             self.handed_back = "reset"
             return RESET
         action, _ = self._plan(obs)
         self._fresh = False
+        level = PROGRESS[self.expert.phase]
+        if level > self.furthest:
+            self.furthest, self.stuck = level, 0
+        self.stuck += 1
         if self.corrected == 0:
             self.phase = self.expert.resumed_phase or self.expert.phase
             # Handed back at a sub-goal, the policy failed before getting further (it stalled
@@ -302,7 +311,7 @@ class ScriptedCorrector:
             self.reached = self.subgoal_level
         elif self.agreeing >= rule.agree_steps and (rule.agree_mid_recovery or self.past_critical_part()):
             self.handed_back, self.reached = "agreement", 0
-        elif rule.cap_hands_back and self.corrected >= rule.max_correction:
+        elif rule.max_correction is not None and self.corrected >= rule.max_correction:
             self.handed_back, self.reached = "cap", 0
         else:
             return False

@@ -168,11 +168,12 @@ class RecordConfig(ModelEnvConfig):
                               minimum=1)
     agree_mid_recovery: bool = option(False, "let agreement hand back anywhere in a correction, mid-recovery too (the "
                                       "rule before issue 33)")
-    max_correction: int = option(TakeoverRule.max_correction, "a correction not handed back after this many steps ends "
-                                 "the episode as a failure (hand_back 'reset'), as Sirius's operator resets a run",
-                                 minimum=1)
-    cap_hands_back: bool = option(False, "hand back after --max-correction steps instead of resetting (hand_back "
-                                  "'cap', the rule before issue 33)")
+    reset_after: int = option(TakeoverRule.reset_after, "a correction stuck this many steps on one part of the task "
+                              "(no step up its phases: grasp secured, object lifted, ...) ends the episode as a "
+                              "failure (hand_back 'reset'), as Sirius's operator resets a run", minimum=1)
+    max_correction: int | None = option(TakeoverRule.max_correction, "hand back after this many steps of a correction "
+                                        "in all, recovered or not (hand_back 'cap', the rule before issue 33)",
+                                        minimum=1)
     no_hand_back: bool = option(False, "the scripted corrector finishes the episode once it has taken over, never "
                                 "handing back (a person hands back with the takeover key either way)")
     noise: float = option(RECORDING_NOISE.action_std, "std of Gaussian noise on the scripted corrector's arm commands "
@@ -201,7 +202,7 @@ def parse_config(argv: list[str] | None = None) -> RecordConfig:
 # an oracle, taking over at once on straying from the expert's command, handing back on agreement
 # mid-recovery or at a 50-step cap, acting without noise.
 RULE_BEFORE_ISSUE_33 = ("--patience 15 --away-steps 0 --reaction-delay 0 --oracle-deviation 1.0 --agree-mid-recovery "
-                        "--max-correction 50 --cap-hands-back --noise 0 --target-jitter 0")
+                        "--max-correction 50 --noise 0 --target-jitter 0")
 
 
 def takeover_rule(cfg: RecordConfig) -> TakeoverRule:
@@ -209,7 +210,7 @@ def takeover_rule(cfg: RecordConfig) -> TakeoverRule:
     return TakeoverRule(patience=cfg.patience, away_steps=cfg.away_steps, reaction_delay=cfg.reaction_delay,
                         oracle_deviation=cfg.oracle_deviation, oracle_deviation_steps=cfg.oracle_deviation_steps,
                         agree=cfg.agree, agree_steps=cfg.agree_steps, agree_mid_recovery=cfg.agree_mid_recovery,
-                        max_correction=cfg.max_correction, cap_hands_back=cfg.cap_hands_back,
+                        reset_after=cfg.reset_after, max_correction=cfg.max_correction,
                         hand_back=not cfg.no_hand_back)
 
 
@@ -227,7 +228,7 @@ def keeps(cfg: RecordConfig, episode: Episode) -> bool:
 
 
 def resets(result: RecordingResult) -> int:
-    """Episodes that the scripted corrector ended as failures, out of its budget."""
+    """Episodes that the scripted corrector ended as failures, stuck."""
     return sum(bool(e.get("corrections")) and e["corrections"][-1]["hand_back"] == "reset" for e in result.per_episode)
 
 

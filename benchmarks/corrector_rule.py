@@ -15,15 +15,19 @@ mid-recovery or at a 50-step cap, without noise). Every rule runs the same episo
 demos' recording noise, on seeds 1000 + i: a policy as good as the demonstrations, so its
 takeovers are false alarms. Prints a JSON line per rule.
 
-Run for issue 33 (2-core CPU machine, shared; a round-0-like Lift policy: ACT ``--preset cpu``
-trained 80 steps on 10 scripted demos)::
+Run for issue 33 (2-core CPU machine, shared; results in docs/dagger.md, "Measured: the rule
+before issue 33 and the default"), on round-0-like policies, ACT ``--preset cpu`` on 10
+scripted demos: PickPlaceCan trained 1,000 steps (as the DAgger experiment's round 0), Lift 80::
 
-    python -m sir.data.collect --env Lift --episodes 10 --seed 0 --root /tmp/sirbench/data --repo-id lift_demos
-    python -m sir.training.train_policy --repo-ids lift_demos --root /tmp/sirbench/data --policy act \
-        --preset cpu --batch-size 32 --training-steps 80 --no-eval --device cpu \
-        --checkpoint-dir /tmp/sirbench/ck --run-name act_lift
-    python benchmarks/corrector_rule.py --checkpoint /tmp/sirbench/ck/act_lift/final_model --episodes 20 \
-        --max-steps 150
+    python -m sir.data.collect --env PickPlaceCan --episodes 10 --seed 0 --root /tmp/sirbench/data \\
+        --repo-id can_demos
+    python -m sir.training.train_policy --repo-ids can_demos --root /tmp/sirbench/data --policy act \\
+        --preset cpu --batch-size 32 --training-steps 1000 --no-eval --device cpu \\
+        --checkpoint-dir /tmp/sirbench/ck --run-name act_can
+    python benchmarks/corrector_rule.py --checkpoint /tmp/sirbench/ck/act_can/final_model \\
+        --episodes 20 --max-steps 300    # about 30 s a rule
+    # Lift: --env Lift, --repo-id lift_demos, --training-steps 80, --run-name act_lift; --max-steps 150
+    python benchmarks/corrector_rule.py --expert PickPlaceCan --episodes 10    # no takeover by either rule
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 both correctors. ``ScriptedCorrector`` is a scripted expert playing a person who watches the
 policy, takes over on what they can see (no progress, the object dropped, the gripper heading
 away), a moment after seeing it, and hands back once the critical part is done, as the people
-of Sirius (Liu et al. 2023) do: short corrections that grow rare as the policy learns; a
-correction it cannot finish within its budget resets the episode as a failure.
+of Sirius (Liu et al. 2023) do: corrections that grow rare as the policy learns; a
+correction stuck on one part of the task resets the episode as a failure.
 ``HumanCorrector`` is a person at an input device, taking over and handing back with a key.
 """
 

@@ -257,6 +257,9 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
             "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
             "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
             "--modes", "successful-corrections,hg-dagger",
+            # The oracle's trigger takes over early enough for corrections to finish within 90 steps
+            # (the default waits for the tiny policy's slow approach to stall).
+            "--record-args", "--oracle-deviation 1.0",
             "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
     # Output to a file, as in a batch job: plain progress lines of each recording and training.
     out, text = logged(experiment, argv)

@@ -16,6 +16,10 @@ The library functions take the dataclass; the CLIs only parse into it.
 A quoted string of a config's flags (``--train-args "--lr 1e-3"``) is read by ``flags_given``
 (only the flags given come back) and written by ``to_flags``; ``sir.command_line`` reads such
 strings into the configs nested in a command's own.
+
+A flag that a config no longer has, but users may still give, is named in the class's
+``RENAMED`` (old flag -> what became of it); ``parse`` and ``flags_given`` refuse it in one
+sentence saying so, where argparse would only call it unrecognized.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import dataclasses
 import math
 import shlex
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -246,6 +251,15 @@ class _FlagStringParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}.")
 
 
+def refuse_renamed(cls: type, argv: Iterable[str], source: str | None = None) -> None:
+    """Refuse, in one sentence, a flag of ``argv`` that ``cls.RENAMED`` names (see the module's note)."""
+    renamed: dict[str, str] = getattr(cls, "RENAMED", {})
+    for word in argv:
+        old = word.split("=", 1)[0]
+        if old in renamed:
+            raise UserError(f"{source + ': ' if source else ''}{old} {renamed[old]}.")
+
+
 def flags_given(cls: type, text: str | list[str], source: str) -> dict[str, Any]:
     """The settings that a quoted string of ``cls``'s flags (``"--lr 1e-3 --batch-size 8"``)
     gives, and only those, by field name; ``source`` names the string in errors
@@ -254,6 +268,7 @@ def flags_given(cls: type, text: str | list[str], source: str) -> dict[str, Any]
         argv = shlex.split(text) if isinstance(text, str) else list(text)
     except ValueError as err:
         raise UserError(f"{source} {text!r} is not a string of flags ({err}); check its quotes.") from err
+    refuse_renamed(cls, argv, source)
     parser = _FlagStringParser(prog=source, add_help=False)
     add_arguments(parser, cls, given_only=True)
     ns, unknown = parser.parse_known_args(argv)
@@ -293,6 +308,7 @@ def parse(cls: type[C], argv: list[str] | None, prog: str, description: str) -> 
     """A command's whole parse: its flags from ``cls``, read into a checked config."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_arguments(parser, cls)
+    refuse_renamed(cls, sys.argv[1:] if argv is None else argv)
     cfg = from_namespace(cls, parser.parse_args(argv))
     validate(cfg)
     return cfg

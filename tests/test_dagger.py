@@ -88,20 +88,51 @@ def test_record_corrections_returns_what_it_wrote(recorded):
 
 
 def test_the_record_command_line_fills_the_same_config_as_python():
-    cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--deviation", "0.5"])
-    assert cfg == RecordConfig(checkpoint="ck", repo_id="x", deviation=0.5)
+    cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--oracle-deviation", "0.5"])
+    assert cfg == RecordConfig(checkpoint="ck", repo_id="x", oracle_deviation=0.5)
 
 
-def test_the_takeover_and_hand_back_flags_reach_the_scripted_correctors_rule():
+def test_the_takeover_and_hand_back_flags_reach_the_scripted_correctors_rule_and_noise():
     from sir.dagger.corrector import TakeoverRule
-    from sir.dagger.record import takeover_rule
+    from sir.dagger.record import corrector_noise, takeover_rule
+    from sir.experts import RECORDING_NOISE, ExpertNoise
 
-    cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--patience", "9", "--deviation", "0.5",
-                        "--deviation-steps", "4", "--agree", "0.1", "--agree-steps", "3", "--max-correction", "30",
-                        "--no-hand-back"])
-    assert takeover_rule(cfg) == TakeoverRule(patience=9, deviation=0.5, deviation_steps=4, agree=0.1, agree_steps=3,
-                                              max_correction=30, hand_back=False)
-    assert takeover_rule(RecordConfig(checkpoint="ck", repo_id="x")) == TakeoverRule()
+    cfg = parse_config(["--checkpoint", "ck", "--repo-id", "x", "--patience", "9", "--away-steps", "0",
+                        "--reaction-delay", "2", "--oracle-deviation", "0.5", "--oracle-deviation-steps", "4",
+                        "--agree", "0.1", "--agree-steps", "3", "--agree-mid-recovery", "--reset-after", "60",
+                        "--max-correction", "30", "--no-hand-back", "--noise", "0.2", "--target-jitter", "0"])
+    assert takeover_rule(cfg) == TakeoverRule(patience=9, away_steps=0, reaction_delay=2, oracle_deviation=0.5,
+                                              oracle_deviation_steps=4, agree=0.1, agree_steps=3,
+                                              agree_mid_recovery=True, reset_after=60, max_correction=30,
+                                              hand_back=False)
+    assert corrector_noise(cfg) == ExpertNoise(action_std=0.2, target_jitter=0.0)
+    default = RecordConfig(checkpoint="ck", repo_id="x")
+    assert takeover_rule(default) == TakeoverRule() and TakeoverRule().oracle_deviation is None
+    # The corrector acts with the demos' noise unless told otherwise.
+    assert corrector_noise(default) == RECORDING_NOISE
+
+
+@pytest.mark.parametrize("old, new", [("--deviation", "--oracle-deviation"),
+                                      ("--deviation-steps", "--oracle-deviation-steps")])
+def test_the_old_deviation_flags_are_refused_in_one_sentence_naming_the_oracle_flags(old, new, capsys):
+    with pytest.raises(SystemExit) as exc:
+        record(["--checkpoint", "ck", "--repo-id", "x", old, "3"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and f"{old} is now {new}" in err, err
+
+
+def test_the_rule_before_issue_33_is_reachable_by_flags():
+    import dataclasses
+
+    from sir.config import flags_given
+    from sir.dagger.corrector import TakeoverRule
+    from sir.dagger.record import RULE_BEFORE_ISSUE_33, corrector_noise, takeover_rule
+    from sir.experts import ExpertNoise
+
+    cfg = dataclasses.replace(RecordConfig(), **flags_given(RecordConfig, RULE_BEFORE_ISSUE_33, "before"))
+    assert takeover_rule(cfg) == TakeoverRule(patience=15, away_steps=0, reaction_delay=0, oracle_deviation=1.0,
+                                              oracle_deviation_steps=8, agree_mid_recovery=True, max_correction=50)
+    assert corrector_noise(cfg) == ExpertNoise()
 
 
 @pytest.mark.slow
@@ -127,8 +158,26 @@ def test_policy_only_successes_are_not_saved_without_the_flag(weak_policy, tmp_p
     # With a patience longer than the episode, the corrector never takes over; the weak
     # policy fails, so nothing is worth saving and nothing is written.
     out = record(["--checkpoint", str(weak_policy), "--episodes", "1", "--root", str(tmp_path),
-                  "--repo-id", "none", "--patience", "1000", "--deviation", "100", "--max-steps", "20"])
+                  "--repo-id", "none", "--patience", "1000", "--away-steps", "0", "--max-steps", "20"])
     assert out is None and not (tmp_path / "none").exists()
+
+
+@pytest.mark.slow
+def test_the_default_corrector_takes_over_a_weak_policy_on_what_a_person_sees_and_hands_back(weak_policy, tmp_path):
+    from sir.dagger.corrector import DROPPED, MOVING_AWAY, NO_PROGRESS
+    from sir.experts import RECORDING_NOISE
+
+    # Issue 33's "done when": the recorder's own defaults, on a weak Lift policy.
+    path = record(["--checkpoint", str(weak_policy), "--episodes", "3", "--root", str(tmp_path), "--repo-id", "d",
+                   "--max-steps", "150", "--device", "cpu"])
+    log = [json.loads(line) for line in (path / "meta" / "sir_corrections.jsonl").read_text().splitlines()]
+    corrections = [c for e in log for c in e["corrections"]]
+    assert corrections and {c["reason"] for c in corrections} <= {NO_PROGRESS, DROPPED, MOVING_AWAY}, corrections
+    assert any(c["hand_back"] in ("subgoal", "agreement") for c in corrections), corrections
+    info = json.loads((path / "meta" / "sir_info.json").read_text())
+    assert info["takeover_rule"]["oracle_deviation"] is None
+    assert info["corrector_noise"] == {"action_std": RECORDING_NOISE.action_std,
+                                       "target_jitter": RECORDING_NOISE.target_jitter}
 
 
 @pytest.mark.slow
@@ -149,7 +198,7 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
         env="Lift", demos=str(data / repo_id), rounds=1, episodes_per_round=2,
         train=loop_training(preset="tiny", training_steps=5, batch_size=8, eval_freq=0, eval_episodes=1, max_steps=80,
                             checkpoint_dir=str(tmp_path / "ck"), log_freq=1),
-        record=RecordConfig(deviation=0.5, deviation_steps=3)))
+        record=RecordConfig(oracle_deviation=0.5, oracle_deviation_steps=3, patience=10)))
     assert "\r" not in text
     assert progress_lines(text, "DAgger Lift") == [(1, 2), (2, 2)]
     assert [line.split(" | ")[0] for line in text.splitlines() if line.startswith("step ")] == \
@@ -164,7 +213,7 @@ def test_rounds_train_collect_and_retrain_on_demos_plus_corrections(lift_demos, 
     info = json.loads((data / f"dagger_{repo_id}_r1" / "meta" / "sir_info.json").read_text())
     assert info["checkpoint"] == str((base / "round_0" / "best_model").resolve())
     assert info["corrected_successes"] > 0
-    assert (info["takeover_rule"]["deviation"], info["takeover_rule"]["deviation_steps"]) == (0.5, 3)
+    assert (info["takeover_rule"]["oracle_deviation"], info["takeover_rule"]["oracle_deviation_steps"]) == (0.5, 3)
     assert rows[1]["datasets"] == f"{repo_id}+dagger_{repo_id}_r1"
     assert int(rows[1]["correction_frames"]) > 0
     assert int(rows[1]["expert_labelled_frames"]) > int(rows[0]["expert_labelled_frames"])
@@ -208,6 +257,9 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
             "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
             "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
             "--modes", "successful-corrections,hg-dagger",
+            # The oracle's trigger takes over early enough for corrections to finish within 90 steps
+            # (the default waits for the tiny policy's slow approach to stall).
+            "--record-args", "--oracle-deviation 1.0",
             "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
     # Output to a file, as in a batch job: plain progress lines of each recording and training.
     out, text = logged(experiment, argv)
@@ -434,29 +486,259 @@ def test_a_scripted_dagger_episode_takes_over_hands_back_and_takes_over_again_ke
     assert policy.resets == 1 + fresh  # and once as the episode began
 
 
-def test_the_corrector_hands_back_once_the_policys_proposals_agree_with_its_own(lift_env):
-    from sir.dagger.corrector import TakeoverRule
+class StillAfter(StubPolicy):
+    """The task's expert for ``moving_steps`` calls, then still: a policy that stalls where it got to."""
+
+    def __init__(self, env, moving_steps: int):
+        super().__init__(env, still_steps=0)
+        self.moving_steps = moving_steps
+
+    def select_action(self, batch):
+        action = super().select_action(batch)
+        return action if self.calls <= self.moving_steps else action * 0
+
+
+class Straying(StubPolicy):
+    """The task's expert with a sideways zigzag of 1.2 action units on top: its commands stray
+    far from the expert's while the arm still makes its way, as a policy's other curve does."""
+
+    def __init__(self, env):
+        super().__init__(env, still_steps=0)
+
+    def select_action(self, batch):
+        action = super().select_action(batch)
+        action[0, 1] += 1.2 * (-1) ** self.calls
+        return action
+
+
+def test_the_default_rule_never_takes_over_for_straying_from_the_experts_command(lift_env):
+    import dataclasses
+
+    from sir.dagger.corrector import ORACLE_DEVIATION, TakeoverRule
 
     env, _ = lift_env
-    # Still at first (taken over for straying from the expert), then as good as the expert.
     rule = TakeoverRule()
-    episode = corrected_episode(lift_env, StubPolicy(env, still_steps=rule.grace + rule.deviation_steps + 2), rule)
+    default = corrected_episode(lift_env, Straying(env), rule)
+    assert ORACLE_DEVIATION not in {c["reason"] for c in default.corrections}, default.corrections
+    # The same policy strays enough for the oracle: with it on, it takes over for straying, early.
+    oracle = corrected_episode(lift_env, Straying(env), dataclasses.replace(rule, oracle_deviation=1.0))
+    first = oracle.corrections[0]
+    assert first["reason"] == ORACLE_DEVIATION
+    # Straying from the first step: its steps in a row, then the reaction.
+    assert first["step"] == rule.oracle_deviation_steps - 1 + rule.reaction_delay
+
+
+def test_a_policy_that_stalls_near_the_object_is_taken_over_after_patience_and_reaction_delay(lift_env):
+    import dataclasses
+
+    from sir.dagger.corrector import NO_PROGRESS, TakeoverRule
+
+    env, _ = lift_env
+    rule = TakeoverRule()
+
+    moving = 15
+
+    def first_takeover(rule):
+        return corrected_episode(lift_env, StillAfter(env, moving), rule).corrections[0]
+
+    taken = first_takeover(rule)
+    assert taken["reason"] == NO_PROGRESS and taken["phase"] in ("hover", "descend"), taken
+    # Its last move at step 14 (the arm settling for a step or two more): patience, then the reaction.
+    earliest = moving - 1 + rule.patience + rule.reaction_delay
+    assert earliest <= taken["step"] <= earliest + 3
+    # The same episode, but for the rule: the takeover moves by exactly the delay and the patience.
+    assert taken["step"] - first_takeover(dataclasses.replace(rule, reaction_delay=0))["step"] == rule.reaction_delay
+    assert first_takeover(dataclasses.replace(rule, patience=rule.patience + 10))["step"] - taken["step"] == 10
+
+
+def test_the_corrector_hands_back_on_agreement_only_past_the_critical_part(lift_env):
+    import dataclasses
+
+    from sir.dagger.corrector import NO_PROGRESS, TakeoverRule
+
+    env, _ = lift_env
+    rule = TakeoverRule()
+    # Still at first (taken over for its stall), then as good as the expert: its proposals agree
+    # with the expert's from the takeover on, mid-recovery.
+    still = rule.grace + rule.patience + rule.reaction_delay + 2
+    episode = corrected_episode(lift_env, StubPolicy(env, still_steps=still), rule)
     first = episode.corrections[0]
-    assert first["reason"] == "actions strayed from the expert's" and first["phase"] == "hover"
-    assert first["hand_back"] == "agreement"
-    # Handed back at the agree_steps-th step in a row whose proposal matched the expert's,
-    # counted from the first step the policy was good (the policy acts that step).
-    good = rule.grace + rule.deviation_steps + 2
-    assert first["step"] < good and first["step"] + first["steps"] == good + rule.agree_steps - 1
-    assert episode.success and len(episode.corrections) == 1
-    source = [int(f["source"][0]) for f in episode.frames]
-    assert runs(source) == [0, 1, 0]
+    assert (first["reason"], first["phase"]) == (NO_PROGRESS, "hover")
+    # The default waits for the sub-goal: the grasp, the critical part, is the corrector's.
+    assert (first["hand_back"], first["subgoal"]) == ("subgoal", "grasp secured")
+    assert episode.success
+    # The old rule hands back on agreement mid-recovery, at the agree_steps-th step in a row whose
+    # proposal matched the expert's, counted from the first step the policy was good (it acts that step).
+    old = corrected_episode(lift_env, StubPolicy(env, still_steps=still),
+                            dataclasses.replace(rule, agree_mid_recovery=True))
+    first = old.corrections[0]
+    assert first["hand_back"] == "agreement" and first["step"] + first["steps"] == still + rule.agree_steps - 1
+    assert old.success and len(old.corrections) == 1
+    assert runs([int(f["source"][0]) for f in old.frames]) == [0, 1, 0]
+
+
+class PhasesBySetting:
+    """A ``ResumableExpert`` whose state a test sets through the observation: the phase the
+    state shows (``phase``), the measure of progress (``progress``) and the command."""
+
+    subgoals = {1: "grasp secured", 2: "object lifted", 3: "object over the target"}
+
+    def reset(self, env):
+        self.phase, self.resumed_phase, self.resuming = "hover", None, False
+
+    def resume(self):
+        self.resuming = True
+
+    def next_subgoal(self, level):
+        return next((goal for goal in sorted(self.subgoals) if goal > level), None)
+
+    def reached(self, subgoal):
+        from sir.experts.grasping import PROGRESS
+
+        return PROGRESS[self.phase] >= subgoal
+
+    def act(self, obs):
+        self.phase = obs["phase"]
+        if self.resuming:
+            self.resumed_phase, self.resuming = self.phase, False
+        self.progress = obs["progress"]
+        self.intended = np.array([0.5, 0, 0, 0, 0, 0, -1.0], dtype=np.float32)
+        return self.intended
+
+
+def test_a_drop_or_a_retreat_is_taken_over_after_the_reaction_delay_and_agreement_hands_back_past_the_grasp():
+    from sir.dagger.corrector import DROPPED, MOVING_AWAY, ScriptedCorrector, TakeoverRule
+
+    rule = TakeoverRule()
+    delay, corrector = rule.reaction_delay, ScriptedCorrector(PhasesBySetting(), rule)
+    corrector.reset(None)
+    agreeing, straying = np.array([0.5, 0, 0, 0, 0, 0, -1.0]), np.array([-0.5, 0, 0, 0, 0, 0, -1.0])
+
+    def watch(phase, progress):
+        return corrector.should_take_over({"phase": phase, "progress": progress}, straying, 0.0)
+
+    def take_over(phase, progress):
+        corrector.take_over(None)
+        corrector.act({"phase": phase, "progress": progress}, {}, 0.0)
+
+    def correct(phase, progress, action=agreeing):
+        obs = {"phase": phase, "progress": progress}
+        if corrector.should_hand_back(obs, action, 0.0):
+            return corrector.handed_back
+        corrector.act(obs, {}, 0.0)
+
+    # The policy lifts the object, steadily (progress every step), then lets it fall.
+    assert not any(watch("lift", (1, 0.8 + 0.01 * t)) for t in range(10))
+    # Seen at once, taken over reaction_delay steps later, the object still down.
+    assert [watch("hover", (0, -0.1)) for _ in range(delay + 1)] == [False] * delay + [True]
+    assert corrector.reason == DROPPED
+    take_over("hover", (0, -0.1))
+    assert (corrector.phase, corrector.subgoal) == ("hover", "grasp secured")
+    # Proposals that agree mid-recovery do not hand back: the grasp is the corrector's to make.
+    assert not any(correct("hover", (0, -0.1)) for _ in range(2 * rule.agree_steps))
+    assert correct("lift", (1, 0.8), straying) == "subgoal"
+    # Dropped and held again within the reaction delay: no takeover.
+    watch("lift", (1, 0.9))
+    assert not any(watch("hover", (0, -0.1)) for _ in range(delay))
+    assert not any(watch("lift", (1, 0.91 + 0.01 * t)) for t in range(5))
+    # Lowered again, steadily, for a second: moving away from the sub-goal.
+    lowering = [watch("lift", (1, 0.95 - 0.01 * t)) for t in range(1, rule.away_steps + delay + 1)]
+    assert lowering == [False] * (rule.away_steps + delay - 1) + [True]
+    assert corrector.reason == MOVING_AWAY
+    take_over("lift", (1, 0.7))
+    assert corrector.subgoal == "object lifted"
+    assert correct("carry", (2, -0.3), straying) == "subgoal"
+    # Dropped again: this correction is for the sub-goal after the last one handed back at, and
+    # agreement hands back once it is past the phase it took over in (the grasp made again).
+    watch("carry", (2, -0.29))
+    assert [watch("hover", (0, -0.1)) for _ in range(delay + 1)][-1]
+    take_over("hover", (0, -0.1))
+    assert corrector.subgoal == "object over the target"
+    assert not any(correct("hover", (0, -0.1)) for _ in range(2 * rule.agree_steps))
+    assert not corrector.past_critical_part()
+    assert correct("lift", (1, 0.8)) == "agreement"
+
+
+def test_a_correction_is_reset_once_stuck_on_one_part_of_the_task_not_for_its_length():
+    from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
+    from sir.data.record.runner import RESET
+    from sir.experts.grasping import PROGRESS
+
+    corrector = ScriptedCorrector(PhasesBySetting(), TakeoverRule(reset_after=10))
+    corrector.reset(None)
+    straying = np.array([-0.5, 0, 0, 0, 0, 0, -1.0])
+
+    def obs(phase):
+        return {"phase": phase, "progress": (PROGRESS[phase], 0.0)}
+
+    corrector.take_over(None)
+    acted = [corrector.act(obs("lower"), {}, 0.0)]  # past the last sub-goal: it goes on to the end
+    for phase in ["lower"] * 8 + ["release"] * 9 + ["retreat"] * 11:
+        assert not corrector.should_hand_back(obs(phase), straying, 0.0)
+        acted.append(corrector.act(obs(phase), {}, 0.0))
+    # Further every 9 steps, 27 steps in all, on; then 10 steps in "retreat", and the 11th resets.
+    assert [a is RESET for a in acted] == [False] * 28 + [True] and corrector.handed_back == "reset"
+
+
+def test_a_correction_out_of_its_budget_resets_the_episode_as_a_failure(lift_env, tmp_path):
+    import pandas as pd
+
+    from sir.dagger.corrector import ScriptedCorrector, TakeoverRule
+    from sir.dagger.record import CorrectedPolicy, keeps
+    from sir.data.record.runner import open_writer, record_episodes
+    from sir.envs.factory import make_env
+    from sir.experts import make_expert
+
+    episode = corrected_episode(lift_env, StubPolicy(), TakeoverRule(reset_after=6))
+    [only] = episode.corrections
+    # Six steps of the corrector, short of the grasp, and the episode ends there as a failure.
+    assert (only["hand_back"], only["steps"]) == ("reset", 6) and len(episode.frames) == only["step"] + 6
+    assert not episode.success and not episode.discarded
+    assert [int(f["source"][0]) for f in episode.frames] == corrector_steps(episode.corrections, len(episode.frames))
+    # Kept or dropped by the recorder's rules for failures.
+    assert keeps(RecordConfig(), episode) and not keeps(RecordConfig(drop_failures=True), episode)
+    _, spec = lift_env
+    env = make_env(spec)  # record_episodes closes it
+    writer = open_writer(env, spec, tmp_path, "reset", 0, info={}, resumable=True)
+    actor = CorrectedPolicy(StubPolicy(), lambda b: b, lambda a: a,
+                            ScriptedCorrector(make_expert("Lift", seed=0), TakeoverRule(reset_after=6)), spec.task)
+    result = record_episodes(writer, env, spec, actor, 0, 1, 150, until_written=False,
+                             keep=lambda ep: keeps(RecordConfig(), ep), desc="reset", status=lambda r: {})
+    [line] = [json.loads(t) for t in (result.path / "meta" / "sir_corrections.jsonl").read_text().splitlines()]
+    assert (line["success"], line["corrections"][-1]["hand_back"]) == (False, "reset")
+    frames = pd.read_parquet(next((result.path / "data").glob("*/*.parquet")))
+    assert len(frames) == line["frames"] and not np.stack(frames["success"].to_numpy()).any()
+
+
+def test_the_correctors_actions_carry_the_recording_noise(lift_env):
+    from sir.dagger.corrector import ScriptedCorrector
+    from sir.envs.factory import observation_to_features, reset_env
+    from sir.experts import RECORDING_NOISE, ExpertNoise, make_expert
+
+    env, spec = lift_env
+    obs = reset_env(env, 0)
+    features = observation_to_features(obs, spec)
+
+    def first_action(noise, seed):
+        corrector = ScriptedCorrector(make_expert("Lift", noise, seed=seed))
+        corrector.reset(env)
+        corrector.take_over(env)
+        return corrector.act(obs, features, 0.0)
+
+    one, other = first_action(RECORDING_NOISE, 1), first_action(RECORDING_NOISE, 2)
+    assert not np.allclose(one[:3], other[:3]) and one[-1] == other[-1]  # the arm's noise, not the gripper's
+    expert = make_expert("Lift")
+    expert.reset(env)
+    clean = expert.act(obs)
+    np.testing.assert_array_equal(first_action(ExpertNoise(), 1), clean)
+    assert 0 < np.abs(one[:3] - clean[:3]).max() < 5 * RECORDING_NOISE.action_std
 
 
 def test_a_correction_lasts_no_longer_than_its_cap_and_without_hand_back_to_the_end(lift_env):
     from sir.dagger.corrector import TakeoverRule
 
-    capped = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6), max_steps=60)
+    capped = corrected_episode(lift_env, StubPolicy(), TakeoverRule(max_correction=6),
+                               max_steps=100)
     assert len(capped.corrections) >= 2
     assert all(c["steps"] <= 6 for c in capped.corrections)
     assert {c["hand_back"] for c in capped.corrections[:-1]} <= {"cap", "subgoal"}

@@ -29,10 +29,10 @@ LOOP = ["--env", "Lift", "--demos", "data/lift_demos"]
 
 def test_the_loop_reads_its_flag_strings_into_the_nested_configs():
     cfg = loop.parse_config([*LOOP, "--batch-size", "8", "--train-args", "--lr 1e-3 --batch-size 4 --ema-decay 0.99",
-                             "--record-args", "--deviation 0.5 --deviation-steps 3 --episodes 7"])
+                             "--record-args", "--oracle-deviation 0.5 --oracle-deviation-steps 3 --episodes 7"])
     # The string's flags go over the loop's own (--batch-size 4 over 8), into the loop's defaults.
     assert cfg.train == loop_training(lr=1e-3, batch_size=4, ema_decay=0.99)
-    assert cfg.record == RecordConfig(deviation=0.5, deviation_steps=3)
+    assert cfg.record == RecordConfig(oracle_deviation=0.5, oracle_deviation_steps=3)
     # A recording flag the loop has its own flag for lands there: recording is all it sets.
     assert cfg.episodes_per_round == 7
 
@@ -73,6 +73,9 @@ def test_the_loops_mode_comes_from_its_flag_or_from_train_args(argv):
     (loop.main, [*LOOP, "--train-args", "--batch-size 0"], "--batch-size must be at least 1, not 0"),
     (loop.main, [*LOOP, "--record-args", "--patience soon"], "--record-args: argument --patience: invalid int value"),
     (loop.main, [*LOOP, "--record-args", "--seed 3"], "--record-args may not set --seed"),
+    (loop.main, [*LOOP, "--record-args", "--deviation 0.5"], "--record-args: --deviation is now --oracle-deviation"),
+    (experiment.main, ["--env", "Lift", "--record-args", "--deviation-steps 3"],
+     "--deviation-steps is now --oracle-deviation-steps"),
     (loop.main, [*LOOP, "--train-args", "--root elsewhere"], "--train-args may not set --root"),
     (loop.main, [*LOOP, "--dagger-mode", "iwr", "--train-args", "--dagger-mode sirius"], "give it once"),
     (experiment.main, ["--env", "Lift", "--train-args", "--no-such-flag 3"], "--train-args has '--no-such-flag 3'"),
@@ -164,7 +167,7 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
     cfg = experiment.parse_config(["--env", "Lift", "--small-demos", "2", "--rounds", "1", "--seeds", "3",
                                    "--modes", "iwr,sirius", "--batch-size", "8", "--root", str(tmp_path / "data"),
                                    "--out", str(tmp_path / "out"), "--train-args", "--lr 1e-3",
-                                   "--record-args", "--deviation 0.5"])
+                                   "--record-args", "--oracle-deviation 0.5"])
     saved = []
     experiment._run_seed(cfg, 3, [], saved.append)
     runs = dataclasses.replace(cfg.loop.train, checkpoint_dir=str(tmp_path / "out"), seed=3, overwrite=True)
@@ -175,7 +178,7 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
             cfg.loop, demos=str(tmp_path / "data" / "lift_pool_s3"), demo_episodes="0:2", dagger_mode=c.dagger_mode,
             start_model=str(tmp_path / "bc_s3_r0" / "best_model"),
             train=dataclasses.replace(runs, run_name=f"{c.dagger_mode}_s3"))
-        assert c.record == RecordConfig(deviation=0.5)
+        assert c.record == RecordConfig(oracle_deviation=0.5)
     # BC: round 0 on the small demos, round 1 on as many demos as reach the most labels given (150: 3 of 50).
     assert [(c.run_name, c.episodes) for c in trained] == [("bc_s3_r0", "lift_pool_s3=0:2"),
                                                            ("bc_s3_r1", "lift_pool_s3=0:3")]

@@ -143,8 +143,10 @@ def test_a_0_6_1_folder_records_dagger_corrections(sir_models, tmp_path, capsys)
     from sir.dagger.record import main as record
 
     folder = lerobot_061_folder(sir_models["act"], "act", tmp_path / "pretrained_model")
-    args = ["--checkpoint", str(folder), "--episodes", "1", "--max-steps", "12", "--patience", "3",
-            "--root", str(tmp_path / "data"), "--repo-id", "dagger061", "--device", "cpu"]
+    # The oracle's trigger at its tightest: a takeover, so an episode to save, within 12 steps.
+    args = ["--checkpoint", str(folder), "--episodes", "1", "--max-steps", "12", "--oracle-deviation", "0",
+            "--oracle-deviation-steps", "1", "--root", str(tmp_path / "data"), "--repo-id", "dagger061",
+            "--device", "cpu"]
     with pytest.raises(SystemExit) as exc:
         record(args)
     assert exc.value.code == 2 and "--env" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from sir.envs.devices import DEVICES
 from sir.envs.factory import make_env
 from sir.envs.spec import EnvSpec, default_spec
 from sir.errors import cli_errors
-from sir.experts import ExpertNoise, make_expert
+from sir.experts import RECORDING_NOISE, ExpertNoise, make_expert
 
 
 @dataclass
@@ -34,8 +34,9 @@ class CollectConfig(DatasetTarget):
         "\"\" for none: a policy then sees its cameras and the robot's own state only)")
     max_steps: int = option(200, "step limit per episode", minimum=1)
     seed: int = option(seeds.DEMOS.start, "first episode's seed; episode i uses seed+i")
-    noise: float = option(0.1, "std of Gaussian noise on the expert's arm commands", minimum=0)
-    target_jitter: float = option(0.01, "metres of jitter on the expert's waypoints", minimum=0)
+    noise: float = option(RECORDING_NOISE.action_std, "std of Gaussian noise on the expert's arm commands", minimum=0)
+    target_jitter: float = option(RECORDING_NOISE.target_jitter, "metres of jitter on the expert's waypoints",
+                                  minimum=0)
     keep_failures: bool = option(False, "also record episodes the expert (or operator) failed")
     device: str | None = option(None, "a person drives with this robosuite input device instead of the expert, "
                                 "in real time, watching a window (needs a screen)", choices=DEVICES)

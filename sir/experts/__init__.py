@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sir.errors import UserError
-from sir.experts.base import Expert, ExpertNoise
+from sir.experts.base import RECORDING_NOISE, Expert, ExpertNoise
 from sir.experts.lift import LiftExpert
 from sir.experts.pick_place_can import PickPlaceCanExpert
 from sir.experts.square import SquareExpert
@@ -29,4 +29,4 @@ def make_expert(env_name: str, noise: ExpertNoise | None = None, seed: int | Non
     return EXPERTS[env_name](noise=noise, rng=np.random.default_rng(seed))
 
 
-__all__ = ["EXPERTS", "Expert", "ExpertNoise", "make_expert"]
+__all__ = ["EXPERTS", "RECORDING_NOISE", "Expert", "ExpertNoise", "make_expert"]

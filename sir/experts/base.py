@@ -26,12 +26,15 @@ class ResumableExpert(Expert, Protocol):
     ``read_phase(obs)``: the phase the state shows, without touching the expert's plan.
     ``progress``: after each ``act``, how far the task has come, as (the phase's level, a
     distance within it in metres, larger further on), for telling a stall.
+    ``intended``: after each ``act``, its action without the noise (``ExpertNoise``): what
+    the expert steers for, which a corrector compares a policy's proposals with.
     """
 
     phase: str
     resumed_phase: str | None
     subgoals: dict[int, str]
     progress: tuple[int, float]
+    intended: np.ndarray
 
     def resume(self) -> None: ...
 
@@ -42,7 +45,7 @@ class ResumableExpert(Expert, Protocol):
     def read_phase(self, obs: dict[str, np.ndarray]) -> str: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExpertNoise:
     """Diversity for recorded demos.
 
@@ -52,6 +55,11 @@ class ExpertNoise:
 
     action_std: float = 0.0
     target_jitter: float = 0.0
+
+
+# What sir's demos are recorded with (``sir.data.collect``'s defaults), and so what the scripted
+# DAgger corrector acts with: its labels should be no cleaner than the demos they join.
+RECORDING_NOISE = ExpertNoise(action_std=0.1, target_jitter=0.01)
 
 
 def move_towards(current: np.ndarray, target: np.ndarray, gain: float, max_step: float = 1.0) -> np.ndarray:

@@ -363,7 +363,8 @@ class GraspingExpert:
             yaw_step = np.clip(s.yaw_error, -self.max_yaw_step, self.max_yaw_step)
             rotation = rotate_towards(s.eef_rot, gripper_down(s.eef_yaw + yaw_step), self.rot_gain)
             arm = np.concatenate([arm, rotation])
+        gripper = GRIPPER_CLOSED if s.grip else GRIPPER_OPEN
+        self.intended = np.concatenate([arm, np.zeros(6 - arm.size), [gripper]]).astype(np.float32)
         if self.noise.action_std > 0:
             arm = np.clip(arm + self.rng.normal(0, self.noise_std(s), size=arm.size), -1, 1)
-        gripper = GRIPPER_CLOSED if s.grip else GRIPPER_OPEN
         return np.concatenate([arm, np.zeros(6 - arm.size), [gripper]]).astype(np.float32)

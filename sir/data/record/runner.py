@@ -60,16 +60,28 @@ class Episode:
     corrections: list[dict[str, Any]] | None = None
 
 
+class Reset:
+    """What ``Actor.act`` returns (as ``RESET``) to end the episode at once as a failure that
+    counts, kept or dropped by the recorder's rules like any other: a corrector resetting a
+    run it could not recover, as Sirius's operator does. None, instead, throws it away."""
+
+    def __repr__(self) -> str:
+        return "RESET"
+
+
+RESET = Reset()
+
+
 class Actor(Protocol):
     """Chooses each step's action. ``reward`` is the previous step's (0 at the start);
     ``finish`` may label the episode's frames once its outcome is known. ``act`` returning
-    None ends the episode and discards it."""
+    None ends the episode and discards it; returning ``RESET`` ends it as a failure."""
 
     name: str
 
     def reset(self, env: Any) -> None: ...
 
-    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | None: ...
+    def act(self, obs: dict[str, np.ndarray], features: Frame, reward: float) -> np.ndarray | Reset | None: ...
 
     def finish(self, episode: Episode) -> None: ...
 
@@ -94,7 +106,7 @@ class ExpertActor:
 
 def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int) -> Episode:
     """One episode from the initial state of ``seed``, ending at the first success (or when
-    the actor discards it).
+    the actor discards it, or resets it: a failure).
 
     Each frame holds the observation features at step t, the action taken, and the reward
     and success that followed.
@@ -106,6 +118,8 @@ def run_episode(env: Any, spec: EnvSpec, actor: Actor, seed: int, max_steps: int
     for _ in range(max_steps):
         features = observation_to_features(obs, spec)
         action = actor.act(obs, features, reward)
+        if action is RESET:
+            break  # not successful: a failure, with the frames so far
         if action is None:
             discarded = True
             break

@@ -43,15 +43,21 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*Converting input from bool.*")
 
 
-def sir_commit() -> dict[str, Any] | None:
-    """The git commit of the sir checkout that is running, and whether it had changes."""
+def sir_commit(repo: Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the sir checkout that is running, and whether its code had changes.
+
+    ``dirty`` counts tracked files outside ``docs/``: the results sir writes there (summaries,
+    pages, plots) are its outputs, and a run that writes them into its own checkout has not
+    changed the code that made them."""
     import subprocess
 
-    here = Path(__file__).resolve().parent
+    here = repo or Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                capture_output=True, text=True, check=True)
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"],
+                                cwd=top, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None  # not a git checkout (an installed wheel)
     return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}

@@ -230,3 +230,51 @@ def test_a_final_evaluation_on_seeds_that_chose_the_model_is_refused(tmp_path, c
     assert exit_info.value.code == 2
     assert "reuses seeds of the training's --select-seed (300000 on, 40 episodes)" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_commit_a_result_records_is_dirty_for_code_changes_not_for_the_results_it_wrote(tmp_path):
+    """sir.results writes its summaries and page into docs/ of its own checkout: that must not
+    mark the runs after the first as made by changed code."""
+    import subprocess
+
+    from sir.runtime import sir_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text("table\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    assert sir_commit(tmp_path)["dirty"] is False
+    (tmp_path / "docs" / "results.md").write_text("table, one more row\n")
+    (tmp_path / "docs" / "new.json").write_text("{}")
+    assert sir_commit(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert sir_commit(tmp_path) == {"commit": sir_commit(tmp_path)["commit"], "dirty": True}
+
+
+def test_the_optimism_of_each_step_of_the_choice_is_paired_per_run():
+    """The page's optimism table: per run, the score that chose best_model minus its test
+    score, for the evaluation during training and for the confirmation of the chosen step."""
+    from sir.results.report import optimism
+
+    def run(choosing, confirmed, test):
+        return {"choosing_success": choosing, "success_rate": test,
+                "selection": {"chosen_step": 20, "candidates": [
+                    {"step": 10, "confirmation": {"success_rate": 0.0}},
+                    {"step": 20, "confirmation": {"success_rate": confirmed}}]}}
+
+    rows = [{"runs": [run(0.8, 0.9, 0.7), run(0.9, 0.9, 0.9)]}, {"runs": [run(1.0, 0.75, 0.9)]}]
+    assert results.confirming_success(rows[1]["runs"][0]) == 0.75
+    text = optimism(rows)
+    during, confirming = text.splitlines()[-2:]
+    assert "| 3 | +6.7 points |" in during and "| 2 / 1 / 0 |" in during
+    assert "| 3 | +1.7 points |" in confirming and "| 1 / 1 / 1 |" in confirming  # +20, 0, -15
+    summary = results.summarize_task({}, [{**r, "seed": i, "episodes": 10, "frames": 1, "train_wall_s": 1.0}
+                                          for i, r in enumerate(rows[0]["runs"] + rows[1]["runs"])])
+    assert round(summary["optimism_mean"], 4) == round((0.1 + 0 + 0.1) / 3, 4)
+    assert round(summary["confirming_optimism_mean"], 4) == round((0.2 + 0 - 0.15) / 3, 4)

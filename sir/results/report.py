@@ -29,7 +29,8 @@ def collect_results(summaries: Path) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| task | policy | demos (frames) | steps x batch | training a seed | test success: mean over training "
-             "seeds (sd) | per seed | 95% CI over seeds | last-k during training | optimism of best_model | aim | "
+             "seeds (sd) | per seed | 95% CI over seeds | last-k during training | optimism of best_model (training / "
+             "confirming) | aim | "
              "published |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         refs = "; ".join(f"{ref.method} {ref.success}%" for ref in TASKS[r["task"]].references) or "none published"
@@ -39,7 +40,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         interval = f"{100 * ci[0]:.0f}-{100 * ci[1]:.0f}%" if ci else "(one seed)"
         per_seed = ", ".join(f"{100 * v:.0f}" for v in r["success_per_seed"])
         last_k = "-" if r.get("last_k_mean") is None else f"{100 * r['last_k_mean']:.0f}% (last {r['last_k']})"
-        optimism = "-" if r.get("optimism_mean") is None else f"{100 * r['optimism_mean']:+.0f} points"
+        optimism = " / ".join("-" if r.get(k) is None else f"{100 * r[k]:+.0f}"
+                              for k in ("optimism_mean", "confirming_optimism_mean")) + " points"
         lines.append(
             f"| {r['task']} | {policy} | {r['demos']} ({r['frames']}) | {r['training_steps']} x {r['batch_size']} | "
             f"{r['train_wall_s'] / 60:.0f} min | **{100 * r['success_mean']:.0f}%** ({100 * r['success_std']:.0f}) | "
@@ -64,6 +66,33 @@ def curves(rows: list[dict[str, Any]]) -> str:
                        f"({confirmed}), best_model step {sel['chosen_step']}")
             lines.append(f"- **{r['task']}**, seed {run['seed']} ({r['settings'].get('eval_episodes', 10)} episodes "
                          f"each): {points}{how}; test {100 * run['success_rate']:.0f}%")
+    return "\n".join(lines)
+
+
+def optimism(rows: list[dict[str, Any]]) -> str:
+    """The optimism of the best-model choice over every run of the table, through
+    sir.eval.paired: each run's test score paired with the score that chose its model, at each
+    step of the choice (the evaluation during training, then the confirmation)."""
+    from sir.eval.paired import compare_arms
+    from sir.results.run import confirming_success
+
+    runs = [run for r in rows for run in r["runs"]]
+    steps = [("the evaluation during training (20 choosing episodes)", [run.get("choosing_success") for run in runs]),
+             ("its confirmation (40 confirming episodes)", [confirming_success(run) for run in runs])]
+    lines = ["The optimism of the choice over all runs of the table (the score that chose a run's best_model minus "
+             "its test score; mean over runs with a 95% t-interval, `sir.eval.paired.compare_arms`, runs paired "
+             "with themselves):", "",
+             "| the score that chose | runs | mean optimism | 95% t-interval | runs above / equal / below their test "
+             "score |", "| --- | --- | --- | --- | --- |"]
+    for name, chose in steps:
+        pairs = [(run["success_rate"], c) for run, c in zip(runs, chose, strict=True) if c is not None]
+        if not pairs:
+            continue
+        cmp = compare_arms([t for t, _ in pairs], [c for _, c in pairs])
+        ci = cmp["mean_ci95"]
+        interval = f"{100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}" if ci else "(one run)"
+        lines.append(f"| {name} | {cmp['seeds']} | {100 * cmp['mean_difference']:+.1f} points | {interval} | "
+                     f"{cmp['b_better']} / {cmp['equal']} / {cmp['a_better']} |")
     return "\n".join(lines)
 
 
@@ -125,7 +154,7 @@ def write_report(summaries: Path, report: Path) -> None:
     png = report.with_name(CURVES_PNG)
     section = [BEGIN, "", table(rows), "", curves(rows), ""]
     if rows:
-        section += [provenance(rows, summaries, report), ""]
+        section += [optimism(rows), "", provenance(rows, summaries, report), ""]
     if plot(rows, png):
         section += [f"![learning curves]({png.name})", ""]
     section += ["### Commands", "", commands(rows), "", END]

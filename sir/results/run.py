@@ -142,7 +142,7 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
     result = {
         "seed": seed, "best_step": run.best_step, "frames": sum(run.frames_per_dataset.values()),
         "success_rate": test["success_rate"], "success_ci95": test["success_ci95"], "episodes": test["episodes"],
-        "avg_length": test["avg_length"],
+        "avg_length": test["avg_length"], "test_outcomes": outcomes(test.get("per_episode", [])),
         # The best model's score on the episodes that chose it, and the fixed figure beside it:
         # the mean of the run's last evaluations during training, which nothing chose.
         "choosing_success": chosen["success_rate"] if chosen else None,
@@ -166,7 +166,8 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
 def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The row over training seeds: each seed's test score, their mean, spread and 95%
     t-interval, the pooled episodes' Wilson interval, and the optimism of the choice (the
-    best model's score on the episodes that chose it minus its test score)."""
+    best model's score on the episodes that chose it minus its test score), for both steps of
+    the choice: the evaluation during training and the confirmation."""
     import numpy as np
     from scipy import stats
 
@@ -179,6 +180,8 @@ def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str
     episodes = sum(r["episodes"] for r in runs)
     last_k = [r["last_k_success"] for r in runs if r.get("last_k_success") is not None]
     optimism = [r["choosing_success"] - r["success_rate"] for r in runs if r.get("choosing_success") is not None]
+    confirmed = [(confirming_success(r), r["success_rate"]) for r in runs]
+    confirming_optimism = [c - t for c, t in confirmed if c is not None]
     return {
         **base,
         "training_seeds": [r["seed"] for r in runs],
@@ -188,6 +191,7 @@ def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str
         "pooled_ci95": list(wilson_interval(successes, episodes)),
         "last_k_mean": float(np.mean(last_k)) if last_k else None,
         "optimism_mean": float(np.mean(optimism)) if optimism else None,
+        "confirming_optimism_mean": float(np.mean(confirming_optimism)) if confirming_optimism else None,
         "frames": runs[0]["frames"], "train_wall_s": float(np.mean([r["train_wall_s"] for r in runs])),
         "runs": runs,
         "sir": runs[-1].get("sir"),
@@ -279,7 +283,21 @@ def _final_eval(cfg: ResultsConfig, best_model: Path, max_steps: int | None) -> 
         return saved
     metrics = evaluate(EvalConfig(checkpoint=str(best_model), episodes=cfg.eval_episodes, eval_seed=cfg.eval_seed,
                                   max_steps=max_steps, output_dir=str(out_dir)))
-    return {k: v for k, v in metrics.items() if k != "per_episode"}
+    return metrics
+
+
+def outcomes(per_episode: list[dict[str, Any]]) -> str:
+    """Per-episode successes as a string, "1" or "0" per episode in seed order: what
+    sir.eval.paired needs to compare two rows' models episode by episode on the test seeds."""
+    return "".join("1" if e["success"] else "0" for e in sorted(per_episode, key=lambda e: e["seed"]))
+
+
+def confirming_success(run: dict[str, Any]) -> float | None:
+    """The chosen model's score on the confirming episodes (the score that chose it among the
+    candidates), from the run's selection record; None when nothing was confirmed."""
+    sel = run.get("selection") or {}
+    chosen = next((c for c in sel.get("candidates", []) if c.get("step") == sel.get("chosen_step")), None)
+    return ((chosen or {}).get("confirmation") or {}).get("success_rate")
 
 
 def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:

@@ -278,3 +278,32 @@ def test_the_optimism_of_each_step_of_the_choice_is_paired_per_run():
                                           for i, r in enumerate(rows[0]["runs"] + rows[1]["runs"])])
     assert round(summary["optimism_mean"], 4) == round((0.1 + 0 + 0.1) / 3, 4)
     assert round(summary["confirming_optimism_mean"], 4) == round((0.2 + 0 - 0.15) / 3, 4)
+
+
+def test_the_validation_optimism_tables_means_are_sir_eval_paireds():
+    """The earlier optimism table of docs/results.md (14 runs on the validation seeds) is
+    written by hand; the means, intervals and sign counts its text gives are compare_arms's
+    on the table's own figures."""
+    import re
+    from pathlib import Path
+
+    from sir.eval.paired import compare_arms
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    rows = page.partition("| run | before: the best 20-episode")[2].partition("Where the two rules")[0]
+    before, after = [], []
+    for line in rows.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 3 or "not run" in cells[2]:
+            continue
+        for column, pairs in ((1, before), (2, after)):
+            chose, held_out = re.search(r"step \d+, ([\d.]+) / ([\d.]+)", cells[column]).groups()
+            pairs.append((float(held_out) / 100, float(chose) / 100))
+    assert len(before) == len(after) == 14
+    for name, pairs in (("after", after), ("before", before)):
+        cmp = compare_arms(*zip(*pairs, strict=True))
+        lo, hi = (100 * v for v in cmp["mean_ci95"])
+        counts = f"{cmp['b_better']}, {cmp['equal']}, {cmp['a_better']}"
+        stated = {"after": f"+{100 * cmp['mean_difference']:.1f} points after (95% t-interval {lo:+.1f} to {hi:+.1f}",
+                  "before": f"+{100 * cmp['mean_difference']:.1f} before ({lo:.1f} to {hi:+.1f}; {counts})"}[name]
+        assert stated in " ".join(page.split()), stated

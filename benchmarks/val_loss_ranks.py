@@ -237,7 +237,6 @@ def run_losses(run: Path, repo_id: str, root: str, episodes: str | None) -> dict
     seeds = check_unseen(saved, mixture.infos[0], mixture.infos[0].used_episodes, run)
     rates = success_by_step(run)
     confirmed, confirm_episodes, best_step = confirmations(run)
-    train_loss = _train_losses(run)
     rows, fitted, began = [], False, time.perf_counter()
     for step in steps:
         policy, preprocessor, _, _, _ = load_checkpoint(run / f"checkpoint_{step}", device="cpu")
@@ -245,7 +244,7 @@ def run_losses(run: Path, repo_id: str, root: str, episodes: str | None) -> dict
             mixture.fit_policy(policy.config)
             validation, fitted = ValidationLoss(mixture, int(saved["batch_size"])), True
         rows.append({"step": step, "val_loss": validation(policy, preprocessor), "success_rate": rates.get(step),
-                     "confirmation": confirmed.get(step), "train_loss": train_loss.get(step)})
+                     "confirmation": confirmed.get(step)})
     scored = [r for r in rows if r["success_rate"] is not None]
     info = mixture.infos[0]
     return {
@@ -256,20 +255,11 @@ def run_losses(run: Path, repo_id: str, root: str, episodes: str | None) -> dict
         "batch_size": int(saved["batch_size"]), "eval_episodes": saved.get("eval_episodes"),
         "confirm_episodes": confirm_episodes, "best_model_step": best_step, "checkpoints": rows,
         "unscored_steps": [r["step"] for r in rows if r["success_rate"] is None],
+        "lowest_loss_step": min(rows, key=lambda r: r["val_loss"])["step"],  # what --no-eval would keep
         "loss_falls_with_step": all(a["val_loss"] > b["val_loss"] for a, b in itertools.pairwise(rows)),
         "correlation": rank_correlation([[r["val_loss"] for r in scored]], [[r["success_rate"] for r in scored]]),
         "loss_s": time.perf_counter() - began,
     }
-
-
-def _train_losses(run: Path) -> dict[int, float]:
-    import csv
-
-    path = run / "eval_history.csv"
-    if not path.is_file():
-        return {}
-    with path.open() as f:
-        return {int(r["step"]): float(r["train_loss"]) for r in csv.DictReader(f) if r.get("train_loss")}
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -289,16 +279,15 @@ def print_run(r: dict[str, Any]) -> None:
     h = r["held_out"]
     print(f"\n{r['run']} ({r['task']}, training seed {r['training_seed']}; held out: {h['repo_id']}, "
           f"{h['episodes']} episodes from seed {h['first_seed']}, {h['samples']} samples; loss in {r['loss_s']:.0f} s)")
-    print(f"| step | val loss | success ({r['eval_episodes']} ep.) | confirming ({r['confirm_episodes']} ep.) "
-          "| train loss |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print(f"| step | val loss | success ({r['eval_episodes']} ep.) | confirming ({r['confirm_episodes']} ep.) |")
+    print("| ---: | ---: | ---: | ---: |")
     for c in r["checkpoints"]:
         best = " (best_model)" if c["step"] == r["best_model_step"] else ""
-        train = "-" if c["train_loss"] is None else f"{c['train_loss']:.4f}"
-        print(f"| {c['step']}{best} | {c['val_loss']:.4f} | {_pct(c['success_rate'])} | {_pct(c['confirmation'])} "
-              f"| {train} |")
+        print(f"| {c['step']}{best} | {c['val_loss']:.4f} | {_pct(c['success_rate'])} | {_pct(c['confirmation'])} |")
     print(f"Spearman between val loss and success: {_rho(r['correlation'])}"
           + ("; the val loss falls at every checkpoint" if r["loss_falls_with_step"] else ""))
+    print(f"Lowest val loss (what --no-eval keeps): step {r['lowest_loss_step']}; "
+          f"best_model: step {r['best_model_step']}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

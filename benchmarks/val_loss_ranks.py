@@ -173,7 +173,7 @@ def confirmations(run: Path) -> tuple[dict[int, float], int | None, int | None]:
     return rates, episodes, info.get("step")
 
 
-def data_config(saved: dict[str, Any], repo_id: str, root: str, episodes: str | None) -> Any:
+def data_config(saved: dict[str, Any], repo_id: str, root: str, episodes: dict[str, Any] | None) -> Any:
     """The run's data settings on the held-out dataset, as ``make_split_mixtures`` builds its
     validation mixture: every selected episode read in order, no shares or balancing."""
     from sir.data.mixture.config import DataConfig
@@ -223,7 +223,7 @@ def _first_seed(root: Path) -> int | None:
     return json.loads(path.read_text()).get("first_seed") if path.is_file() else None
 
 
-def run_losses(run: Path, repo_id: str, root: str, episodes: str | None) -> dict[str, Any]:
+def run_losses(run: Path, repo_id: str, root: str, episodes: dict[str, Any] | None) -> dict[str, Any]:
     """Every checkpoint's validation loss on the held-out data, with its scores."""
     from sir.data import make_mixture
     from sir.policies.checkpoint import load_checkpoint
@@ -272,7 +272,7 @@ def _pct(value: float | None) -> str:
 def _rho(c: dict[str, Any]) -> str:
     if c["rho"] is None:
         return c["note"]
-    return f"rho {c['rho']:+.2f}, p {c['p']:.3f} ({c['p_method']}, {c['checkpoints']} checkpoints)"
+    return f"rho {c['rho']:+.2f}, p {c['p']:.2g} ({c['p_method']}, {c['checkpoints']} checkpoints)"
 
 
 def print_run(r: dict[str, Any]) -> None:
@@ -300,17 +300,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "train_policy (e.g. lift_demos=4:6; default: all)")
     p.add_argument("--out", default=None, help="JSON file to write (default: none)")
     args = p.parse_args(argv)
+    from sir.data.mixture.episodes import parse_episode_spec
     from sir.data.resolve import parse_repo_ids, resolve_dataset
     from sir.envs.spec import EnvSpec
 
     began = time.perf_counter()
     candidates = {r: EnvSpec.load(resolve_dataset(r, args.root).root) for r in parse_repo_ids(args.held_out)}
+    selection = parse_episode_spec(args.episodes, list(candidates))
     runs = []
     for folder in map(Path, args.runs):
         spec = EnvSpec.load(folder / f"checkpoint_{checkpoint_steps(folder)[0]}") if checkpoint_steps(folder) else None
         if spec is None:
             raise SystemExit(f"{folder} holds no sir checkpoint_<step> folder with its EnvSpec.")
-        runs.append(run_losses(folder, held_out_for(spec, candidates), args.root, args.episodes))
+        repo_id = held_out_for(spec, candidates)
+        chosen = {repo_id: selection[repo_id]} if repo_id in selection else None
+        runs.append(run_losses(folder, repo_id, args.root, chosen))
         print_run(runs[-1])
     pooled = {}
     for task in dict.fromkeys(r["task"] for r in runs):
@@ -321,10 +325,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("\n| task | rho per run (p) | pooled rho (ranks within run) | pooled p |")
     print("| --- | --- | ---: | ---: |")
     for task, c in pooled.items():
-        per_run = ", ".join(f"{r['run']} {r['correlation']['rho']:+.2f} ({r['correlation']['p']:.2f})"
+        per_run = ", ".join(f"{r['run']} {r['correlation']['rho']:+.2f} (p {r['correlation']['p']:.2g})"
                             if r["correlation"]["rho"] is not None else f"{r['run']} undefined"
                             for r in runs if r["task"] == task)
-        shown = ("-", "-") if c["rho"] is None else (f"{c['rho']:+.2f}", f"{c['p']:.3f}")
+        shown = ("-", "-") if c["rho"] is None else (f"{c['rho']:+.2f}", f"{c['p']:.2g}")
         print(f"| {task} | {per_run} | {shown[0]} | {shown[1]} |" + (f" {c['note']}" if c.get("note") else ""))
     result = {"command": "OMP_NUM_THREADS=1 python benchmarks/val_loss_ranks.py " + " ".join(argv or sys.argv[1:]),
               "runs": runs, "pooled": pooled, "wall_s": time.perf_counter() - began}

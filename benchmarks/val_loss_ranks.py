@@ -1,7 +1,9 @@
 """How well a held-out validation loss ranks a run's checkpoints against their success rates
 (issue 32, part 4: ``--val-episodes``'s ``val/loss`` chooses best_model under ``--no-eval``).
 
-    OMP_NUM_THREADS=1 python benchmarks/val_loss_ranks.py --root /work/valrank_data \\
+    python -m sir.data.collect --env Stack --episodes 20 --seed 5000 --root valrank_data --repo-id stack_val
+    (the same for PickPlaceCan and Lift: pickplacecan_val, lift_val)
+    OMP_NUM_THREADS=1 python benchmarks/val_loss_ranks.py --root valrank_data \\
         --held-out stack_val,pickplacecan_val,lift_val --runs results/runs/Stack_s0 results/runs/Stack_s1 ... \\
         --out docs/results/val_loss_ranks.json
 

@@ -18,6 +18,7 @@ from sir.eval.paired import (
     mcnemar_exact,
     newcombe_interval,
     rate,
+    variance_split,
 )
 
 
@@ -74,6 +75,43 @@ def test_arm_t_interval_matches_a_hand_computation():
     assert 0.2 < arm["p_value"] < 0.3  # t = 0.1 / (0.1 / sqrt 3) = 1.732 on 2 degrees of freedom
     one = compare_arms([0.5], [0.7])
     assert one["mean_ci95"] is None and one["p_value"] is None and one["b_better"] == 1
+
+
+def test_a_bonferroni_interval_is_the_t_interval_at_the_adjusted_level():
+    from scipy import stats
+
+    diffs = [0.1, 0.2, 0.0]
+    arm = compare_arms([0.5, 0.6, 0.7], [0.6, 0.8, 0.7], confidence=1 - 0.05 / 4)
+    half = stats.t.ppf(1 - 0.05 / 8, 2) * statistics.stdev(diffs) / math.sqrt(3)
+    assert arm["mean_ci95"] == pytest.approx([0.1 - half, 0.1 + half])
+    assert arm["p_value"] == compare_arms([0.5, 0.6, 0.7], [0.6, 0.8, 0.7])["p_value"]
+
+
+def test_the_variance_of_paired_differences_splits_into_episodes_and_models_by_hand():
+    a = [[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
+    b = [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+    split = variance_split(a, b)
+    # Per-seed differences 0.25, 0.5, 0 (variance 0.0625 over seeds); per episode [0,1,0,0],
+    # [1,1,0,0], [0,0,0,0]: s² 1/4, 1/3, 0 over 4 episodes, so the episodes' part is their mean / 4.
+    episodes = (0.25 / 4 + (1 / 3) / 4 + 0) / 3
+    assert split["total"] == pytest.approx(0.0625)
+    assert split["episodes"] == pytest.approx(episodes)
+    assert split["models"] == pytest.approx(0.0625 - episodes)
+    assert split["episode_share"] == pytest.approx(episodes / 0.0625)
+    # For one checkpoint each, s²(b − a) = s²(a) + s²(b) − 2 cov(a, b): two rates' binomial noise
+    # less what pairing them on the same episodes removes.
+    first = statistics.variance(a[0]) + statistics.variance(b[0]) - 2 * statistics.covariance(a[0], b[0])
+    assert first / 4 == pytest.approx(0.25 / 4)
+    # A model scored by its last 3 checkpoints: per episode the fraction that succeeded.
+    thirds = variance_split([[0, 1 / 3], [1, 2 / 3]], [[2 / 3, 1], [1, 1]])
+    assert thirds["total"] == pytest.approx(statistics.variance([2 / 3, 1 / 6]))
+    assert thirds["episodes"] == pytest.approx((0 + statistics.variance([0, 1 / 3]) / 2) / 2)
+    # Seeds that agree more than their episodes' noise: the models' part is held at 0.
+    agree = variance_split([[0, 1], [1, 0]], [[1, 1], [1, 1]])
+    assert agree["total"] == 0 and agree["models"] == 0 and agree["episode_share"] is None
+    assert variance_split([[0, 1]], [[1, 1]]) is None
+    with pytest.raises(ValueError, match="same episodes"):
+        variance_split([[0, 1], [0, 1]], [[1, 1, 0], [1, 1]])
 
 
 def test_holm_adjusts_known_p_values_step_down():

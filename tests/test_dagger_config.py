@@ -202,6 +202,7 @@ def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypa
     def train(cfg):
         trained.append(cfg)
         return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
+                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model", last_k=None,
                                frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
 
     def record_corrections(cfg):
@@ -224,3 +225,78 @@ def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypa
     assert recorded == [RecordConfig(agree=0.3, checkpoint=str(base / "round_0" / "best_model"),
                                      repo_id="dagger_demos_r1", root=str(tmp_path / "data"), episodes=20,
                                      seed=51_002, auto_save_on_success=True, drop_failures=True)]
+
+
+def test_round_1_shared_by_the_modes_trains_on_the_episodes_each_modes_own_recording_would_keep(tmp_path, monkeypatch):
+    """--first-round: one recording of the start model's deployments, every one kept; each mode
+    trains round 1 on the episodes its own recording would have saved, at the same labels given,
+    then records round 2 with its own final_model (--deploy final_model)."""
+    from sir import training
+    from sir.dagger import record as record_module
+    from sir.data.record.runner import RecordingResult
+    from sir.envs.spec import default_spec
+    from sir.errors import UserError
+
+    data = tmp_path / "data"
+    default_spec("Lift", horizon=90).save(data / "demos" / "meta")
+    start = tmp_path / "bc_r0" / "final_model"
+    start.mkdir(parents=True)
+    (start / "sir_checkpoint.json").write_text(json.dumps({
+        "metrics": {"success_rate": 0.3}, "datasets": [{"repo_id": "demos", "frames": 400}],
+        "last_k": {"success_mean": 0.25, "steps": [8, 9, 10], "rates": [0.5, 0.0, 0.25], "first_seed": 1_000_000,
+                   "episode_successes": [2, 0, 1, 0]}}))
+    runs = [  # corrected success, the policy's own success, corrected failure, failure never taken over
+        {"success": True, "takeover_step": 5, "saved": True, "frames": 40, "corrections": [{"steps": 10}]},
+        {"success": True, "takeover_step": None, "saved": True, "frames": 30, "corrections": []},
+        {"success": False, "takeover_step": 3, "saved": True, "frames": 50, "corrections": [{"steps": 20}]},
+        {"success": False, "takeover_step": None, "saved": False, "frames": 50, "corrections": []}]
+    shared = data / "shared_s2_r1"
+    (shared / "meta").mkdir(parents=True)
+    (shared / "meta" / "sir_info.json").write_text(json.dumps({
+        "checkpoint": str(start.resolve()), "drop_failures": False, "auto_save_on_success": True, "episodes": runs,
+        "interventions": 2, "policy_successes": 1, "corrected_successes": 1, "takeovers": 2,
+        "deployment_frames": 170, "corrector_frames": 30}))
+    trained, recorded = [], []
+
+    def train(cfg):
+        trained.append(cfg)
+        return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
+                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model",
+                               last_k={"success_mean": 0.5, "steps": [9, 10], "rates": [0.5, 0.5],
+                                       "first_seed": 1_000_000, "episode_successes": [2, 0]},
+                               frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
+
+    def record_corrections(cfg):
+        recorded.append(cfg)
+        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2, frames=80, tried=2, successes=2,
+                               corrected_successes=1, human_frames=10, deployment_frames=80, corrector_frames=10)
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
+    kept = {"successful-corrections": "0,1", "hg-dagger": "0,1,2", "iwr": "0,1", "sirius": "0,1"}
+    for mode, episodes in kept.items():
+        trained.clear()
+        recorded.clear()
+        cfg = LoopConfig(env="Lift", demos=str(data / "demos"), demo_episodes="0:4", rounds=2, dagger_mode=mode,
+                         start_model=str(start), first_round=str(shared), deploy="final_model",
+                         train=loop_training(seed=2, checkpoint_dir=str(tmp_path / "ck"), run_name=f"{mode}_s2"))
+        result = loop.run_rounds(cfg)
+        assert shared.is_dir(), "the shared recording was removed"
+        assert [c.run_name for c in trained] == ["round_1", "round_2"]
+        assert trained[0].repo_ids == ["demos", "shared_s2_r1"]
+        assert trained[0].episodes == f"demos=0:4,shared_s2_r1={episodes}"
+        # Round 2: the mode's own recording, of its round-1 final_model, on round 2's seeds.
+        assert [(r.checkpoint, r.repo_id, r.seed) for r in recorded] == [
+            (str(tmp_path / "ck" / f"{mode}_s2" / "round_1" / "final_model"), f"{mode}_s2_r2", 52_002)]
+        assert trained[1].episodes == trained[0].episodes and trained[1].repo_ids[-1] == f"{mode}_s2_r2"
+        one = result.rows[1]
+        # Every mode was given the same labels in round 1: the demos' and every corrector frame.
+        assert one["labels_given"] == 100 + 30 and result.rows[2]["labels_given"] == 100 + 30 + 10
+        assert (one["deployments"], one["intervention_ratio"], one["autonomous_success_rate"]) == (4, 30 / 170, 0.25)
+        assert one["saved_episodes"] == len(episodes.split(","))
+        assert (one["last_k_success"], one["last_k_steps"], one["episode_successes"]) == (0.5, "9 10", "2 0")
+        assert result.rows[0]["episode_successes"] == "2 0 1 0"
+    # A recording of another model's deployments is refused in one sentence.
+    other = dataclasses.replace(cfg, start_model=str(tmp_path / "elsewhere"))
+    with pytest.raises(UserError, match="holds the deployments of"):
+        loop.run_rounds(other)

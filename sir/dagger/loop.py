@@ -172,7 +172,7 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
             "training_steps": steps,
             **_deployment_columns(recorded),
             "success_rate": metrics.get("success_rate"), "ci95_low": ci[0], "ci95_high": ci[1],
-            **_last_k_columns(last_k),
+            **last_k_columns(last_k),
             "deployed_model": str(deployed),
         })
         atomic.write_csv(base / ROUNDS_CSV, result.rows)
@@ -298,7 +298,7 @@ def _deployment_columns(recorded: Any) -> dict[str, Any]:
             "autonomous_success_rate": recorded.policy_successes / tried, "saved_episodes": recorded.episodes}
 
 
-def _last_k_columns(last_k: dict[str, Any]) -> dict[str, Any]:
+def last_k_columns(last_k: dict[str, Any]) -> dict[str, Any]:
     """A round's model scored by nothing that chose it: the mean success of its last --last-k
     evaluations, their steps and rates, and per episode how many of them succeeded in it
     (from ``eval_seed`` on), which pairs two models episode by episode."""

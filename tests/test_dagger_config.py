@@ -91,6 +91,7 @@ def test_the_loops_mode_comes_from_its_flag_or_from_train_args(argv):
     (experiment.main, ["--env", "Lift", "--epochs=4"], "--epochs is gone"),
     (experiment.main, ["--env", "Lift", "--train-args", "--eval-start 10"], "--train-args may not set --eval-start"),
     (experiment.main, ["--env", "Lift", "--train-args", "--select-top-k 3"], "--train-args may not set --select-top-k"),
+    (experiment.main, ["--env", "Lift", "--train-args=--no-eval"], "--train-args may not set --no-eval"),
     (experiment.main, ["--env", "Lift", "--last-k", "3", "--eval-freq", "0"], "--last-k 3 checkpoints --eval-freq 0"),
     (experiment.main, ["--env", "Lift", "--training-steps", "100", "--eval-freq", "50"], "do not fit in"),
 ])

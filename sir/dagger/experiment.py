@@ -105,6 +105,7 @@ TRAINING_BY_THE_EXPERIMENT = {
                   "--eval-freq steps apart.",
     "select_top_k": "--train-args may not set --select-top-k: nothing is chosen on the experiment's test episodes; "
                     "every round deploys its final_model.",
+    "no_eval": "--train-args may not set --no-eval: every model is scored by its last --last-k checkpoints.",
     **{name: f"--train-args may not set {flag(name)}: the experiment sets every arm's data, seed and run folder."
        for name in ("repo_ids", "root", "episodes", "seed", "checkpoint_dir", "run_name")}}
 

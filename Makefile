@@ -85,33 +85,40 @@ MINUTES ?= 60
 lerobot-beside: install
 	OMP_NUM_THREADS=1 $(PY) benchmarks/lerobot_train_beside.py --task PickPlaceCan --minutes $(MINUTES)
 
-# BC on more demos against BC on fewer demos plus DAgger rounds, each --dagger-mode collecting its
-# own rounds from one round-0 model, at an equal number of expert labels (docs/dagger.md). The
-# finished arms' rows go to docs/dagger_experiment/ (commit them): a stopped run goes on from
-# them, on this machine or a fresh clone. Any setting can be given on the command line.
-SEEDS ?= 0,1,2
+# BC on more demos against BC on fewer demos plus DAgger rounds at an equal number of expert
+# labels (docs/dagger.md), under issue 33's protocol: round 1 recorded once per seed from the
+# shared round-0 model for every --dagger-mode, later rounds each mode's own; every arm the
+# same STEPS at a cosine schedule; every model scored by the mean of its last LAST_K
+# checkpoints, EVAL_FREQ steps apart, on the same EVAL_EPISODES test episodes (seeds 1000000
+# on, where nothing is chosen: each round deploys its final_model). The finished arms' rows go
+# to docs/dagger_experiment/ after every arm (commit them): a stopped run goes on from them,
+# on this machine or a fresh clone, so it can run in pieces (SEEDS=0,1 then SEEDS=0,1,2,3 ...).
+# The rows of the protocol before issue 33 are in docs/dagger_experiment/earlier/.
+# Any setting can be given on the command line.
+SEEDS ?= 0,1,2,3,4,5
 SMALL_DEMOS ?= 10
 POOL_DEMOS ?= 40
 ROUNDS ?= 3
 EPISODES_PER_ROUND ?= 20
 LABEL_BUDGET ?= 500
-EPOCHS ?= 4
 MAX_STEPS ?= 300
+LAST_K ?= 3
+LR_SCHEDULE ?= cosine
 RESULTS_DIR ?= docs/dagger_experiment
 # The scripted corrector's own rule (sir.dagger.record's defaults: a short stall, a drop or a
 # sustained deviation; hand-back at the sub-goal or on agreement).
 RECORD_ARGS ?=
 MODES ?= successful-corrections,hg-dagger,iwr,sirius
-# Every model is evaluated once, after its last step, on the same 50 episodes: no best-of-several pick.
 bc-vs-dagger: ENV = PickPlaceCan
 bc-vs-dagger: STEPS = 1000
-bc-vs-dagger: EVAL_EPISODES = 50
+bc-vs-dagger: EVAL_FREQ = 100
+bc-vs-dagger: EVAL_EPISODES = 40
 bc-vs-dagger: install
 	OMP_NUM_THREADS=1 $(PY) -m sir.dagger.experiment --env $(ENV) --small-demos $(SMALL_DEMOS) \
 		--pool-demos $(POOL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) --episodes-per-round $(EPISODES_PER_ROUND) \
-		--label-budget $(LABEL_BUDGET) --epochs $(EPOCHS) --max-steps $(MAX_STEPS) --policy $(POLICY) \
-		--preset $(PRESET) --training-steps $(STEPS) --eval-freq 0 --eval-episodes $(EVAL_EPISODES) \
-		--batch-size $(BATCH_SIZE) --modes $(MODES) --results $(RESULTS_DIR) \
+		--label-budget $(LABEL_BUDGET) --max-steps $(MAX_STEPS) --policy $(POLICY) --preset $(PRESET) \
+		--training-steps $(STEPS) --lr-schedule $(LR_SCHEDULE) --eval-freq $(EVAL_FREQ) --last-k $(LAST_K) \
+		--eval-episodes $(EVAL_EPISODES) --batch-size $(BATCH_SIZE) --modes $(MODES) --results $(RESULTS_DIR) \
 		--train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
 
 lint: install

@@ -1,7 +1,8 @@
 """What the action chunks of DAgger samples train on, measured on layouts rebuilt from the
-committed BC-versus-DAgger experiment (docs/dagger_experiment/).
+committed BC-versus-DAgger experiment of 2026-12-03 (docs/dagger_experiment/earlier/, made
+under the protocol before issue 33).
 
-    python benchmarks/chunk_targets.py [--chunk 20] [--results docs/dagger_experiment]
+    python benchmarks/chunk_targets.py [--chunk 20] [--results docs/dagger_experiment/earlier]
 
 The experiment's datasets are not kept, only their counts, so each round's data is laid out
 again from its row: its deployments of equal length (labels / intervention ratio frames in
@@ -132,7 +133,7 @@ def closed_form_share(correction: int, chunk: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunk", type=int, default=20, help="ACT's chunk (the cpu preset's: 20)")
-    parser.add_argument("--results", type=Path, default=Path("docs/dagger_experiment"))
+    parser.add_argument("--results", type=Path, default=Path("docs/dagger_experiment/earlier"))
     args = parser.parse_args(argv)
     with open(args.results / "bc_vs_dagger.csv") as f:
         runs = list(csv.DictReader(f))

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sir.config import add_flag, coerce, fields, flag, flags_given, to_flags, validate
+from sir.config import add_flag, coerce, fields, flag, flags_given, refuse_renamed, to_flags, validate
 from sir.errors import UserError
 
 
@@ -111,7 +112,9 @@ class CommandLine:
 
     def parse(self, argv: list[str] | None, prog: str, description: str) -> Any:
         """The command's whole parse: its flags, and its flag strings read into the nested
-        configs, as one checked config."""
+        configs, as one checked config. A flag the config's ``RENAMED`` names is refused in one
+        sentence saying what became of it (see ``sir.config``)."""
+        refuse_renamed(self.cls, sys.argv[1:] if argv is None else argv)
         cfg = self.from_flat(vars(self.parser(prog, description).parse_args(argv)), "the command line")
         validate(cfg)
         return cfg

@@ -18,6 +18,7 @@ from sir.eval.paired import (
     mcnemar_exact,
     newcombe_interval,
     rate,
+    variance_split,
 )
 
 
@@ -74,6 +75,43 @@ def test_arm_t_interval_matches_a_hand_computation():
     assert 0.2 < arm["p_value"] < 0.3  # t = 0.1 / (0.1 / sqrt 3) = 1.732 on 2 degrees of freedom
     one = compare_arms([0.5], [0.7])
     assert one["mean_ci95"] is None and one["p_value"] is None and one["b_better"] == 1
+
+
+def test_a_bonferroni_interval_is_the_t_interval_at_the_adjusted_level():
+    from scipy import stats
+
+    diffs = [0.1, 0.2, 0.0]
+    arm = compare_arms([0.5, 0.6, 0.7], [0.6, 0.8, 0.7], confidence=1 - 0.05 / 4)
+    half = stats.t.ppf(1 - 0.05 / 8, 2) * statistics.stdev(diffs) / math.sqrt(3)
+    assert arm["mean_ci95"] == pytest.approx([0.1 - half, 0.1 + half])
+    assert arm["p_value"] == compare_arms([0.5, 0.6, 0.7], [0.6, 0.8, 0.7])["p_value"]
+
+
+def test_the_variance_of_paired_differences_splits_into_episodes_and_models_by_hand():
+    a = [[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
+    b = [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+    split = variance_split(a, b)
+    # Per-seed differences 0.25, 0.5, 0 (variance 0.0625 over seeds); per episode [0,1,0,0],
+    # [1,1,0,0], [0,0,0,0]: s² 1/4, 1/3, 0 over 4 episodes, so the episodes' part is their mean / 4.
+    episodes = (0.25 / 4 + (1 / 3) / 4 + 0) / 3
+    assert split["total"] == pytest.approx(0.0625)
+    assert split["episodes"] == pytest.approx(episodes)
+    assert split["models"] == pytest.approx(0.0625 - episodes)
+    assert split["episode_share"] == pytest.approx(episodes / 0.0625)
+    # For one checkpoint each, s²(b − a) = s²(a) + s²(b) − 2 cov(a, b): two rates' binomial noise
+    # less what pairing them on the same episodes removes.
+    first = statistics.variance(a[0]) + statistics.variance(b[0]) - 2 * statistics.covariance(a[0], b[0])
+    assert first / 4 == pytest.approx(0.25 / 4)
+    # A model scored by its last 3 checkpoints: per episode the fraction that succeeded.
+    thirds = variance_split([[0, 1 / 3], [1, 2 / 3]], [[2 / 3, 1], [1, 1]])
+    assert thirds["total"] == pytest.approx(statistics.variance([2 / 3, 1 / 6]))
+    assert thirds["episodes"] == pytest.approx((0 + statistics.variance([0, 1 / 3]) / 2) / 2)
+    # Seeds that agree more than their episodes' noise: the models' part is held at 0.
+    agree = variance_split([[0, 1], [1, 0]], [[1, 1], [1, 1]])
+    assert agree["total"] == 0 and agree["models"] == 0 and agree["episode_share"] is None
+    assert variance_split([[0, 1]], [[1, 1]]) is None
+    with pytest.raises(ValueError, match="same episodes"):
+        variance_split([[0, 1], [0, 1]], [[1, 1, 0], [1, 1]])
 
 
 def test_holm_adjusts_known_p_values_step_down():
@@ -243,23 +281,27 @@ def test_two_tiny_models_and_a_results_file_are_compared_on_the_same_episodes(ev
 def test_the_dagger_summary_is_computed_by_the_paired_statistics_and_keeps_the_committed_figures():
     """docs/dagger_experiment's summary comes from sir.eval.paired (the t-interval of the
     per-seed differences to BC, the sign count, Holm across modes): recomputed from the
-    committed rows it is the committed summary, figure for figure."""
+    committed rows of the protocol before issue 33 (earlier/) it is their committed summary,
+    figure for figure; their rows hold no per-episode outcomes, so the summary's variance
+    split is empty for them."""
     import csv
     from pathlib import Path
 
     from sir.dagger.experiment import RESULTS_CSV, SUMMARY_CSV, _typed, summarize
 
-    out = Path(__file__).resolve().parents[1] / "docs" / "dagger_experiment"
+    out = Path(__file__).resolve().parents[1] / "docs" / "dagger_experiment" / "earlier"
     rows = [_typed(r) for r in csv.DictReader((out / RESULTS_CSV).open())]
     committed = list(csv.DictReader((out / SUMMARY_CSV).open()))
     summary = summarize(rows)
     assert len(summary) == len(committed)
     for row, saved in zip(summary, committed, strict=True):
-        for key, value in row.items():
+        for key in saved:
+            value = row[key]
             if isinstance(value, float):
                 assert float(saved[key]) == pytest.approx(value, abs=1e-12), key
             else:
                 assert saved[key] == ("" if value is None else str(value)), key
+        assert row["minus_bc_sd_episodes"] is None and row["checkpoint_sd"] is None
     sirius = next(r for r in summary if r["mode"] == "sirius" and r["round"] == 3)
     assert sirius["minus_bc_per_seed"] == "+4 +30 +28" and sirius["minus_bc_sign"] == "3 above, 0 below, 0 equal"
     assert sirius["minus_bc_p"] <= sirius["minus_bc_p_holm"] <= 1

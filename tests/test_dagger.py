@@ -247,68 +247,93 @@ def test_training_steps_grow_with_the_data_by_one_rule():
 
 @pytest.mark.slow
 def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path, capsys, logged, progress_lines):
+    """Issue 33's protocol, tiny: round 1 recorded once from round 0's final_model and shared by
+    the modes, round 2 each mode's own; every arm the same steps at a cosine schedule; every
+    model scored by its last 2 checkpoints on the same test episodes, their outcomes kept."""
     import csv
 
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
     from sir.dagger.experiment import main as experiment
 
-    argv = ["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "1",
-            "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "5",
-            "--batch-size", "8", "--eval-freq", "0", "--eval-episodes", "1", "--max-steps", "90",
-            "--modes", "successful-corrections,hg-dagger",
+    modes = ("successful-corrections", "hg-dagger")
+    argv = ["--env", "Lift", "--small-demos", "2", "--pool-demos", "8", "--rounds", "2",
+            "--episodes-per-round", "2", "--seeds", "0", "--preset", "tiny", "--training-steps", "6",
+            "--batch-size", "8", "--eval-freq", "3", "--last-k", "2", "--eval-episodes", "2", "--max-steps", "90",
+            "--modes", ",".join(modes),
             # The oracle's trigger takes over early enough for corrections to finish within 90 steps
             # (the default waits for the tiny policy's slow approach to stall).
             "--record-args", "--oracle-deviation 1.0",
             "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    data, runs = tmp_path / "data", tmp_path / "out"
     # Output to a file, as in a batch job: plain progress lines of each recording and training.
     out, text = logged(experiment, argv)
     assert "\r" not in text
     assert progress_lines(text, "Recording Lift")[-1] == (8, 8)
-    recorded = progress_lines(text, "DAgger Lift")
-    assert recorded and recorded == [(1, 2), (2, 2)] * (len(recorded) // 2)  # each recording, 2 episodes
+    # Three recordings of 2 episodes: round 1 once for both modes, then each mode's round 2.
+    assert progress_lines(text, "DAgger Lift") == [(1, 2), (2, 2)] * 3
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == [
+        "hg-dagger_s0_r2", "lift_pool_s0", "shared_s0_r1", "successful-corrections_s0_r2"]
     with (out / "bc_vs_dagger.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert sum(line.startswith("step 1/5 | loss ") for line in text.splitlines()) == len(rows)  # one per arm
+    assert sum(line.startswith("step 1/6 | loss ") for line in text.splitlines()) == len(rows)  # one per arm
     arms = [(r["arm"], r["mode"], r["round"]) for r in rows]
+    assert arms == [("bc", "", "0"), *[("dagger", m, k) for m in modes for k in "12"], ("bc", "", "1"),
+                    ("bc", "", "2")]
+    shared = json.loads((data / "shared_s0_r1" / "meta" / "sir_info.json").read_text())
+    # Recorded from round 0's final_model (nothing chose it), keeping every deployment for the modes to filter.
+    assert shared["checkpoint"] == str((runs / "bc_s0_r0" / "final_model").resolve())
+    assert shared["auto_save_on_success"] and not shared["drop_failures"]
+    shared_log = (data / "shared_s0_r1" / "meta" / "sir_corrections.jsonl").read_text().splitlines()
     with (out / "bc_vs_dagger_corrections.csv").open() as f:
-        corrections = {r["mode"]: r for r in csv.DictReader(f)}
-    assert arms == [("bc", "", "0"), ("dagger", "successful-corrections", "1"), ("dagger", "hg-dagger", "1"),
-                    ("bc", "", "1")]
-    # Each mode recorded its own round, from the same round-0 model.
-    for mode in ("successful-corrections", "hg-dagger"):
-        info = json.loads((tmp_path / "data" / f"{mode}_s0_r1" / "meta" / "sir_info.json").read_text())
-        assert info["checkpoint"] == str((tmp_path / "out" / "bc_s0_r0" / "best_model").resolve())
+        corrections = {(r["mode"], r["round"]): r for r in csv.DictReader(f)}
+    first = [r for r in rows if r["round"] == "1" and r["arm"] == "dagger"]
+    for r in first:
         # The budget is the labels given: the small demos' frames plus every corrector frame recorded.
-        row = next(r for r in rows if r["mode"] == mode)
-        assert int(row["expert_frames"]) == int(rows[0]["expert_frames"]) + info["corrector_frames"]
-        assert float(row["intervention_ratio"]) == pytest.approx(info["corrector_frames"] / info["deployment_frames"])
-        # What the corrector's log shows of the round: every deployment, its corrections' labels.
-        log = (tmp_path / "data" / f"{mode}_s0_r1" / "meta" / "sir_corrections.jsonl").read_text().splitlines()
-        assert (int(corrections[mode]["deployments"]), int(corrections[mode]["labels"])) == (
-            len(log), info["corrector_frames"])
+        assert int(r["expert_frames"]) == int(rows[0]["expert_frames"]) + shared["corrector_frames"]
+        assert float(r["intervention_ratio"]) == pytest.approx(shared["corrector_frames"] / shared["deployment_frames"])
+        assert float(r["autonomous_success_rate"]) == pytest.approx(shared["policy_successes"] / len(shared_log))
+        assert (int(corrections[(r["mode"], "1")]["deployments"]), int(corrections[(r["mode"], "1")]["labels"])) == (
+            len(shared_log), shared["corrector_frames"])
+        trained_on = json.loads((runs / f"{r['mode']}_s0" / "round_1" / "train_config.json").read_text())
+        assert "shared_s0_r1" in trained_on["episodes"] or "shared_s0_r1" not in trained_on["repo_ids"]
+    for mode in modes:  # round 2: the mode's own deployments of its round-1 final_model
+        info = json.loads((data / f"{mode}_s0_r2" / "meta" / "sir_info.json").read_text())
+        assert info["checkpoint"] == str((runs / f"{mode}_s0" / "round_1" / "final_model").resolve())
     # The BC arm gets the fewest whole demos reaching the most labels a mode was given.
-    most = max(int(r["expert_frames"]) for r in rows if r["arm"] == "dagger")
-    pool = tmp_path / "data" / "lift_pool_s0"
-    pool_frames = LeRobotDatasetMetadata("lift_pool_s0", root=pool).total_frames
-    assert int(rows[3]["expert_frames"]) >= most or int(rows[3]["expert_frames"]) == pool_frames
+    pool_frames = LeRobotDatasetMetadata("lift_pool_s0", root=data / "lift_pool_s0").total_frames
+    for k in "12":
+        most = max(int(r["expert_frames"]) for r in rows if r["arm"] == "dagger" and r["round"] == k)
+        bc = next(r for r in rows if r["arm"] == "bc" and r["round"] == k)
+        assert int(bc["expert_frames"]) >= most or int(bc["expert_frames"]) == pool_frames
+    # Every arm the same steps at the same schedule, evaluated at its last 2 checkpoints on the test episodes.
+    names = ["bc_s0_r0", "bc_s0_r1", "bc_s0_r2", *[f"{m}_s0/round_{k}" for m in modes for k in "12"]]
+    for name in names:
+        saved = json.loads((runs / name / "train_config.json").read_text())
+        assert (saved["training_steps"], saved["lr_schedule"], saved["eval_start"], saved["select_top_k"]) == (
+            6, "cosine", 3, 0)
+        assert saved["max_steps"] == 90 and saved["eval_seed"] == 1_000_000
+        with (runs / name / "eval_history.csv").open() as f:
+            history = list(csv.DictReader(f))
+        assert [(h["step"], h["first_seed"]) for h in history] == [("3", "1000000"), ("6", "1000000")]
+    for r in rows:
+        assert (r["training_steps"], r["last_k_steps"], r["eval_seed"]) == ("6", "3 6", "1000000")
+        counts = [int(c) for c in r["episode_successes"].split()]
+        assert len(counts) == 2 and all(0 <= c <= 2 for c in counts)
+        assert float(r["success_rate"]) == pytest.approx(sum(counts) / 4)
     assert (out / "bc_vs_dagger.png").stat().st_size > 0
     with (out / "bc_vs_dagger_summary.csv").open() as f:
         summary = list(csv.DictReader(f))
     assert [(r["arm"], r["mode"], r["round"], r["seeds"]) for r in summary] == [(*a, "1") for a in arms]
-    for r in summary[1:3]:  # DAgger rows: the paired difference to BC at the same round
-        assert float(r["minus_bc"]) == pytest.approx(
-            float(r["success_mean"]) - float(summary[3]["success_mean"]))
-    # --max-steps reaches the demos' EnvSpec and every arm's evaluations; each mode trains as named.
-    spec = json.loads((tmp_path / "data" / "lift_pool_s0" / "meta" / "sir_env.json").read_text())
+    for r in summary[1:5]:  # DAgger rows: the paired difference to BC at the same round
+        bc = next(b for b in summary if b["arm"] == "bc" and b["round"] == r["round"])
+        assert float(r["minus_bc"]) == pytest.approx(float(r["success_mean"]) - float(bc["success_mean"]))
+        assert "minus_bc_sd_episodes" in r and r["minus_bc_sd_episodes"] == ""  # one seed: no spread to split
+    # --max-steps reaches the demos' EnvSpec.
+    spec = json.loads((data / "lift_pool_s0" / "meta" / "sir_env.json").read_text())
     assert spec["horizon"] == 90
-    for run, mode in (("bc_s0_r1", "successful-corrections"),
-                      ("successful-corrections_s0/round_1", "successful-corrections"),
-                      ("hg-dagger_s0/round_1", "hg-dagger")):
-        saved = json.loads((tmp_path / "out" / run / "train_config.json").read_text())
-        assert saved["max_steps"] == 90 and saved["dagger_mode"] == mode
     # Run again with the same settings: the finished seed is kept, nothing is trained again.
-    model = tmp_path / "out" / "bc_s0_r0" / "best_model" / "model.safetensors"
+    model = runs / "bc_s0_r0" / "final_model" / "model.safetensors"
     before = model.stat().st_mtime_ns
     capsys.readouterr()
     experiment(argv)
@@ -316,18 +341,22 @@ def test_bc_vs_dagger_experiment_compares_arms_at_an_equal_label_budget(tmp_path
     assert model.stat().st_mtime_ns == before
     with (out / "bc_vs_dagger.csv").open() as f:
         assert [(r["arm"], r["mode"], r["round"]) for r in csv.DictReader(f)] == arms
-    # A seed stopped after some arms goes on from them: only the missing arms run.
+    # A seed stopped after some arms goes on from them: only the missing arms run, from the
+    # shared round 1 as it was recorded.
     with (out / "bc_vs_dagger.csv").open() as f:
-        kept = list(csv.DictReader(f))[:2]
+        kept = list(csv.DictReader(f))[:3]
     with (out / "bc_vs_dagger.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(kept[0]))
         writer.writeheader()
         writer.writerows(kept)
-    first_mode = tmp_path / "out" / "successful-corrections_s0" / "round_1" / "best_model" / "model.safetensors"
+    first_mode = runs / f"{modes[0]}_s0" / "round_2" / "final_model" / "model.safetensors"
     first_before = first_mode.stat().st_mtime_ns
+    recording = (data / "shared_s0_r1" / "meta" / "sir_info.json").stat().st_mtime_ns
     experiment(argv)
-    assert "Seed 0: 2 of its 4 rows kept" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "Seed 0: 3 of its 7 rows kept" in text and f"kept from {data / 'shared_s0_r1'}" in text
     assert model.stat().st_mtime_ns == before and first_mode.stat().st_mtime_ns == first_before
+    assert (data / "shared_s0_r1" / "meta" / "sir_info.json").stat().st_mtime_ns == recording
     with (out / "bc_vs_dagger.csv").open() as f:
         assert [(r["arm"], r["mode"], r["round"]) for r in csv.DictReader(f)] == arms
 
@@ -340,7 +369,7 @@ def test_the_corrections_table_counts_each_rounds_log_and_keeps_rows_whose_datas
     def correction(step, steps, phase, reason, hand_back):
         return {"step": step, "steps": steps, "phase": phase, "reason": reason, "hand_back": hand_back}
 
-    log = tmp_path / "data" / "iwr_s0_r1" / "meta" / "sir_corrections.jsonl"
+    log = tmp_path / "data" / "shared_s0_r1" / "meta" / "sir_corrections.jsonl"  # round 1: one recording per seed
     log.parent.mkdir(parents=True)
     episodes = [
         {"success": True, "corrections": []},
@@ -391,6 +420,48 @@ def test_the_experiment_summary_averages_each_arm_and_pairs_it_with_bc_per_seed(
     half = 4.302653 * np.std([0.1, 0.3, 0.4], ddof=1) / np.sqrt(3)
     assert (dagger["minus_bc_low"], dagger["minus_bc_high"]) == pytest.approx((0.8 / 3 - half, 0.8 / 3 + half))
     assert summary[("bc", 1)]["minus_bc"] is None
+
+
+def test_the_summary_splits_the_paired_differences_variance_between_episodes_and_models():
+    """Rows as the experiment writes them: each model's last 3 checkpoints on the same 4 test
+    episodes. Two modes at round 1: Holm across them, Bonferroni's intervals at 1 - 0.05/2,
+    and the variance of each mode's per-seed difference to BC split by sir.eval.paired."""
+    from scipy import stats
+
+    from sir.dagger.summary import summarize
+    from sir.eval.paired import holm, variance_split
+
+    def row(seed, arm, mode, counts, rates="0.5 0.5 0.5"):
+        return {"seed": seed, "arm": arm, "mode": mode, "round": 1, "expert_frames": 300, "training_steps": 1000,
+                "success_rate": sum(counts) / 12, "last_k_steps": "800 900 1000", "last_k_rates": rates,
+                "episode_successes": " ".join(map(str, counts)), "intervention_ratio": None}
+
+    bc = {0: [0, 1, 3, 0], 1: [1, 1, 0, 0], 2: [3, 3, 0, 0]}
+    iwr = {0: [3, 3, 3, 0], 1: [1, 2, 0, 1], 2: [3, 3, 3, 3]}
+    sirius = {0: [0, 3, 3, 0], 1: [3, 3, 3, 0], 2: [3, 3, 0, 0]}
+    rows = [row(s, "bc", "", bc[s], "0.25 0.25 0.5") for s in bc]
+    rows += [row(s, "dagger", "iwr", iwr[s]) for s in iwr] + [row(s, "dagger", "sirius", sirius[s]) for s in sirius]
+    summary = {r["mode"]: r for r in summarize(rows)}
+    for mode, counts in (("iwr", iwr), ("sirius", sirius)):
+        entry = summary[mode]
+        diffs = [(sum(counts[s]) - sum(bc[s])) / 12 for s in bc]
+        assert entry["minus_bc"] == pytest.approx(np.mean(diffs))
+        split = variance_split([[c / 3 for c in bc[s]] for s in bc], [[c / 3 for c in counts[s]] for s in bc])
+        assert entry["minus_bc_sd"] == pytest.approx(np.std(diffs, ddof=1))
+        assert entry["minus_bc_sd_episodes"] == pytest.approx(np.sqrt(split["episodes"]))
+        assert entry["minus_bc_sd_models"] == pytest.approx(np.sqrt(split["models"]))
+        assert entry["minus_bc_episode_share"] == pytest.approx(split["episode_share"])
+        half = stats.t.ppf(1 - 0.05 / 4, 2) * np.std(diffs, ddof=1) / np.sqrt(3)
+        assert (entry["minus_bc_low_simultaneous"], entry["minus_bc_high_simultaneous"]) == pytest.approx(
+            (np.mean(diffs) - half, np.mean(diffs) + half))
+        assert entry["minus_bc_low_simultaneous"] < entry["minus_bc_low"]
+    p = [summary["iwr"]["minus_bc_p"], summary["sirius"]["minus_bc_p"]]
+    assert [summary["iwr"]["minus_bc_p_holm"], summary["sirius"]["minus_bc_p_holm"]] == pytest.approx(holm(p))
+    assert min(p) < max(summary["iwr"]["minus_bc_p_holm"], summary["sirius"]["minus_bc_p_holm"])
+    # The last checkpoints' spread beside a rate's binomial noise on its 4 episodes.
+    assert summary[""]["checkpoint_sd"] == pytest.approx(np.std([0.25, 0.25, 0.5], ddof=1))
+    assert summary[""]["checkpoint_binomial_sd"] == pytest.approx(np.sqrt(1 / 3 * 2 / 3 / 4))
+    assert summary["iwr"]["checkpoint_sd"] == 0
 
 
 # -- the scripted corrector, with policies that answer as lerobot's do ---------------------

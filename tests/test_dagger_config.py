@@ -48,7 +48,10 @@ def test_empty_flag_strings_keep_every_nested_default():
     assert train == TrainConfig(policy="act", preset="cpu", training_steps=600, batch_size=32, eval_freq=200,
                          eval_episodes=20)
     exp = experiment.parse_config(["--env", "Lift"]).loop.train
-    assert (exp.preset, exp.training_steps, exp.batch_size, exp.eval_freq, exp.eval_episodes) == ("cpu", 600, 32, 0, 50)
+    # The experiment's: 1,000 steps at a cosine schedule, the last 3 checkpoints on 40 test episodes.
+    assert (exp.preset, exp.training_steps, exp.batch_size, exp.eval_freq, exp.eval_episodes) == (
+        "cpu", 1000, 32, 100, 40)
+    assert (exp.lr_schedule, exp.last_k, exp.eval_seed) == ("cosine", 3, 1_000_000)
 
 
 def test_the_loops_own_flags_fill_the_training_config():
@@ -83,6 +86,14 @@ def test_the_loops_mode_comes_from_its_flag_or_from_train_args(argv):
      "Give the DAgger modes with --modes, not --dagger-mode in --train-args."),
     (experiment.main, ["--env", "Lift", "--train-args", "--seed 4"], "--train-args may not set --seed"),
     (experiment.main, ["--env", "Lift", "--record-args", "--label-budget 5", "--label-budget", "6"], "give it once"),
+    # Issue 33: every arm trains the same steps and scores its last checkpoints; nothing chooses on the test episodes.
+    (experiment.main, ["--env", "Lift", "--epochs", "4"], "--epochs is gone: every arm trains the same"),
+    (experiment.main, ["--env", "Lift", "--epochs=4"], "--epochs is gone"),
+    (experiment.main, ["--env", "Lift", "--train-args", "--eval-start 10"], "--train-args may not set --eval-start"),
+    (experiment.main, ["--env", "Lift", "--train-args", "--select-top-k 3"], "--train-args may not set --select-top-k"),
+    (experiment.main, ["--env", "Lift", "--train-args=--no-eval"], "--train-args may not set --no-eval"),
+    (experiment.main, ["--env", "Lift", "--last-k", "3", "--eval-freq", "0"], "--last-k 3 checkpoints --eval-freq 0"),
+    (experiment.main, ["--env", "Lift", "--training-steps", "100", "--eval-freq", "50"], "do not fit in"),
 ])
 def test_a_wrong_flag_in_a_flag_string_ends_in_one_sentence_and_exit_2(main, argv, words, capsys, tmp_path,
                                                                      monkeypatch):
@@ -119,12 +130,26 @@ def test_the_committed_experiment_keeps_its_rows_for_the_makefiles_settings(tmp_
     assert {k: v for k, v in written.items() if k not in experiment.WHERE} == {
         k: v for k, v in saved.items() if k not in experiment.WHERE}
     assert experiment.COMMAND_LINE.same_settings(saved, cfg, experiment.ARGS_JSON, experiment.WHERE)
-    # And so the committed rows are kept, not run again.
+    # And so the committed rows, once there are any, are kept, not run again.
     out = tmp_path / "results"
-    shutil.copytree(COMMITTED, out)
+    shutil.copytree(COMMITTED, out, ignore=shutil.ignore_patterns("earlier"))
     rows = experiment._kept_rows(cfg, out)
     assert "another setting" not in capsys.readouterr().out
-    assert len(rows) == len((COMMITTED / experiment.RESULTS_CSV).read_text().splitlines()) - 1 > 0
+    committed = COMMITTED / experiment.RESULTS_CSV
+    assert len(rows) == (len(committed.read_text().splitlines()) - 1 if committed.is_file() else 0)
+
+
+def test_the_rows_of_the_protocol_before_issue_33_never_mix_with_the_new_ones(tmp_path, capsys):
+    """docs/dagger_experiment/earlier/ holds the rows made with --epochs and one evaluation of the
+    final checkpoint: put where the Makefile's run writes, they are not kept but run again."""
+    cfg = experiment.parse_config(makefile_experiment_argv())
+    out = tmp_path / "results"
+    shutil.copytree(COMMITTED / "earlier", out)
+    assert experiment._kept_rows(cfg, out) == []
+    assert "holds another setting's results" in capsys.readouterr().out
+    # The same settings file beside them does not make old rows this protocol's either.
+    shutil.copy(COMMITTED / experiment.ARGS_JSON, out / experiment.ARGS_JSON)
+    assert experiment._kept_rows(cfg, out) == []
 
 
 def test_saved_settings_match_by_what_the_flag_strings_set():
@@ -145,47 +170,86 @@ def test_saved_settings_match_by_what_the_flag_strings_set():
 
 
 def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
-    """One seed with fakes for recording, training and the loop: what each is called with."""
+    """One seed with fakes for recording, training and the loop: what each is called with.
+    Round 1 is recorded once, from round 0's final_model, keeping every deployment, and every
+    mode starts from it; every arm trains the same steps on the cosine schedule and is
+    evaluated only at its last 3 checkpoints, on the test episodes."""
     from sir import training
     from sir.dagger import loop as loop_module
+    from sir.dagger import record as record_module
     from sir.data import collect as collect_module
+    from sir.data.record.runner import RecordingResult
 
-    trained, looped = [], []
+    trained, looped, recorded = [], [], []
+    last_k = {"success_mean": 0.5, "steps": [800, 900, 1000], "rates": [0.5, 0.5, 0.5], "first_seed": 1_000_000,
+              "episode_successes": [3, 0]}
 
     def train(cfg):
         trained.append(cfg)
-        return SimpleNamespace(best_model=tmp_path / cfg.run_name / "best_model", frames_per_dataset={"pool": 100},
-                               best_metrics={"success_rate": 0.5})
+        folder = Path(cfg.checkpoint_dir) / cfg.run_name
+        return SimpleNamespace(best_model=folder / "best_model", final_model=folder / "final_model",
+                               frames_per_dataset={"pool": 100}, best_metrics={"success_rate": 0.9}, last_k=last_k)
 
     def run_rounds(cfg):
         looped.append(cfg)
-        return SimpleNamespace(rows=[{}, {"round": 1, "labels_given": 150, "success_rate": 0.6}])
+        return SimpleNamespace(rows=[{}, {"round": 1, "labels_given": 150, "training_steps": 1000,
+                                          "last_k_success": 0.6, "last_k_steps": "800 900 1000",
+                                          "episode_successes": "3 1", "autonomous_success_rate": 0.25}])
+
+    def record_corrections(cfg):
+        recorded.append(cfg)
+        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2)
 
     monkeypatch.setattr(training, "train", train)
     monkeypatch.setattr(loop_module, "run_rounds", run_rounds)
+    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
     monkeypatch.setattr(collect_module, "collect", lambda cfg: SimpleNamespace(episode_lengths=[50] * 8))
+    data, out = tmp_path / "data", tmp_path / "out"
     cfg = experiment.parse_config(["--env", "Lift", "--small-demos", "2", "--rounds", "1", "--seeds", "3",
-                                   "--modes", "iwr,sirius", "--batch-size", "8", "--root", str(tmp_path / "data"),
-                                   "--out", str(tmp_path / "out"), "--train-args", "--lr 1e-3",
+                                   "--modes", "iwr,sirius", "--batch-size", "8", "--root", str(data),
+                                   "--out", str(out), "--train-args", "--lr 1e-3",
                                    "--record-args", "--oracle-deviation 0.5"])
     saved = []
     experiment._run_seed(cfg, 3, [], saved.append)
-    runs = dataclasses.replace(cfg.loop.train, checkpoint_dir=str(tmp_path / "out"), seed=3, overwrite=True)
-    assert runs.lr == 1e-3 and runs.batch_size == 8 and runs.eval_freq == 0
+    runs = dataclasses.replace(cfg.loop.train, checkpoint_dir=str(out), seed=3, overwrite=True, select_top_k=0,
+                               eval_start=800)
+    assert runs.lr == 1e-3 and runs.batch_size == 8 and runs.lr_schedule == "cosine"
+    assert (runs.training_steps, runs.eval_freq, runs.last_k) == (1000, 100, 3)
+    assert (runs.eval_seed, runs.eval_episodes) == (1_000_000, 40)
+    start = out / "bc_s3_r0" / "final_model"
+    assert recorded == [RecordConfig(oracle_deviation=0.5, checkpoint=str(start), repo_id="shared_s3_r1",
+                                     root=str(data), episodes=20, seed=51_003, auto_save_on_success=True,
+                                     drop_failures=False)]
     assert [c.dagger_mode for c in looped] == ["iwr", "sirius"]
     for c in looped:
         assert c == dataclasses.replace(
-            cfg.loop, demos=str(tmp_path / "data" / "lift_pool_s3"), demo_episodes="0:2", dagger_mode=c.dagger_mode,
-            start_model=str(tmp_path / "bc_s3_r0" / "best_model"),
+            cfg.loop, demos=str(data / "lift_pool_s3"), demo_episodes="0:2", dagger_mode=c.dagger_mode,
+            start_model=str(start), first_round=str(data / "shared_s3_r1"), deploy="final_model",
             train=dataclasses.replace(runs, run_name=f"{c.dagger_mode}_s3"))
         assert c.record == RecordConfig(oracle_deviation=0.5)
     # BC: round 0 on the small demos, round 1 on as many demos as reach the most labels given (150: 3 of 50).
     assert [(c.run_name, c.episodes) for c in trained] == [("bc_s3_r0", "lift_pool_s3=0:2"),
                                                            ("bc_s3_r1", "lift_pool_s3=0:3")]
-    assert trained[0] == dataclasses.replace(runs, repo_ids=["lift_pool_s3"], root=str(tmp_path / "data"),
+    assert trained[0] == dataclasses.replace(runs, repo_ids=["lift_pool_s3"], root=str(data),
                                              episodes="lift_pool_s3=0:2", run_name="bc_s3_r0")
-    assert [(r["arm"], r["mode"], r["round"]) for r in saved[-1]] == [
+    # Every arm, BC and DAgger, the same steps and schedule.
+    assert {(c.training_steps, c.lr_schedule, c.eval_start) for c in [*trained, *(c.train for c in looped)]} == {
+        (1000, "cosine", 800)}
+    rows = saved[-1]
+    assert [(r["arm"], r["mode"], r["round"]) for r in rows] == [
         ("bc", "", 0), ("dagger", "iwr", 1), ("dagger", "sirius", 1), ("bc", "", 1)]
+    # A model's score is the mean of its last checkpoints (not its best evaluation), with their per-episode outcomes.
+    assert [r["success_rate"] for r in rows] == [0.5, 0.6, 0.6, 0.5]
+    assert rows[0]["episode_successes"] == "3 0" and rows[1]["episode_successes"] == "3 1"
+    assert {r["training_steps"] for r in rows} == {1000}
+    # Run again with round 0 kept and its model on disk: the finished shared recording is kept.
+    (data / "shared_s3_r1" / "meta").mkdir(parents=True)
+    (data / "shared_s3_r1" / "meta" / "sir_info.json").write_text("{}")
+    start.mkdir(parents=True)
+    (start / "sir_checkpoint.json").write_text("{}")
+    recorded.clear()
+    experiment._run_seed(cfg, 3, rows[:1], saved.append)
+    assert recorded == [] and [c.run_name for c in trained[2:]] == ["bc_s3_r1"]
 
 
 def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypatch):
@@ -202,6 +266,7 @@ def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypa
     def train(cfg):
         trained.append(cfg)
         return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
+                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model", last_k=None,
                                frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
 
     def record_corrections(cfg):
@@ -224,3 +289,78 @@ def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypa
     assert recorded == [RecordConfig(agree=0.3, checkpoint=str(base / "round_0" / "best_model"),
                                      repo_id="dagger_demos_r1", root=str(tmp_path / "data"), episodes=20,
                                      seed=51_002, auto_save_on_success=True, drop_failures=True)]
+
+
+def test_round_1_shared_by_the_modes_trains_on_the_episodes_each_modes_own_recording_would_keep(tmp_path, monkeypatch):
+    """--first-round: one recording of the start model's deployments, every one kept; each mode
+    trains round 1 on the episodes its own recording would have saved, at the same labels given,
+    then records round 2 with its own final_model (--deploy final_model)."""
+    from sir import training
+    from sir.dagger import record as record_module
+    from sir.data.record.runner import RecordingResult
+    from sir.envs.spec import default_spec
+    from sir.errors import UserError
+
+    data = tmp_path / "data"
+    default_spec("Lift", horizon=90).save(data / "demos" / "meta")
+    start = tmp_path / "bc_r0" / "final_model"
+    start.mkdir(parents=True)
+    (start / "sir_checkpoint.json").write_text(json.dumps({
+        "metrics": {"success_rate": 0.3}, "datasets": [{"repo_id": "demos", "frames": 400}],
+        "last_k": {"success_mean": 0.25, "steps": [8, 9, 10], "rates": [0.5, 0.0, 0.25], "first_seed": 1_000_000,
+                   "episode_successes": [2, 0, 1, 0]}}))
+    runs = [  # corrected success, the policy's own success, corrected failure, failure never taken over
+        {"success": True, "takeover_step": 5, "saved": True, "frames": 40, "corrections": [{"steps": 10}]},
+        {"success": True, "takeover_step": None, "saved": True, "frames": 30, "corrections": []},
+        {"success": False, "takeover_step": 3, "saved": True, "frames": 50, "corrections": [{"steps": 20}]},
+        {"success": False, "takeover_step": None, "saved": False, "frames": 50, "corrections": []}]
+    shared = data / "shared_s2_r1"
+    (shared / "meta").mkdir(parents=True)
+    (shared / "meta" / "sir_info.json").write_text(json.dumps({
+        "checkpoint": str(start.resolve()), "drop_failures": False, "auto_save_on_success": True, "episodes": runs,
+        "interventions": 2, "policy_successes": 1, "corrected_successes": 1, "takeovers": 2,
+        "deployment_frames": 170, "corrector_frames": 30}))
+    trained, recorded = [], []
+
+    def train(cfg):
+        trained.append(cfg)
+        return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
+                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model",
+                               last_k={"success_mean": 0.5, "steps": [9, 10], "rates": [0.5, 0.5],
+                                       "first_seed": 1_000_000, "episode_successes": [2, 0]},
+                               frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
+
+    def record_corrections(cfg):
+        recorded.append(cfg)
+        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2, frames=80, tried=2, successes=2,
+                               corrected_successes=1, human_frames=10, deployment_frames=80, corrector_frames=10)
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
+    kept = {"successful-corrections": "0,1", "hg-dagger": "0,1,2", "iwr": "0,1", "sirius": "0,1"}
+    for mode, episodes in kept.items():
+        trained.clear()
+        recorded.clear()
+        cfg = LoopConfig(env="Lift", demos=str(data / "demos"), demo_episodes="0:4", rounds=2, dagger_mode=mode,
+                         start_model=str(start), first_round=str(shared), deploy="final_model",
+                         train=loop_training(seed=2, checkpoint_dir=str(tmp_path / "ck"), run_name=f"{mode}_s2"))
+        result = loop.run_rounds(cfg)
+        assert shared.is_dir(), "the shared recording was removed"
+        assert [c.run_name for c in trained] == ["round_1", "round_2"]
+        assert trained[0].repo_ids == ["demos", "shared_s2_r1"]
+        assert trained[0].episodes == f"demos=0:4,shared_s2_r1={episodes}"
+        # Round 2: the mode's own recording, of its round-1 final_model, on round 2's seeds.
+        assert [(r.checkpoint, r.repo_id, r.seed) for r in recorded] == [
+            (str(tmp_path / "ck" / f"{mode}_s2" / "round_1" / "final_model"), f"{mode}_s2_r2", 52_002)]
+        assert trained[1].episodes == trained[0].episodes and trained[1].repo_ids[-1] == f"{mode}_s2_r2"
+        one = result.rows[1]
+        # Every mode was given the same labels in round 1: the demos' and every corrector frame.
+        assert one["labels_given"] == 100 + 30 and result.rows[2]["labels_given"] == 100 + 30 + 10
+        assert (one["deployments"], one["intervention_ratio"], one["autonomous_success_rate"]) == (4, 30 / 170, 0.25)
+        assert one["saved_episodes"] == len(episodes.split(","))
+        assert (one["last_k_success"], one["last_k_steps"], one["episode_successes"]) == (0.5, "9 10", "2 0")
+        assert result.rows[0]["episode_successes"] == "2 0 1 0"
+    # A recording of another model's deployments is refused in one sentence.
+    other = dataclasses.replace(cfg, start_model=str(tmp_path / "elsewhere"))
+    with pytest.raises(UserError, match="holds the deployments of"):
+        loop.run_rounds(other)

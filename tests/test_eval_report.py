@@ -89,8 +89,11 @@ def test_record_evaluation_appends_history_and_redraws_plot(tmp_path):
     RunFolder(tmp_path).record_evaluation(300, third, last_k=2)
     rows = list(csv.DictReader((tmp_path / EVAL_CSV).open()))
     assert [float(r["last_k_success"]) for r in rows] == [0.5, 0.75, 0.5]
+    assert [r["episode_successes"] for r in rows] == ["1 0", "1 1", "0 0"] and rows[0]["first_seed"] == "100"
     last = RunFolder(tmp_path).last_k(2)
-    assert last == {"k": 2, "steps": [200, 300], "success_mean": 0.5, "ci95": list(wilson_interval(2, 4))}
+    # Per episode, how many of the last 2 evaluations succeeded in it: what pairs two runs episode by episode.
+    assert last == {"k": 2, "steps": [200, 300], "success_mean": 0.5, "ci95": list(wilson_interval(2, 4)),
+                    "rates": [1.0, 0.0], "first_seed": 100, "episode_successes": [1, 1]}
     assert RunFolder(tmp_path / "none").last_k(3) is None
 
 

@@ -13,9 +13,16 @@ from sir import atomic
 CORRECTIONS_CSV = "bc_vs_dagger_corrections.csv"
 
 
+def recording_id(seed: int, mode: str, k: int) -> str:
+    """The dataset of round ``k``'s deployments for ``mode`` and ``seed``: round 1 is recorded
+    once per seed, from the shared round-0 model, for every mode; later rounds each mode's own."""
+    return f"shared_s{seed}_r1" if k == 1 else f"{mode}_s{seed}_r{k}"
+
+
 def correction_rows(root: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per DAgger row whose round's dataset is under ``root``: its deployments as the
-    corrector's log shows them (every episode run, kept or not)."""
+    corrector's log shows them (every episode run, kept or not). Round 1's row of every mode
+    is the one shared recording's."""
     import json
     from collections import Counter
 
@@ -25,7 +32,7 @@ def correction_rows(root: Path, rows: list[dict[str, Any]]) -> list[dict[str, An
 
     out = []
     for r in rows:
-        log = root / f"{r['mode']}_s{r['seed']}_r{r['round']}" / journal.CORRECTIONS
+        log = root / recording_id(int(r["seed"]), r["mode"], int(r["round"])) / journal.CORRECTIONS
         if r["arm"] != "dagger" or not log.is_file():
             continue
         episodes = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

@@ -1,27 +1,36 @@
 """BC versus DAgger, each way of learning from interventions collecting its own rounds, at an
-equal budget of expert labels.
+equal budget of expert labels, under a protocol that buys evidence (issue 33).
 
-    python -m sir.dagger.experiment --env PickPlaceCan --small-demos 10 --rounds 3 --seeds 0,1,2 \
-        --label-budget 600 --modes successful-corrections,hg-dagger,iwr,sirius
+    python -m sir.dagger.experiment --env PickPlaceCan --small-demos 10 --rounds 3 --seeds 0,1,2,3,4,5 \
+        --label-budget 500 --modes successful-corrections,hg-dagger,iwr,sirius
 
 For each seed: record a pool of scripted demos; train round 0 on the first
-``--small-demos`` of them (the ``bc`` arm's round 0, the start of every mode); then each
-mode in ``--modes`` runs its own ``--rounds`` of deployments with its own models
-(``sir.dagger.loop`` from that same round-0 model), every round's recording stopping once
-the corrector has given ``--label-budget`` labels; the BC arm trains, for each round, on as
-many fresh demos from the pool as it takes to match the most labels any mode had been given
-by then. Every arm trains by the same rule (``--training-steps``, or ``--epochs`` passes over
-its data if more) and is evaluated once, after its last step, on the same held-out episodes.
+``--small-demos`` of them (the ``bc`` arm's round 0, the start of every mode); record round 1
+once, the deployments of that model with the corrector watching, every deployment kept, into
+one dataset (``shared_s<seed>_r1``) that every mode's round 1 trains on, each mode on the
+episodes its own recording would have kept; then each mode in ``--modes`` runs its later
+rounds with its own models (``sir.dagger.loop``), every round's recording stopping once the
+corrector has given ``--label-budget`` labels; the BC arm trains, for each round, on as many
+fresh demos from the pool as it takes to match the most labels any mode had been given by
+then.
+
+Every arm trains the same ``--training-steps`` with the same ``--lr-schedule`` (cosine: the
+lever that stopped the swings between checkpoints on Stack, docs/results.md), and every model
+is scored by the mean success of its last ``--last-k`` checkpoints, ``--eval-freq`` steps
+apart, on the same ``--eval-episodes`` test episodes (``sir.seeds.TEST``). Nothing is chosen on
+those episodes: the model a round deploys is its ``final_model``, never ``best_model`` (which
+the trainer still writes, from these evaluations, and which nothing here reads).
 
 Results go to ``--results`` (meant to be committed: small CSVs, a JSON and a plot):
-``bc_vs_dagger.csv`` (a row per seed, arm, mode and round, with the round's intervention
-ratio, takeovers per episode and autonomous success rate), ``bc_vs_dagger_summary.csv``
-(per arm, mode and round: mean and spread over seeds, and the paired difference to BC at the
-same round with its 95% interval) and ``bc_vs_dagger.png``; ``bc_vs_dagger_corrections.csv``
-holds, per seed, mode and round, what the corrector's log (``meta/sir_corrections.jsonl`` of
-the round's dataset) shows: where the takeovers happened, how long the corrections ran and
-how they ended. Runs and datasets go to
-``--out`` and ``--root``. A seed already in the CSV, from a run with the same settings, is
+``bc_vs_dagger.csv`` (a row per seed, arm, mode and round: the model's score, its
+checkpoints' rates and per-episode outcomes, and the round's deployments: intervention
+ratio, takeovers per episode, autonomous success; see ``sir.dagger.summary``),
+``bc_vs_dagger_summary.csv`` (per arm, mode and round: mean and spread over seeds, the paired
+difference to BC at the same round with its 95% and its simultaneous intervals, a sign count,
+Holm's p, and how its variance splits between episodes and models) and ``bc_vs_dagger.png``;
+``bc_vs_dagger_corrections.csv`` holds, per seed, mode and round, what the corrector's log of
+the round's dataset shows. Runs and datasets go to ``--out`` and ``--root``. Rows are saved
+after every arm; a seed or arm already in the CSV, from a run with the same settings, is
 kept and not run again, so a stopped experiment goes on from a fresh clone.
 """
 
@@ -31,28 +40,40 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sir import atomic
+from sir import atomic, seeds
 from sir.command_line import CommandLine, Flag, FlagString, nested
 from sir.config import flag, option, validate
-from sir.dagger.corrections_table import write_corrections
-from sir.dagger.loop import RECORDING_BY_THE_LOOP, RECORDING_MOVES, LoopConfig, loop_training
+from sir.dagger.corrections_table import recording_id, write_corrections
+from sir.dagger.loop import RECORDING_BY_THE_LOOP, RECORDING_MOVES, LoopConfig, last_k_columns, loop_training
+from sir.dagger.summary import (
+    DEPLOYMENT_COLUMNS,
+    RESULTS_CSV,
+    RESULTS_PNG,
+    SUMMARY_CSV,
+    print_summary,
+    summarize,
+    write_results,
+)
+from sir.dagger.summary import typed as _typed
 from sir.data.mixture.weights import DEFAULT_MODE, MODES
 from sir.errors import UserError, cli_errors
 from sir.policies.checkpoint import info_path
 
-RESULTS_CSV = "bc_vs_dagger.csv"
-RESULTS_PNG = "bc_vs_dagger.png"
-SUMMARY_CSV = "bc_vs_dagger_summary.csv"
+__all__ = ["RESULTS_CSV", "RESULTS_PNG", "SUMMARY_CSV", "run_experiment", "summarize", "write_results", "_typed"]
 ARGS_JSON = "bc_vs_dagger_args.json"
 # Settings that change no result: where things go.
 WHERE = ("seeds", "root", "out", "results")
+# Columns a row of this protocol has: a results CSV without them is another protocol's.
+PROTOCOL_COLUMNS = ("training_steps", "last_k_steps", "episode_successes")
 
 
 def experiment_loop() -> LoopConfig:
-    """The loop every mode runs, whose training every arm shares: one evaluation, at the end, of 50 episodes."""
-    return LoopConfig(train=loop_training(eval_freq=0, eval_episodes=50))
+    """The loop every mode runs, whose training every arm shares: 1,000 steps at a cosine
+    schedule; the last 3 checkpoints, 100 steps apart, each on the same 40 test episodes."""
+    return LoopConfig(train=loop_training(training_steps=1000, lr_schedule="cosine", eval_freq=100, last_k=3,
+                                          eval_episodes=40, eval_seed=seeds.TEST.start))
 
 
 @dataclass
@@ -65,15 +86,26 @@ class ExperimentConfig:
     results: str | None = option(None, "where the result tables go (default: --out); a folder under docs/ can be "
                                  "committed so that finished seeds are kept on a new machine")
     modes: list[str] = option([DEFAULT_MODE], "--dagger-mode values compared, comma-separated; each collects its "
-                              "own rounds")
+                              "own rounds after the shared round 1")
     # The env, the rounds, how every arm trains and records. Per seed and mode the experiment sets the
-    # demos and their episodes, the start model, the mode, and loop.train's run folder, seed and overwrite.
+    # demos and their episodes, the start model and round 1's recording, the mode, what is deployed,
+    # and loop.train's run folder, seed, overwrite and the steps its evaluations start at.
     loop: LoopConfig = nested(experiment_loop, "the rounds every mode runs, and the training every arm shares")
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "--epochs": "is gone: every arm trains the same --training-steps (passes over each arm's data gave the arms "
+                    "with more data more steps, and so another schedule)",
+    }
 
 
 # Settings of every arm's training that the experiment decides: --train-args may not give them.
 TRAINING_BY_THE_EXPERIMENT = {
     "dagger_mode": "Give the DAgger modes with --modes, not --dagger-mode in --train-args.",
+    "eval_start": "--train-args may not set --eval-start: every arm evaluates its last --last-k checkpoints, "
+                  "--eval-freq steps apart.",
+    "select_top_k": "--train-args may not set --select-top-k: nothing is chosen on the experiment's test episodes; "
+                    "every round deploys its final_model.",
+    "no_eval": "--train-args may not set --no-eval: every model is scored by its last --last-k checkpoints.",
     **{name: f"--train-args may not set {flag(name)}: the experiment sets every arm's data, seed and run folder."
        for name in ("repo_ids", "root", "episodes", "seed", "checkpoint_dir", "run_name")}}
 
@@ -81,11 +113,13 @@ COMMAND_LINE = CommandLine(ExperimentConfig, [
     Flag("loop.env", "Robosuite env with a scripted expert"), "small_demos", "pool_demos", "loop.rounds",
     Flag("loop.episodes_per_round", "deployments per round at most"), "loop.label_budget", "seeds",
     Flag("loop.train.policy", "policy type"), "loop.train.preset",
-    Flag("loop.train.training_steps", "training steps of every arm (the least, with --epochs)"),
-    Flag("loop.epochs", "train every arm for this many passes over its data if that is more steps"),
+    Flag("loop.train.training_steps", "training steps of every arm, the same for all"),
+    Flag("loop.train.lr_schedule", "learning-rate schedule of every arm"),
     "loop.train.batch_size",
-    Flag("loop.train.eval_freq", "evaluations during training (0: once, after the last step)"),
-    Flag("loop.train.eval_episodes", "episodes of every arm's evaluation, the same seeds for all"),
+    Flag("loop.train.eval_freq", "steps between the last --last-k checkpoints each arm is evaluated at"),
+    Flag("loop.train.last_k", "each model's score: the mean success of its last K checkpoints", ),
+    Flag("loop.train.eval_episodes", "test episodes of each of those evaluations, the same for every model"),
+    Flag("loop.train.eval_seed", "seed of test episode 0 (sir.seeds' test range: nothing is chosen on it)"),
     Flag("loop.train.max_steps", "step limit of every rollout, evaluations and deployments alike (default: the "
          "EnvSpec's horizon)"),
     Flag("loop.keep_timeouts", "keep deployments that ran out of steps without success (Sirius drops them)"),
@@ -121,6 +155,10 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict[str, Any]]:
             raise UserError(f"--modes takes {', '.join(MODES)}, not {mode!r}.")
     if len(set(cfg.modes)) != len(cfg.modes):
         raise UserError(f"--modes names a mode twice ({','.join(cfg.modes)}); give each once.")
+    train = cfg.loop.train
+    if train.last_k > 1 and (not train.eval_freq or (train.last_k - 1) * train.eval_freq >= train.training_steps):
+        raise UserError(f"--last-k {train.last_k} checkpoints --eval-freq {train.eval_freq} steps apart do not fit in "
+                        f"--training-steps {train.training_steps}; give a smaller --last-k or --eval-freq (above 0).")
     out = Path(cfg.results or cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = _kept_rows(cfg, out)
@@ -162,20 +200,10 @@ def _kept_rows(cfg: ExperimentConfig, out: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         return []
     same = COMMAND_LINE.same_settings(saved, cfg, str(out / ARGS_JSON), ignore=WHERE)
-    if not same or not rows or "round" not in rows[0]:
+    if not same or not rows or any(key not in rows[0] for key in ("round", *PROTOCOL_COLUMNS)):
         print(f"{out / RESULTS_CSV} holds another setting's results; running every seed again.")
         return []
     return [_typed(r) for r in rows]
-
-
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    """A CSV row with its numbers back (empty cells are None)."""
-    out: dict[str, Any] = dict(row)
-    for key in ("seed", "round", "expert_frames"):
-        out[key] = int(row[key])
-    for key in ("success_rate", "intervention_ratio", "takeovers_per_episode", "autonomous_success_rate"):
-        out[key] = float(row[key]) if row.get(key) not in (None, "") else None
-    return out
 
 
 def arm_keys(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
@@ -184,10 +212,19 @@ def arm_keys(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
             + [("bc", "", k) for k in range(1, cfg.loop.rounds + 1)])
 
 
+def arm_training(cfg: ExperimentConfig, seed: int) -> Any:
+    """The training every arm of ``seed`` shares: the same steps and schedule, evaluations only
+    at the last --last-k checkpoints (on the test episodes, so nothing is chosen on them:
+    best_model is not confirmed on other episodes, nor used), each run in its folder under --out."""
+    train = cfg.loop.train
+    return dataclasses.replace(train, checkpoint_dir=cfg.out, seed=seed, overwrite=True, select_top_k=0,
+                               eval_start=max(0, train.training_steps - (train.last_k - 1) * train.eval_freq))
+
+
 def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
               save: Callable[[list[dict[str, Any]]], None]) -> None:
     """The arms of one seed not in ``done``, each saved (with ``done``) as it finishes."""
-    from sir.dagger.loop import run_rounds, training_steps
+    from sir.dagger.loop import run_rounds
     from sir.data.collect import CollectConfig, collect
     from sir.training import train
 
@@ -196,38 +233,39 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
     pool = collect(CollectConfig(env=loop.env, episodes=cfg.pool_demos, root=str(root), repo_id=pool_id,
                                  seed=10_000 * seed, skip_existing=True,
                                  **({"max_steps": loop.train.max_steps} if loop.train.max_steps else {})))
-    # Every run of the seed: its own folder under --out, trained with the seed.
-    runs = dataclasses.replace(loop.train, checkpoint_dir=str(out), seed=seed, overwrite=True)
+    runs = arm_training(cfg, seed)
+    # Every mode's loop: from the shared round-0 model and round-1 recording, deploying each round's final_model.
+    rounds_of = dataclasses.replace(loop, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}",
+                                    first_round=str(root / recording_id(seed, "", 1)), deploy="final_model",
+                                    epochs=None, train=runs)
     rows = {(r["arm"], r["mode"], int(r["round"])): r for r in done}
 
     def keep(row: dict[str, Any]) -> None:
         rows[(row["arm"], row["mode"], row["round"])] = row
         save([rows[key] for key in arm_keys(cfg) if key in rows])
 
-    def bc(n_demos: int, name: str) -> Any:
-        frames = sum(pool.episode_lengths[:n_demos])
-        return train(dataclasses.replace(
-            runs, repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_demos}", run_name=name,
-            training_steps=training_steps(runs.training_steps, loop.epochs, runs.batch_size, frames)))
+    def bc(n_demos: int, k: int) -> None:
+        run = train(dataclasses.replace(runs, repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_demos}",
+                                        run_name=f"bc_s{seed}_r{k}"))
+        keep(_row(seed, "bc", "", k, {"labels_given": sum(run.frames_per_dataset.values()),
+                                      "training_steps": runs.training_steps, **last_k_columns(run.last_k or {})}))
 
-    start_model = out / f"bc_s{seed}_r0" / "best_model"
-    needs_start = any(("dagger", m, 1) not in rows for m in cfg.modes)
-    if ("bc", "", 0) not in rows or (needs_start and not info_path(start_model).is_file()):
+    start_model = out / f"bc_s{seed}_r0" / "final_model"  # deployed: nothing chose it
+    unfinished = [m for m in cfg.modes if any(("dagger", m, k) not in rows for k in range(1, loop.rounds + 1))]
+    trained = ("bc", "", 0) not in rows or (bool(unfinished) and not info_path(start_model).is_file())
+    if trained:
         # Training is deterministic for a seed, so a model lost with the machine comes back the same.
         print(f"\n##### Seed {seed}: round 0, BC on {cfg.small_demos} demos")
-        start = bc(cfg.small_demos, f"bc_s{seed}_r0")
-        start_model = start.best_model
-        keep(_row(seed, "bc", "", 0, sum(start.frames_per_dataset.values()), float(start.best_metrics["success_rate"])))
+        bc(cfg.small_demos, 0)
+    if unfinished and loop.rounds:
+        _record_first_round(rounds_of, start_model, again=trained)
+    for mode in unfinished:
+        print(f"\n##### Seed {seed}: --dagger-mode {mode}, round 1 shared, then {loop.rounds - 1} rounds of its own")
+        result = run_rounds(dataclasses.replace(rounds_of, dagger_mode=mode, start_model=str(start_model),
+                                                train=dataclasses.replace(runs, run_name=f"{mode}_s{seed}")))
+        for r in result.rows[1:]:
+            keep(_row(seed, "dagger", mode, int(r["round"]), r))
     small_frames = int(rows[("bc", "", 0)]["expert_frames"])
-    for mode in cfg.modes:
-        if all(("dagger", mode, k) in rows for k in range(1, loop.rounds + 1)):
-            continue
-        print(f"\n##### Seed {seed}: --dagger-mode {mode}, {loop.rounds} rounds of its own")
-        rounds = run_rounds(dataclasses.replace(
-            loop, demos=str(root / pool_id), demo_episodes=f"0:{cfg.small_demos}", dagger_mode=mode,
-            start_model=str(start_model), train=dataclasses.replace(runs, run_name=f"{mode}_s{seed}")))
-        for r in rounds.rows[1:]:
-            keep(_row(seed, "dagger", mode, int(r["round"]), int(r["labels_given"]), float(r["success_rate"]), r))
     for k in range(1, loop.rounds + 1):
         if ("bc", "", k) in rows:
             continue
@@ -235,16 +273,39 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
                      default=small_frames)
         n_bc = episodes_for_budget(pool.episode_lengths, labels)
         print(f"\n##### Seed {seed}: BC at round {k}'s budget ({labels} labels), {n_bc} demos")
-        run = bc(n_bc, f"bc_s{seed}_r{k}")
-        keep(_row(seed, "bc", "", k, sum(run.frames_per_dataset.values()), float(run.best_metrics["success_rate"])))
+        bc(n_bc, k)
 
 
-def _row(seed: int, arm: str, mode: str, k: int, labels: int, rate: float,
-         round_row: dict[str, Any] | None = None) -> dict[str, Any]:
-    round_row = round_row or {}
-    return {"seed": seed, "arm": arm, "mode": mode, "round": k, "expert_frames": labels, "success_rate": rate,
-            **{key: round_row.get(key) for key in ("intervention_ratio", "takeovers_per_episode",
-                                                    "autonomous_success_rate")}}
+def _record_first_round(rounds_of: LoopConfig, model: Path, again: bool) -> None:
+    """Round 1's deployments of the round-0 ``model``, recorded once into ``rounds_of.first_round``
+    with every deployment kept, for every mode to take its own episodes from. A finished
+    recording is kept unless the model was trained again in this run (``again``)."""
+    import shutil
+
+    from sir.dagger.loop import own_recording
+    from sir.dagger.record import record_corrections
+    from sir.data.record.writer import SIR_META_FILENAME
+
+    path = Path(rounds_of.first_round)
+    if path.is_dir() and not again and (path / "meta" / SIR_META_FILENAME).is_file():
+        print(f"Round 1: the deployments of {model} kept from {path}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    print(f"\n##### Round 1, shared by every mode: deployments of {model}")
+    recorded = record_corrections(own_recording(rounds_of, model, 1, path.name, path.parent, keep_failures=True))
+    if recorded.path is None:
+        raise UserError(f"Round 1's {recorded.tried} deployments of {model} gave no episode to keep (no takeover, no "
+                        "success); the modes have nothing to learn from.")
+
+
+def _row(seed: int, arm: str, mode: str, k: int, r: dict[str, Any]) -> dict[str, Any]:
+    """A model's row from its loop row (``sir.dagger.loop``'s columns): the labels its arm was
+    given, its steps, its score (the mean of its last checkpoints) with their per-episode
+    outcomes, and for DAgger the round's deployments (those of round k-1's model)."""
+    return {"seed": seed, "arm": arm, "mode": mode, "round": k, "expert_frames": int(r["labels_given"]),
+            "training_steps": r["training_steps"], "success_rate": r["last_k_success"],
+            **{key: r.get(key) for key in ("last_k_steps", "last_k_rates", "eval_seed", "episode_successes",
+                                           "deployments", *DEPLOYMENT_COLUMNS)}}
 
 
 def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
@@ -258,89 +319,6 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = parse_config(argv)
     run_experiment(cfg)
     return Path(cfg.results or cfg.out)
-
-
-def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (arm, mode, round), over seeds: mean labels, mean and spread of success, the
-    intervention ratio, and for DAgger arms the paired difference to BC at the same round,
-    through sir.eval.paired (the statistics ``python -m sir.eval.compare`` reports): per seed,
-    mean, 95% t-interval, a sign count, the t-test's p and, across the modes of a round,
-    Holm's adjustment of it."""
-    import numpy as np
-
-    from sir.eval.paired import compare_arms, holm
-
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["arm"], r["mode"], int(r["round"])), []).append(r)
-    bc = {(int(r["seed"]), int(r["round"])): r["success_rate"] for r in rows if r["arm"] == "bc"}
-    out = []
-    for (arm, mode, k), rs in groups.items():
-        rates = np.array([r["success_rate"] for r in rs], dtype=float)
-        ratios = [r["intervention_ratio"] for r in rs if r.get("intervention_ratio") is not None]
-        entry = {"arm": arm, "mode": mode, "round": k, "seeds": len(rs),
-                 "expert_frames": round(float(np.mean([r["expert_frames"] for r in rs]))),
-                 "success_mean": float(rates.mean()), "success_std": float(rates.std(ddof=1)) if len(rs) > 1 else 0.0,
-                 "per_seed": " ".join(f"{100 * v:.0f}" for v in rates),
-                 "intervention_ratio": float(np.mean(ratios)) if ratios else None,
-                 "minus_bc": None, "minus_bc_low": None, "minus_bc_high": None, "minus_bc_per_seed": "",
-                 "minus_bc_sign": "", "minus_bc_p": None, "minus_bc_p_holm": None}
-        paired = [(bc[(int(r["seed"]), k)], r["success_rate"]) for r in rs
-                  if arm == "dagger" and (int(r["seed"]), k) in bc]
-        if paired:
-            arms = compare_arms([a for a, _ in paired], [b for _, b in paired])
-            low, high = arms["mean_ci95"] or (None, None)
-            entry.update(minus_bc=arms["mean_difference"], minus_bc_low=low, minus_bc_high=high,
-                         minus_bc_per_seed=" ".join(f"{100 * d:+.0f}" for d in arms["differences"]),
-                         minus_bc_sign=f"{arms['b_better']} above, {arms['a_better']} below, {arms['equal']} equal",
-                         minus_bc_p=arms["p_value"])
-        out.append(entry)
-    for k in {e["round"] for e in out}:  # Holm across the modes compared with BC at a round
-        tested = [e for e in out if e["round"] == k and e["minus_bc_p"] is not None]
-        for e, adjusted in zip(tested, holm([e["minus_bc_p"] for e in tested]), strict=True):
-            e["minus_bc_p_holm"] = adjusted
-    return out
-
-
-def print_summary(summary: list[dict[str, Any]]) -> None:
-    print(f"\n{'arm':<8} {'mode':<24} {'round':>5} {'seeds':>5} {'labels':>7} {'success (mean ± sd)':>20} "
-          f"{'minus BC (95% CI)':>22}")
-    for s in summary:
-        diff = "" if s["minus_bc"] is None else f"{100 * s['minus_bc']:+.1f}" + (
-            "" if s["minus_bc_low"] is None else f" ({100 * s['minus_bc_low']:+.0f}, {100 * s['minus_bc_high']:+.0f})")
-        print(f"{s['arm']:<8} {s['mode'] or '-':<24} {s['round']:>5} {s['seeds']:>5} {s['expert_frames']:>7} "
-              f"{100 * s['success_mean']:>12.1f}% ± {100 * s['success_std']:.1f} {diff:>22}")
-
-
-def write_results(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    atomic.write_csv(out / RESULTS_CSV, rows)
-    summary = summarize(rows)
-    atomic.write_csv(out / SUMMARY_CSV, summary)
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    curves: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for s in sorted(summary, key=lambda s: s["round"]):
-        curves.setdefault((s["arm"], s["mode"]), []).append(s)
-    start = next((s for s in summary if s["arm"] == "bc" and s["round"] == 0), None)
-    for i, ((arm, mode), pts) in enumerate(curves.items()):
-        if arm == "dagger" and start is not None:
-            pts = [start, *pts]  # every mode starts from the shared round-0 model
-        ax.errorbar([p["expert_frames"] for p in pts], [p["success_mean"] for p in pts],
-                    yerr=[p["success_std"] for p in pts], marker="o", capsize=3, color=f"C{i}",
-                    label=f"{mode or 'BC on more demos'} (mean ± sd)")
-    ax.set_xlabel("expert labels (demo frames + corrector frames)")
-    ax.set_ylabel("success rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic.save_figure(fig, out / RESULTS_PNG)
-    plt.close(fig)
-    return summary
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""DAgger rounds: train on the demos, collect corrections with the best model, retrain on
-the demos plus every round's corrections, and report success per round.
+"""DAgger rounds: train on the demos, collect corrections with the round's model (best_model,
+or final_model with --deploy), retrain on the demos plus every round's corrections, and
+report success per round.
 
     python -m sir.dagger.loop --env Lift --demos data/lift_demos --rounds 3 \
         --episodes-per-round 20 --policy act --preset cpu
@@ -60,6 +61,14 @@ class LoopConfig:
                                   minimum=0)
     start_model: str | None = option(None, "a round-0 model folder to start from instead of training round 0 "
                                      "(the experiment gives every mode the same one)")
+    first_round: str | None = option(None, "a recording of round 1 beside the demos, made once from --start-model "
+                                     "with every deployment kept (the experiment's, shared by its modes): round 1 "
+                                     "trains on the episodes of it that this --dagger-mode's own recording would "
+                                     "have kept, instead of recording again")
+    deploy: str = option("best_model", "the model of each round that the next round deploys: best_model (chosen on "
+                         "the evaluations during training) or final_model (the last step's, which nothing chose: "
+                         "the experiment's, whose evaluations are on test episodes)",
+                         choices=["best_model", "final_model"])
     dagger_mode: str = option(DEFAULT_MODE, "which frames of the rounds every round trains on (train_policy's "
                               "--dagger-mode), and so which deployments a round keeps", choices=MODES)
     # How every round trains. The loop sets per round the datasets (repo_ids, root, and episodes
@@ -86,7 +95,7 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     from sir.training import train
 
     validate(cfg)
-    mode, seed = cfg.dagger_mode, cfg.train.seed
+    mode = cfg.dagger_mode
     demos = Path(cfg.demos)
     spec = EnvSpec.load(demos) or rebuild_spec(demos)  # lerobot's editing tools drop sir_env.json
     if spec is None:
@@ -98,7 +107,9 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
     run_name = cfg.train.run_name or f"dagger_{demo_id}"
     base = Path(cfg.train.checkpoint_dir) / run_name
     round_ids = [f"{run_name}_r{k}" for k in range(1, cfg.rounds + 1)]
-    existing = [root / r for r in round_ids if (root / r).exists()]
+    if cfg.first_round and cfg.rounds:
+        round_ids[0] = _check_first_round(cfg, root)
+    existing = [root / r for r in round_ids[1 if cfg.first_round else 0:] if (root / r).exists()]
     if (base.exists() or existing) and not cfg.train.overwrite:
         raise UserError(f"{base if base.exists() else existing[0]} already exists; pass --overwrite or another "
                         "--run-name.")
@@ -108,19 +119,24 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
 
     result = LoopResult(base)
     datasets = [demo_id]
+    # --episodes of every round's training: the demos used, and the shared round 1's episodes this mode keeps.
+    selection = [f"{demo_id}={cfg.demo_episodes}"] if cfg.demo_episodes else []
     max_steps = cfg.train.max_steps or spec.horizon
-    previous_best: Path | None = Path(cfg.start_model) if cfg.start_model else None
+    deployed: Path | None = Path(cfg.start_model) if cfg.start_model else None
     corrector_frames = 0  # every frame the corrector labelled so far, kept by training or not
     data_frames = 0  # frames on disk the rounds train on: the demos used, then every round's saved frames
     for k in range(cfg.rounds + 1):
         recorded = None
-        if k > 0:
-            print(f"\n##### Round {k}: deployments of {previous_best}")
-            recorded = record_corrections(dataclasses.replace(
-                cfg.record, checkpoint=str(previous_best), repo_id=round_ids[k - 1], root=str(root),
-                episodes=cfg.episodes_per_round, seed=CORRECTION_SEED + 1_000 * k + seed,
-                max_steps=cfg.train.max_steps, auto_save_on_success=not cfg.corrections_only,
-                drop_failures=not keeps_failures(mode, cfg.keep_timeouts), label_budget=cfg.label_budget))
+        if k == 1 and cfg.first_round:
+            print(f"\n##### Round 1: the deployments of {deployed} recorded in {root / round_ids[0]}")
+            own = own_recording(cfg, deployed, 1, round_ids[0], root)
+            recorded, kept = kept_episodes(root / round_ids[0], own)
+            if recorded.path is not None:
+                selection.append(f"{round_ids[0]}=" + ",".join(map(str, kept)))
+        elif k > 0:
+            print(f"\n##### Round {k}: deployments of {deployed}")
+            recorded = record_corrections(own_recording(cfg, deployed, k, round_ids[k - 1], root))
+        if recorded is not None:
             corrector_frames += recorded.corrector_frames
             data_frames += recorded.frames
             if recorded.path is not None and _trainable(mode, recorded):
@@ -128,19 +144,21 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
             else:
                 print(f"Round {k} kept nothing --dagger-mode {mode} trains on; retraining on the same data.")
         if k == 0 and cfg.start_model:
-            metrics, frames = _saved_model(previous_best)
+            metrics, frames, last_k = _saved_model(deployed)
             data_frames = frames.get(demo_id, 0)
             steps = None
         else:
             steps = training_steps(cfg.train.training_steps, cfg.epochs, cfg.train.batch_size, data_frames)
             print(f"\n##### Round {k}: training on {', '.join(datasets)} ({steps} steps)")
+            chosen = [part for part in selection if part.split("=", 1)[0] in datasets]
             run = train(dataclasses.replace(
                 cfg.train, repo_ids=list(datasets), root=str(root), training_steps=steps, max_steps=max_steps,
                 checkpoint_dir=str(base), run_name=f"round_{k}", overwrite=True, dagger_mode=mode,
-                episodes=f"{demo_id}={cfg.demo_episodes}" if cfg.demo_episodes else cfg.train.episodes,
-                policy_path=str(previous_best) if cfg.warm_start and previous_best is not None
+                episodes=",".join(chosen) if chosen else cfg.train.episodes,
+                policy_path=str(deployed) if cfg.warm_start and deployed is not None
                 else cfg.train.policy_path))
-            previous_best, metrics, frames = run.best_model, run.best_metrics or {}, run.frames_per_dataset
+            metrics, frames, last_k = run.best_metrics or {}, run.frames_per_dataset, run.last_k or {}
+            deployed = run.final_model if cfg.deploy == "final_model" else run.best_model
             if k == 0:
                 data_frames = frames.get(demo_id, 0)
         ci = metrics.get("success_ci95") or [None, None]
@@ -154,7 +172,8 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
             "training_steps": steps,
             **_deployment_columns(recorded),
             "success_rate": metrics.get("success_rate"), "ci95_low": ci[0], "ci95_high": ci[1],
-            "best_model": str(previous_best),
+            **last_k_columns(last_k),
+            "deployed_model": str(deployed),
         })
         atomic.write_csv(base / ROUNDS_CSV, result.rows)
     print(f"\n{'round':>5}  {'labels given':>12}  {'intervention ratio':>18}  {'alone':>6}  {'success':>8}")
@@ -165,6 +184,78 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
         print(f"{r['round']:>5}  {r['labels_given']:>12}  {ratio:>18}  {alone:>6}  {rate:>8}")
     print(f"\nTable: {base / ROUNDS_CSV}")
     return result
+
+
+def own_recording(cfg: LoopConfig, model: Path, k: int, repo_id: str, root: Path,
+                  keep_failures: bool | None = None) -> RecordConfig:
+    """How round ``k`` records the deployments of ``model``: the corrector's rule from
+    ``cfg.record``, the round's seeds (the same for every mode), the label budget, and what it
+    saves: every success unless --corrections-only, failures as the mode keeps them
+    (``keep_failures`` overrides: the experiment's shared round 1 keeps every deployment)."""
+    if keep_failures is None:
+        keep_failures = keeps_failures(cfg.dagger_mode, cfg.keep_timeouts)
+    return dataclasses.replace(
+        cfg.record, checkpoint=str(model), repo_id=repo_id, root=str(root), episodes=cfg.episodes_per_round,
+        seed=CORRECTION_SEED + 1_000 * k + cfg.train.seed, max_steps=cfg.train.max_steps,
+        auto_save_on_success=not cfg.corrections_only, drop_failures=not keep_failures,
+        label_budget=cfg.label_budget)
+
+
+def kept_episodes(path: Path, own: RecordConfig) -> tuple[Any, list[int]]:
+    """Of the finished recording at ``path``, what a recording by ``own`` would have saved of
+    the same deployments: (its RecordingResult, the recording's indices of those episodes).
+
+    The deployments' counts (tried, successes, takeovers, every corrector label given, kept
+    or not) are the recording's: what a mode keeps changes none of them, so the label budget
+    each mode spent is the same. The saved counts (episodes, frames, human frames) are of the
+    kept episodes; ``path`` is None when none is kept."""
+    import json
+
+    from sir.dagger.record import saves
+    from sir.data.record.runner import RecordingResult
+    from sir.data.record.writer import SIR_META_FILENAME
+
+    info = json.loads((path / "meta" / SIR_META_FILENAME).read_text())
+    runs = info["episodes"]  # every deployment, in order, with whether the recording saved it
+    saved = [e for e in runs if e["saved"]]
+    kept = [i for i, e in enumerate(saved) if saves(own, e["success"], e["takeover_step"] is not None)]
+    result = RecordingResult(
+        path=path if kept else None, episodes=len(kept), frames=sum(saved[i]["frames"] for i in kept),
+        episode_lengths=[saved[i]["frames"] for i in kept], tried=len(runs), successes=sum(e["success"] for e in runs),
+        interventions=info["interventions"], policy_successes=info["policy_successes"],
+        corrected_successes=info["corrected_successes"], per_episode=runs,
+        human_frames=sum(c["steps"] for i in kept for c in saved[i].get("corrections") or []),
+        deployment_frames=info["deployment_frames"], corrector_frames=info["corrector_frames"],
+        takeovers=info["takeovers"])
+    return result, kept
+
+
+def _check_first_round(cfg: LoopConfig, root: Path) -> str:
+    """The name of ``cfg.first_round``, refused unless it is a finished recording beside the
+    demos, of --start-model's deployments, that saved every episode this mode keeps."""
+    import json
+
+    from sir.data.record.writer import SIR_META_FILENAME
+
+    path = Path(cfg.first_round)
+    if cfg.train.episodes:
+        raise UserError("--first-round chooses its episodes by --dagger-mode; give the demos' with --demo-episodes, "
+                        "not --episodes.")
+    try:
+        info = json.loads((path / "meta" / SIR_META_FILENAME).read_text())
+    except (OSError, ValueError):
+        info = {}
+    if path.parent.resolve() != root.resolve() or "corrector_frames" not in info:
+        raise UserError(f"--first-round {path} is not a finished DAgger recording beside the demos in {root}.")
+    if not cfg.start_model or info.get("checkpoint") != str(Path(cfg.start_model).resolve()):
+        raise UserError(f"--first-round {path} holds the deployments of {info.get('checkpoint')}; give that model "
+                        "as --start-model, or record round 1 again.")
+    own = own_recording(cfg, Path(cfg.start_model), 1, path.name, root)
+    if (info.get("drop_failures") and not own.drop_failures) or (
+            own.auto_save_on_success and not info.get("auto_save_on_success")):
+        raise UserError(f"--first-round {path} did not save every deployment --dagger-mode {cfg.dagger_mode} keeps "
+                        "(record it keeping failures and the policy's own successes).")
+    return path.name
 
 
 def training_steps(steps: int, epochs: float | None, batch_size: int, data_frames: int) -> int:
@@ -207,8 +298,20 @@ def _deployment_columns(recorded: Any) -> dict[str, Any]:
             "autonomous_success_rate": recorded.policy_successes / tried, "saved_episodes": recorded.episodes}
 
 
-def _saved_model(folder: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """(metrics, frames per dataset) recorded in a sir model folder's model record."""
+def last_k_columns(last_k: dict[str, Any]) -> dict[str, Any]:
+    """A round's model scored by nothing that chose it: the mean success of its last --last-k
+    evaluations, their steps and rates, and per episode how many of them succeeded in it
+    (from ``eval_seed`` on), which pairs two models episode by episode."""
+    def words(values: Any) -> str:
+        return " ".join(map(str, values or []))
+
+    return {"last_k_success": last_k.get("success_mean"), "last_k_steps": words(last_k.get("steps")),
+            "last_k_rates": words(last_k.get("rates")), "eval_seed": last_k.get("first_seed"),
+            "episode_successes": words(last_k.get("episode_successes"))}
+
+
+def _saved_model(folder: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
+    """(metrics, frames per dataset, last-k record) of a sir model folder's model record."""
     try:
         saved = read_info(folder)
     except (OSError, ValueError) as err:
@@ -216,14 +319,16 @@ def _saved_model(folder: Path) -> tuple[dict[str, Any], dict[str, int]]:
     else:
         why = f"no {info_path(folder).name}"
     if saved is None:
-        raise UserError(f"--start-model {folder} is not a sir model folder ({why}); give a best_model folder.")
-    return saved.get("metrics") or {}, {d["repo_id"]: int(d["frames"]) for d in saved.get("datasets", [])}
+        raise UserError(f"--start-model {folder} is not a sir model folder ({why}); give a best_model or "
+                        "final_model folder.")
+    return (saved.get("metrics") or {}, {d["repo_id"]: int(d["frames"]) for d in saved.get("datasets", [])},
+            saved.get("last_k") or {})
 
 
 # Settings of every round's recording that the loop decides: --record-args may not give them.
 RECORDING_BY_THE_LOOP = {
     name: f"--record-args may not set {flag(name)}: {why}." for name, why in (
-        ("checkpoint", "each round deploys the previous round's best model"),
+        ("checkpoint", "each round deploys the previous round's model (--deploy)"),
         ("repo_id", "each round records into <demos root>/<run name>_r<k>"),
         ("root", "each round records beside the demos"),
         ("seed", "each round's deployments are seeded from --seed"),
@@ -250,7 +355,7 @@ COMMAND_LINE = CommandLine(LoopConfig, [
     FlagString("record_args", "record", 'extra sir.dagger.record flags, quoted, e.g. "--patience 15 --agree 0.2" '
                "for the rule by which the scripted corrector takes over and hands back",
                moves=RECORDING_MOVES, refuses=RECORDING_BY_THE_LOOP),
-    "label_budget", "corrections_only", "keep_timeouts", "epochs", "start_model",
+    "label_budget", "corrections_only", "keep_timeouts", "epochs", "start_model", "first_round", "deploy",
 ])
 
 

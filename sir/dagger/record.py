@@ -220,11 +220,15 @@ def corrector_noise(cfg: RecordConfig) -> ExpertNoise:
 
 
 def keeps(cfg: RecordConfig, episode: Episode) -> bool:
-    """Whether the recording saves ``episode``: a corrected one, or with ``auto_save_on_success``
-    one the policy finished alone; with ``drop_failures``, none that failed (ran out of steps,
-    or was reset by the corrector)."""
-    return bool((episode.success or not cfg.drop_failures) and (
-        episode.takeover_step is not None or (episode.success and cfg.auto_save_on_success)))
+    """Whether the recording saves ``episode`` (see ``saves``)."""
+    return saves(cfg, bool(episode.success), episode.takeover_step is not None)
+
+
+def saves(cfg: RecordConfig, success: bool, corrected: bool) -> bool:
+    """Whether a recording by ``cfg`` saves an episode of this outcome: a corrected one, or
+    with ``auto_save_on_success`` one the policy finished alone; with ``drop_failures``, none
+    that failed (ran out of steps, or was reset by the corrector)."""
+    return bool((success or not cfg.drop_failures) and (corrected or (success and cfg.auto_save_on_success)))
 
 
 def resets(result: RecordingResult) -> int:

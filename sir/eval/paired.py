@@ -10,7 +10,9 @@ says more than two rates side by side. These are pure functions of per-episode o
   the rates with Newcombe's paired interval;
 - ``compare_arms``: two arms of several runs each (one per training seed, paired by
   position): the per-seed differences, their mean with a t-interval, and a sign count;
-- ``holm``: p-values adjusted for several comparisons at once.
+- ``holm``: p-values adjusted for several comparisons at once;
+- ``variance_split``: how the spread over seeds of two arms' paired difference splits
+  between the evaluation's episodes and the models.
 """
 
 from __future__ import annotations
@@ -91,10 +93,11 @@ def compare_models(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
             "p_value": mcnemar_exact(table["only_a"], table["only_b"])}
 
 
-def compare_arms(rates_a: Sequence[float], rates_b: Sequence[float]) -> dict[str, Any]:
+def compare_arms(rates_a: Sequence[float], rates_b: Sequence[float], confidence: float = 1 - ALPHA) -> dict[str, Any]:
     """Two arms of runs paired by position (training seed): the per-seed differences B − A,
-    their mean with a 95% t-interval and a one-sample t-test's p-value (None for a single
-    seed), and how many seeds B beat A, lost to it, or tied."""
+    their mean with a t-interval (95%, or ``confidence``: 1 − 0.05/m for Bonferroni's
+    intervals, which hold together across m comparisons) and a one-sample t-test's p-value
+    (None for a single seed), and how many seeds B beat A, lost to it, or tied."""
     from scipy import stats
 
     if len(rates_a) != len(rates_b):
@@ -115,7 +118,7 @@ def compare_arms(rates_a: Sequence[float], rates_b: Sequence[float]) -> dict[str
         result.update(mean_ci95=[mean, mean], p_value=1.0 if mean == 0 else 0.0)
         return result
     test = stats.ttest_1samp(diffs, 0.0)  # Student's t on n − 1 degrees of freedom
-    ci = test.confidence_interval(1 - ALPHA)
+    ci = test.confidence_interval(confidence)
     result.update(mean_ci95=[float(ci.low), float(ci.high)], p_value=float(test.pvalue))
     return result
 
@@ -132,6 +135,47 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def variance_split(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> dict[str, float] | None:
+    """How the variance over seeds of the paired difference B − A splits between the
+    evaluation's episodes and the models (None for fewer than 2 seeds).
+
+    Per seed s, ``a[s]`` and ``b[s]`` are the two arms' outcomes on the same n_s episodes (1 or
+    0; or, for a model scored by its last K checkpoints, the fraction of them that succeeded
+    in the episode), so the seed's difference is d_s = mean_i (b_si − a_si). Over seeds,
+    Var(d_s) = σ²_models + E[σ²_episodes,s], estimated by the method of moments (a one-way
+    random-effects model):
+
+    - episodes: σ²_episodes,s = s²_i(b_si − a_si) / n_s, the variance of the mean of the seed's
+      per-episode differences (s² on n_s − 1 degrees of freedom): the noise of scoring both
+      models on n_s episodes. With one checkpoint each, s²(b − a) ≈ p_a(1 − p_a) + p_b(1 − p_b)
+      − 2 cov(a, b): the binomial noise of two rates, (p_a(1 − p_a) + p_b(1 − p_b)) / n, less
+      2 cov(a, b) / n that pairing them on the same episodes removes.
+    - total: s²_s(d_s), the variance of the seeds' differences (S − 1 degrees of freedom).
+    - models: total − mean_s σ²_episodes,s, held at 0 where the seeds differ less than the
+      episodes alone would make them: whatever differs from seed to seed (training, the data
+      each arm was given, which checkpoints the steps landed on), not the evaluation.
+
+    Returns the three variances (in rates squared: 0.01 is a standard deviation of 10 points)
+    and the episodes' share of the total, at most 1 (None when the total is 0).
+    """
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError(f"paired arms need as many seeds each, not {len(a)} and {len(b)}")
+    if len(a) < 2:
+        return None
+    diffs, noise = [], []
+    for x, y in zip(a, b, strict=True):
+        if len(x) != len(y) or len(x) < 2:
+            raise ValueError(f"a seed's arms need the same episodes, two or more, not {len(x)} and {len(y)}")
+        d = np.asarray(y, dtype=float) - np.asarray(x, dtype=float)
+        diffs.append(d.mean())
+        noise.append(d.var(ddof=1) / len(d))
+    total, episodes = float(np.var(diffs, ddof=1)), float(np.mean(noise))
+    return {"total": total, "episodes": episodes, "models": max(0.0, total - episodes),
+            "episode_share": min(1.0, episodes / total) if total > 0 else None}
 
 
 def verdict(difference: float, p_value: float | None, name_a: str, name_b: str) -> str:

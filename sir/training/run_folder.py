@@ -38,7 +38,8 @@ SNAPSHOT_DIR = "eval_snapshots"
 VIDEO_DIR = "videos"
 
 _COLUMNS = ["step", "success_rate", "success_ci_low", "success_ci_high", "avg_reward", "avg_length",
-            "episodes", "failed_episodes", "wall_time_s", "env_steps_per_s", "train_loss", "last_k_success"]
+            "episodes", "failed_episodes", "wall_time_s", "env_steps_per_s", "train_loss", "last_k_success",
+            "first_seed", "episode_successes"]
 
 
 def records(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -152,7 +153,10 @@ class RunFolder:
 
     def last_k(self, k: int) -> dict[str, Any] | None:
         """The mean success of the run's last ``k`` evaluations and, pooling their episodes, a
-        Wilson interval (approximate: the evaluations share their seeds); None before any."""
+        Wilson interval (approximate: the evaluations share their seeds); each one's rate; and,
+        where they all ran the same episodes, per episode how many of them succeeded in it
+        (``episode_successes``, from ``first_seed`` on), which pairs two runs episode by
+        episode. None before any evaluation."""
         from sir.eval.metrics import wilson_interval
 
         rows = _read_csv(self.path / EVAL_CSV)[-k:]
@@ -160,8 +164,14 @@ class RunFolder:
             return None
         episodes = [int(float(r["episodes"])) for r in rows]
         successes = sum(round(float(r["success_rate"]) * n) for r, n in zip(rows, episodes, strict=True))
-        return {"k": k, "steps": [int(float(r["step"])) for r in rows], "success_mean": _mean_success(rows),
-                "ci95": list(wilson_interval(successes, sum(episodes)))}
+        out = {"k": k, "steps": [int(float(r["step"])) for r in rows], "success_mean": _mean_success(rows),
+               "ci95": list(wilson_interval(successes, sum(episodes))),
+               "rates": [float(r["success_rate"]) for r in rows]}
+        outcomes = [_outcomes(r.get("episode_successes")) for r in rows]
+        if all(outcomes) and len({r["first_seed"] for r in rows}) == 1 and len({len(o) for o in outcomes}) == 1:
+            out["first_seed"] = int(rows[0]["first_seed"])
+            out["episode_successes"] = [sum(column) for column in zip(*outcomes, strict=True)]
+        return out
 
     def recorded_steps(self) -> list[int]:
         """The steps whose evaluations the run's history holds."""
@@ -231,12 +241,23 @@ def _eval_row(step: int, metrics: Mapping[str, Any], losses: list[float]) -> dic
         "env_steps_per_s": metrics.get("env_steps_per_s", ""),
         "train_loss": sum(losses) / len(losses) if losses else "",
     }
+    # Each episode's outcome, in the evaluation's order (episode i from first_seed + i): what
+    # pairs two models on the same episodes (sir.eval.paired). Spaces, so no reader takes it for a number.
+    episodes = metrics.get("per_episode") or []
+    if episodes:
+        row["first_seed"] = int(episodes[0]["seed"])
+        row["episode_successes"] = " ".join("1" if e["success"] else "0" for e in episodes)
     for name, task in (metrics.get("per_task") or {}).items():
         t_low, t_high = task["success_ci95"]
         row[f"{name}/success_rate"] = task["success_rate"]
         row[f"{name}/success_ci_low"] = t_low
         row[f"{name}/success_ci_high"] = t_high
     return row
+
+
+def _outcomes(text: str | None) -> list[int]:
+    """An ``episode_successes`` cell as 0/1 per episode (empty when the row has none)."""
+    return [int(word) for word in (text or "").split()]
 
 
 def _mean_success(rows: list[Mapping[str, Any]]) -> float:

@@ -88,9 +88,10 @@ lerobot-beside: install
 # BC on more demos against BC on fewer demos plus DAgger rounds at an equal number of expert
 # labels (docs/dagger.md), under issue 33's protocol: round 1 recorded once per seed from the
 # shared round-0 model for every --dagger-mode, later rounds each mode's own; every arm the
-# same STEPS at a cosine schedule; every model scored by the mean of its last LAST_K
-# checkpoints, EVAL_FREQ steps apart, on the same EVAL_EPISODES test episodes (seeds 1000000
-# on, where nothing is chosen: each round deploys its final_model). The finished arms' rows go
+# same STEPS at a cosine schedule; the last round's models scored by the mean of their last
+# LAST_K checkpoints, EVAL_FREQ steps apart, the earlier rounds' by their last EARLIER_LAST_K,
+# on the same EVAL_EPISODES test episodes (seeds 1000000 on, where nothing is chosen: each
+# round deploys its final_model). The finished arms' rows go
 # to docs/dagger_experiment/ after every arm (commit them): a stopped run goes on from them,
 # on this machine or a fresh clone, so it can run in pieces (SEEDS=0,1 then SEEDS=0,1,2,3 ...).
 # The rows of the protocol before issue 33 are in docs/dagger_experiment/earlier/.
@@ -103,6 +104,7 @@ EPISODES_PER_ROUND ?= 20
 LABEL_BUDGET ?= 500
 MAX_STEPS ?= 300
 LAST_K ?= 3
+EARLIER_LAST_K ?= 1
 LR_SCHEDULE ?= cosine
 RESULTS_DIR ?= docs/dagger_experiment
 # The scripted corrector's own rule (sir.dagger.record's defaults: a short stall, a drop or a
@@ -118,7 +120,7 @@ bc-vs-dagger: install
 		--pool-demos $(POOL_DEMOS) --rounds $(ROUNDS) --seeds $(SEEDS) --episodes-per-round $(EPISODES_PER_ROUND) \
 		--label-budget $(LABEL_BUDGET) --max-steps $(MAX_STEPS) --policy $(POLICY) --preset $(PRESET) \
 		--training-steps $(STEPS) --lr-schedule $(LR_SCHEDULE) --eval-freq $(EVAL_FREQ) --last-k $(LAST_K) \
-		--eval-episodes $(EVAL_EPISODES) --batch-size $(BATCH_SIZE) --modes $(MODES) --results $(RESULTS_DIR) \
+		--earlier-last-k $(EARLIER_LAST_K) --eval-episodes $(EVAL_EPISODES) --batch-size $(BATCH_SIZE) --modes $(MODES) --results $(RESULTS_DIR) \
 		--train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
 
 lint: install

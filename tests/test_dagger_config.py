@@ -230,11 +230,13 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
     # BC: round 0 on the small demos, round 1 on as many demos as reach the most labels given (150: 3 of 50).
     assert [(c.run_name, c.episodes) for c in trained] == [("bc_s3_r0", "lift_pool_s3=0:2"),
                                                            ("bc_s3_r1", "lift_pool_s3=0:3")]
-    assert trained[0] == dataclasses.replace(runs, repo_ids=["lift_pool_s3"], root=str(data),
-                                             episodes="lift_pool_s3=0:2", run_name="bc_s3_r0")
-    # Every arm, BC and DAgger, the same steps and schedule.
-    assert {(c.training_steps, c.lr_schedule, c.eval_start) for c in [*trained, *(c.train for c in looped)]} == {
-        (1000, "cosine", 800)}
+    # Round 0 is before the last round: scored by its final checkpoint alone (--earlier-last-k 1).
+    assert trained[0] == dataclasses.replace(runs, repo_ids=["lift_pool_s3"], root=str(data), last_k=1,
+                                             eval_start=1000, episodes="lift_pool_s3=0:2", run_name="bc_s3_r0")
+    # Every arm, BC and DAgger, the same steps and schedule; the last round's scored by its last 3 checkpoints
+    # (the loop scores its own earlier rounds: loop.scored, tested with the loop).
+    assert {(c.training_steps, c.lr_schedule) for c in [*trained, *(c.train for c in looped)]} == {(1000, "cosine")}
+    assert trained[1].eval_start == 800 and trained[1].last_k == 3 and {c.earlier_last_k for c in looped} == {1}
     rows = saved[-1]
     assert [(r["arm"], r["mode"], r["round"]) for r in rows] == [
         ("bc", "", 0), ("dagger", "iwr", 1), ("dagger", "sirius", 1), ("bc", "", 1)]
@@ -289,6 +291,12 @@ def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypa
     assert recorded == [RecordConfig(agree=0.3, checkpoint=str(base / "round_0" / "best_model"),
                                      repo_id="dagger_demos_r1", root=str(tmp_path / "data"), episodes=20,
                                      seed=51_002, auto_save_on_success=True, drop_failures=True)]
+    # --earlier-last-k 1: the rounds before the last are scored by their final checkpoint alone, the last as before.
+    before = list(trained)
+    trained.clear()
+    loop.run_rounds(dataclasses.replace(cfg, earlier_last_k=1, train=dataclasses.replace(cfg.train, overwrite=True)))
+    assert trained[0] == dataclasses.replace(before[0], last_k=1, eval_start=600, overwrite=True)
+    assert trained[1] == dataclasses.replace(before[1], overwrite=True)
 
 
 def test_round_1_shared_by_the_modes_trains_on_the_episodes_each_modes_own_recording_would_keep(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ from sir import atomic, seeds
 from sir.command_line import CommandLine, Flag, FlagString, nested
 from sir.config import flag, option, validate
 from sir.dagger.corrections_table import recording_id, write_corrections
-from sir.dagger.loop import RECORDING_BY_THE_LOOP, RECORDING_MOVES, LoopConfig, last_k_columns, loop_training
+from sir.dagger.loop import RECORDING_BY_THE_LOOP, RECORDING_MOVES, LoopConfig, last_k_columns, loop_training, scored
 from sir.dagger.summary import (
     DEPLOYMENT_COLUMNS,
     RESULTS_CSV,
@@ -71,9 +71,10 @@ PROTOCOL_COLUMNS = ("training_steps", "last_k_steps", "episode_successes")
 
 def experiment_loop() -> LoopConfig:
     """The loop every mode runs, whose training every arm shares: 1,000 steps at a cosine
-    schedule; the last 3 checkpoints, 100 steps apart, each on the same 40 test episodes."""
+    schedule; the last round's models scored by their last 3 checkpoints, 100 steps apart, the
+    earlier rounds' by their final one, each on the same 40 test episodes."""
     return LoopConfig(train=loop_training(training_steps=1000, lr_schedule="cosine", eval_freq=100, last_k=3,
-                                          eval_episodes=40, eval_seed=seeds.TEST.start))
+                                          eval_episodes=40, eval_seed=seeds.TEST.start), earlier_last_k=1)
 
 
 @dataclass
@@ -117,7 +118,9 @@ COMMAND_LINE = CommandLine(ExperimentConfig, [
     Flag("loop.train.lr_schedule", "learning-rate schedule of every arm"),
     "loop.train.batch_size",
     Flag("loop.train.eval_freq", "steps between the last --last-k checkpoints each arm is evaluated at"),
-    Flag("loop.train.last_k", "each model's score: the mean success of its last K checkpoints", ),
+    Flag("loop.train.last_k", "the last round's models' score: the mean success of their last K checkpoints"),
+    Flag("loop.earlier_last_k", "the earlier rounds' models' score: the mean of their last K checkpoints (1: the "
+         "final one)"),
     Flag("loop.train.eval_episodes", "test episodes of each of those evaluations, the same for every model"),
     Flag("loop.train.eval_seed", "seed of test episode 0 (sir.seeds' test range: nothing is chosen on it)"),
     Flag("loop.train.max_steps", "step limit of every rollout, evaluations and deployments alike (default: the "
@@ -216,9 +219,8 @@ def arm_training(cfg: ExperimentConfig, seed: int) -> Any:
     """The training every arm of ``seed`` shares: the same steps and schedule, evaluations only
     at the last --last-k checkpoints (on the test episodes, so nothing is chosen on them:
     best_model is not confirmed on other episodes, nor used), each run in its folder under --out."""
-    train = cfg.loop.train
-    return dataclasses.replace(train, checkpoint_dir=cfg.out, seed=seed, overwrite=True, select_top_k=0,
-                               eval_start=max(0, train.training_steps - (train.last_k - 1) * train.eval_freq))
+    return scored(dataclasses.replace(cfg.loop.train, checkpoint_dir=cfg.out, seed=seed, overwrite=True,
+                                      select_top_k=0), cfg.loop.train.last_k)
 
 
 def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
@@ -245,8 +247,9 @@ def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],
         save([rows[key] for key in arm_keys(cfg) if key in rows])
 
     def bc(n_demos: int, k: int) -> None:
-        run = train(dataclasses.replace(runs, repo_ids=[pool_id], root=str(root), episodes=f"{pool_id}=0:{n_demos}",
-                                        run_name=f"bc_s{seed}_r{k}"))
+        earlier = loop.earlier_last_k if k < loop.rounds else None
+        run = train(dataclasses.replace(scored(runs, earlier), repo_ids=[pool_id], root=str(root),
+                                        episodes=f"{pool_id}=0:{n_demos}", run_name=f"bc_s{seed}_r{k}"))
         keep(_row(seed, "bc", "", k, {"labels_given": sum(run.frames_per_dataset.values()),
                                       "training_steps": runs.training_steps, **last_k_columns(run.last_k or {})}))
 

@@ -69,6 +69,10 @@ class LoopConfig:
                          "the evaluations during training) or final_model (the last step's, which nothing chose: "
                          "the experiment's, whose evaluations are on test episodes)",
                          choices=["best_model", "final_model"])
+    earlier_last_k: int | None = option(None, "score the models of the rounds before the last by their last K "
+                                        "checkpoints instead of --last-k (the experiment's: 1, the final one; "
+                                        "the last round's models carry its claim and get every evaluation)",
+                                        minimum=1)
     dagger_mode: str = option(DEFAULT_MODE, "which frames of the rounds every round trains on (train_policy's "
                               "--dagger-mode), and so which deployments a round keeps", choices=MODES)
     # How every round trains. The loop sets per round the datasets (repo_ids, root, and episodes
@@ -152,7 +156,8 @@ def run_rounds(cfg: LoopConfig) -> LoopResult:
             print(f"\n##### Round {k}: training on {', '.join(datasets)} ({steps} steps)")
             chosen = [part for part in selection if part.split("=", 1)[0] in datasets]
             run = train(dataclasses.replace(
-                cfg.train, repo_ids=list(datasets), root=str(root), training_steps=steps, max_steps=max_steps,
+                scored(cfg.train, cfg.earlier_last_k if k < cfg.rounds else None, steps), repo_ids=list(datasets),
+                root=str(root), training_steps=steps, max_steps=max_steps,
                 checkpoint_dir=str(base), run_name=f"round_{k}", overwrite=True, dagger_mode=mode,
                 episodes=",".join(chosen) if chosen else cfg.train.episodes,
                 policy_path=str(deployed) if cfg.warm_start and deployed is not None
@@ -298,6 +303,15 @@ def _deployment_columns(recorded: Any) -> dict[str, Any]:
             "autonomous_success_rate": recorded.policy_successes / tried, "saved_episodes": recorded.episodes}
 
 
+def scored(train: Any, last_k: int | None, steps: int | None = None) -> Any:
+    """``train`` evaluating only its last ``last_k`` checkpoints, --eval-freq steps apart
+    (unchanged for None): the evaluations that give a model's score where nothing is chosen."""
+    if not last_k:
+        return train
+    steps = steps or train.training_steps
+    return dataclasses.replace(train, last_k=last_k, eval_start=max(0, steps - (last_k - 1) * train.eval_freq))
+
+
 def last_k_columns(last_k: dict[str, Any]) -> dict[str, Any]:
     """A round's model scored by nothing that chose it: the mean success of its last --last-k
     evaluations, their steps and rates, and per episode how many of them succeeded in it
@@ -356,6 +370,7 @@ COMMAND_LINE = CommandLine(LoopConfig, [
                "for the rule by which the scripted corrector takes over and hands back",
                moves=RECORDING_MOVES, refuses=RECORDING_BY_THE_LOOP),
     "label_budget", "corrections_only", "keep_timeouts", "epochs", "start_model", "first_round", "deploy",
+    "earlier_last_k",
 ])
 
 

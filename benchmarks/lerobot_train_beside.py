@@ -110,20 +110,28 @@ def optimizer_settings(train_cfg: Any, policy_cfg: Any) -> dict[str, Any]:
             "scheduler": scheduler}
 
 
-def write_lerobot_config(policy_cfg: Any, settings: dict[str, Any], root: str, repo_id: str, out: Path, name: str,
-                         steps: int, save_freq: int, optimizer: dict[str, Any] | None = None) -> Path:
-    """``<out>/<name>_config/train_config.json``: lerobot-train for ``steps`` steps into
-    ``<out>/<name>_run``, a checkpoint every ``save_freq`` steps and at the last."""
+def lerobot_pipeline_config(policy_cfg: Any, settings: dict[str, Any], root: str, repo_id: str, output_dir: Path,
+                            steps: int, save_freq: int, optimizer: dict[str, Any] | None = None) -> Any:
+    """The lerobot ``TrainPipelineConfig`` that trains ``policy_cfg`` on ``--root/--repo-id``
+    with the recipe's batch and loader workers, for ``steps`` steps into ``output_dir``."""
     from lerobot.configs.default import DatasetConfig, WandBConfig
     from lerobot.configs.train import TrainPipelineConfig
 
     policy_cfg.push_to_hub = False
-    cfg = TrainPipelineConfig(
+    return TrainPipelineConfig(
         dataset=DatasetConfig(repo_id=repo_id, root=str(Path(root) / repo_id)), policy=policy_cfg,
-        output_dir=out / f"{name}_run", job_name="lerobot_beside_sir", seed=settings.get("seed", 0),
+        output_dir=output_dir, job_name="lerobot_beside_sir", seed=settings.get("seed", 0),
         num_workers=settings.get("num_workers", 0), batch_size=settings.get("batch_size", 16),
         steps=steps, eval_freq=0, log_freq=save_freq, save_freq=save_freq, wandb=WandBConfig(enable=False),
         **(optimizer or {}))
+
+
+def write_lerobot_config(policy_cfg: Any, settings: dict[str, Any], root: str, repo_id: str, out: Path, name: str,
+                         steps: int, save_freq: int, optimizer: dict[str, Any] | None = None) -> Path:
+    """``<out>/<name>_config/train_config.json``: lerobot-train for ``steps`` steps into
+    ``<out>/<name>_run``, a checkpoint every ``save_freq`` steps and at the last."""
+    cfg = lerobot_pipeline_config(policy_cfg, settings, root, repo_id, out / f"{name}_run", steps, save_freq,
+                                  optimizer)
     folder = out / f"{name}_config"
     folder.mkdir(parents=True, exist_ok=True)
     cfg._save_pretrained(folder)

@@ -45,3 +45,11 @@ def test_the_data_path_benchmark_draws_both_trainers_batches(lift_demos, tmp_pat
     assert result["batch_size"] == 4 and result["action_window"] == 10  # the tiny preset's chunk
     assert result["command"].startswith("python benchmarks/data_path.py --task Lift")
     assert out.is_file()
+
+
+def test_the_env_costs_benchmark_times_builds_resets_steps_and_each_rendering():
+    costs = load("env_costs").main(["--resets", "1", "--steps", "2", "--frames", "1", "--size", "32",
+                                    "--small-size", "16"])
+    assert {"first env built in the process", "hard reset (hard_reset=True)", "soft reset (sir's)",
+            "frame, sir's video renderer, 32 px", "frame, default, 16 px"} <= set(costs)
+    assert all(wall > 0 for _, wall in costs.values())

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=10, help="rounds against the simulator's limits (0 skips them)")
     p.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED,
                    help=f"seed of every evaluation's episode 0, and so of its limit's (default: {DEFAULT_EVAL_SEED}, "
                    "as the trainer's evaluations)")
@@ -297,7 +297,6 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from sir.data.collect import main as collect
-    from sir.eval.rollout import evaluate_policy
     from sir.runtime import quiet_libraries
 
     quiet_libraries()
@@ -312,6 +311,19 @@ def main(argv: list[str] | None = None) -> None:
         policy, pre, post, spec = tiny_act(root, "bench_lift")
     print(f"\nLift, {args.workers} processes, {args.episodes} episodes x {args.max_steps} steps from seed "
           f"{args.eval_seed}, tiny ACT ({sum(p.numel() for p in policy.parameters()):,} parameters, random weights)")
+
+    if args.rounds:
+        simulator_rounds(args, policy, pre, post, spec)
+    if args.video_rounds:
+        video_cost(args, policy, pre, post, spec)
+    if args.trained_episodes.strip():
+        with tempfile.TemporaryDirectory() as tmp:
+            trained_cases(args, Path(args.root or tmp))
+
+
+def simulator_rounds(args, policy, pre, post, spec) -> None:
+    """The evaluation against its limits with resets and of pure stepping, in rounds."""
+    from sir.eval.rollout import evaluate_policy
 
     def evaluate(max_steps: int) -> dict:
         return evaluate_policy(policy, pre, post, spec, args.episodes, max_steps, seed=args.eval_seed,
@@ -348,11 +360,6 @@ def main(argv: list[str] | None = None) -> None:
               f"evaluation/limit {statistics.median(ratios):.3f} (median of {args.rounds} rounds), "
               f"{statistics.mean(rates['evaluation']) / statistics.mean(rates[mode]):.3f} (ratio of the means)")
     print("goal: >= 0.85 of pure stepping")
-    if args.video_rounds:
-        video_cost(args, policy, pre, post, spec)
-    if args.trained_episodes.strip():
-        with tempfile.TemporaryDirectory() as tmp:
-            trained_cases(args, Path(args.root or tmp))
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -130,6 +130,31 @@ def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in sparse))
     assert results.run_times(path) == (pytest.approx(0.1 + 0.7), pytest.approx(5.0))
 
+    # Evaluations beside training (--async-eval): logged when collected, some steps later; the
+    # count never held their time, so none of it comes off training's.
+    beside = [{"step": 2, "train/elapsed_s": 10.0}, {"step": 3, "train/elapsed_s": 15.0},
+              {"step": 2, "eval/success_rate": 0.5, "eval/wall_time_s": 6.0, "eval/beside_training": True},
+              {"step": 4, "train/elapsed_s": 20.0},
+              {"step": 4, "eval/success_rate": 0.6, "eval/wall_time_s": 6.0, "eval/beside_training": True}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in beside))
+    assert results.run_times(path) == (pytest.approx(20.0), pytest.approx(12.0))
+
+
+def test_the_trainer_marks_the_evaluations_that_ran_beside_training(lift_demos, tmp_path):
+    """run_times leaves a waited-for evaluation's time out of training's and keeps the time of
+    one beside training in it: the trainer's log says which was which."""
+    from sir.training import TrainConfig, train
+
+    root, repo_id = lift_demos
+    for beside in (False, True):
+        run = train(TrainConfig(repo_ids=[repo_id], root=str(root), policy="act", preset="tiny", batch_size=4,
+                                training_steps=4, eval_freq=2, eval_episodes=1, max_steps=5, save_freq=4,
+                                select_top_k=1, async_eval=beside, checkpoint_dir=str(tmp_path),
+                                run_name=f"beside_{beside}"))
+        marks = [r["eval/beside_training"] for r in map(json.loads, (run.run_dir / "metrics.jsonl").open())
+                 if "eval/wall_time_s" in r]
+        assert marks and set(marks) == {beside}
+
 
 def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_the_others(tmp_path, capsys,
                                                                                         monkeypatch):

@@ -270,14 +270,17 @@ def run_times(metrics_path: Path) -> tuple[float, float]:
     starts that count again, marks its first record (``train/resumed_at``) and cuts the log
     back to its checkpoint, so the steps a stopped process made after its last checkpoint
     are not counted. Training is the sum over those processes of their last count less the
-    evaluations it includes. (Logs from before the mark: a count that goes down starts a process.)
+    evaluations it includes: those the loop waited for, not those that ran beside training
+    (``eval/beside_training``), whose time the count never held. (Logs from before the mark: a
+    count that goes down starts a process; evaluations logged without the flag were waited for.)
     """
     train_s = eval_s = 0.0
     last = evals_in_last = evals_so_far = 0.0
     for record in records(metrics_path):
         elapsed = record.get("train/elapsed_s")
         if "eval/wall_time_s" in record:
-            evals_so_far += float(record["eval/wall_time_s"])
+            if not record.get("eval/beside_training"):
+                evals_so_far += float(record["eval/wall_time_s"])
             eval_s += float(record["eval/wall_time_s"])
         elif elapsed is not None:
             if "train/resumed_at" in record or elapsed < last:  # a resumed process: close the one before

@@ -33,8 +33,9 @@ from ``--eval-seed``
   step random actions through their share of the same episodes (the CLI's own seeds and
   lengths). Both on two clocks: from before the workers start (the fork server, robosuite's
   import, the forks: ``startup_s`` of the CLI's record, added to its rollouts' time) and from
-  when they are up (the CLI's ``env_steps_per_s``; the limit's time from its processes'
-  start to the end of the pass). Env builds are inside both clocks, on both sides.
+  when they are up (the CLI's ``env_steps_per_s``, which counts its rollouts alone; the
+  limit's time from when its processes are forked to the end of the pass). Env builds are
+  inside both clocks, on both sides.
 - in the loop, as the trainer evaluates (the pool and its envs kept from the evaluation
   before, ``--trained-max-steps`` so that early successes and failures mix in a wave),
   against the same processes stepping that evaluation's episodes with their env built.

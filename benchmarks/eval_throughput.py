@@ -7,7 +7,7 @@ The evaluation: a small state-based ACT (the "tiny" preset, randomly initialised
 stats of a 2-episode scripted Lift dataset recorded here) evaluated on Lift through
 ``sir.eval.evaluate_policy``. Every limit below steps the evaluation's own episodes (its
 seeds, ``--eval-seed`` on, and the length each of them ran), dealt out in turn over as many
-processes as the evaluation has workers, each with its own Lift env, random actions, no policy
+processes as the evaluation had workers, each with its own Lift env, random actions, no policy
 and no coordination. Two limits: the time of the whole pass ("with resets") and the time
 spent in step() alone ("pure stepping": the simulator's rate, with nothing else). Random
 actions run straight on for hundreds of steps would press the arm into the table, where steps
@@ -215,7 +215,7 @@ def trained_cases(args, root: Path) -> None:
             for _ in range(args.trained_rounds):
                 subprocess.run(command, check=True, capture_output=True, text=True)
                 cli = json.loads((out / "eval_results.json").read_text())
-                limit_s = one_shot_limit(spec, cli["per_episode"], args.workers, Path(tmp))
+                limit_s = one_shot_limit(spec, cli["per_episode"], cli["workers"], Path(tmp))
                 for clock, pair in one_shot_rates(cli, limit_s).items():
                     shots[clock].append(pair)
             # In the loop: the pool and its envs kept, as the trainer's; each evaluation beside
@@ -225,7 +225,7 @@ def trained_cases(args, root: Path) -> None:
                             workers=args.workers)
             warm = evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, seed=args.eval_seed,
                                    workers=args.workers)
-            limit = Limit(spec, warm["per_episode"], args.workers)
+            limit = Limit(spec, warm["per_episode"], warm["workers"])
             loops = []
             for _ in range(args.trained_rounds):
                 m = evaluate_policy(policy, pre, post, spec, episodes, args.trained_max_steps, seed=args.eval_seed,
@@ -334,8 +334,9 @@ def simulator_rounds(args, policy, pre, post, spec) -> None:
     # every env is built before anything is timed (a training run pays this once); then one
     # whole evaluation, whose episodes (seeds and lengths) the limit steps.
     evaluate(2)
-    episodes = evaluate(args.max_steps)["per_episode"]
-    limit = Limit(spec, episodes, args.workers)
+    first = evaluate(args.max_steps)
+    episodes = first["per_episode"]
+    limit = Limit(spec, episodes, first["workers"])  # as many processes as the evaluation's workers
 
     rates: dict[str, list[float]] = {"evaluation": [], "resets": [], "pure": []}
     before = dict(zip(("resets", "pure"), limit.measure(), strict=True))

@@ -22,8 +22,9 @@ by sir's evaluation on the same episodes.
    each, as the recipe does; lerobot-train cannot).
 4. Trains both to the end of their schedules, one after the other, each timed over its whole
    training: sir's training time as ``sir.results`` counts it (``train/elapsed_s`` at the last
-   step less the evaluations during training), lerobot-train's from its "Start offline
-   training" line to its last "Checkpoint policy after step N" line.
+   step less the evaluations training waited for; with a spare core they run beside it, as
+   by default), lerobot-train's from its "Start offline training" line to its last
+   "Checkpoint policy after step N" line.
 5. Scores sir's best_model (chosen as sir chooses it) and lerobot-train's last checkpoint
    (``checkpoints/last/pretrained_model``: lerobot-train keeps no best model) with
    ``sir.eval.evaluate`` on the same ``--eval-episodes`` episodes from ``--eval-seed``

@@ -79,8 +79,10 @@ results: install
 	OMP_NUM_THREADS=1 $(PY) -m sir.results.run --tasks $(TASKS)
 
 # lerobot-train beside sir: PickPlaceCan's 200 demos (recorded by make results), the recipe's
-# policy configuration and batch, MINUTES of lerobot-train, its last checkpoint scored by
-# sir.eval.evaluate on the results' 50 held-out seeds; both trainers' steps/s in one run.
+# policy configuration and batch; each trainer's schedule sized to the steps it makes in
+# MINUTES of training (its rate probed first), both trained to the end and timed over the whole;
+# sir's best_model and lerobot-train's last checkpoint scored by sir.eval.evaluate on the same
+# 100 test-range episodes.
 MINUTES ?= 60
 lerobot-beside: install
 	OMP_NUM_THREADS=1 $(PY) benchmarks/lerobot_train_beside.py --task PickPlaceCan --minutes $(MINUTES)

@@ -2,15 +2,21 @@
 against local worker processes, in one run.
 
     OMP_NUM_THREADS=1 MUJOCO_GL=egl python benchmarks/async_eval.py [--steps 2000] [--eval-freq 500]
-        [--eval-episodes 10] [--max-steps 60] [--ray-episodes 16] [--ray-rounds 3] [--root DIR]
+        [--eval-episodes 10] [--max-steps 60] [--select-top-k 3] [--ray-episodes 16] [--ray-rounds 3]
+        [--root DIR]
 
 1. The same short training (a tiny ACT on scripted Lift demos recorded here, one torch
-   thread) twice: with ``--no-async-eval`` and with ``--async-eval``. Printed for each: the
-   trainer's utilization, training-step time (the time inside ``sir.training.step.update``)
-   over the wall time from the start of the first step to the end of the last (the
-   evaluation after the last step, which both runs wait for, is outside it); the wall time
-   to the end of the run; and the wall time from the first step until the best model was
-   kept. Both runs keep the same best model (their evaluations give the same results).
+   thread) twice: with ``--no-async-eval`` and with ``--async-eval``, as training runs
+   today: best-model selection on at its default (``--select-top-k 3``: the best evaluated
+   models' weights kept as candidates during training, each evaluated again on
+   ``--select-episodes`` when training ends, the best of those named best_model). Printed for
+   each: the trainer's utilization, training-step time (the time inside
+   ``sir.training.step.update``) over the wall time from the start of the first step to the
+   end of the last (the candidates' saves are inside it; the evaluation after the last step
+   and the selection, which both runs wait for, are outside it); the selection's own time; the
+   wall time to the end of the run; and the wall time from the first step until best_model
+   was final (the end of the selection), beside when the evaluation of its step was recorded.
+   Both runs keep the same best model (their evaluations give the same results).
    Goal: >= 0.95 with async on a machine with one spare core.
 2. A one-node Ray cluster started here (``ray start --head`` on 127.0.0.1, as many CPUs as
    local workers) and the same evaluation of the trained model through local worker
@@ -37,12 +43,15 @@ from pathlib import Path
 
 
 def timed_run(config) -> dict:
-    """Train ``config``; the time inside update() and when each evaluation was recorded."""
-    import sir.training.step as step_module
+    """Train ``config``; the time inside update(), when each evaluation was recorded, and
+    when and for how long best_model was chosen."""
+    import sir.training.trainer as loop_module
     from sir.training import evaluation, train
 
-    inner_update, inner_take = step_module.update, evaluation.Evaluations.record
-    spent = {"update": 0.0, "first": None, "last": None, "taken": {}}
+    # The loop calls the update it imported (sir.training.trainer's name for sir.training.step.update).
+    inner_update, inner_take = loop_module.update, evaluation.Evaluations.record
+    inner_choose = evaluation.Evaluations.choose_best_model
+    spent = {"update": 0.0, "first": None, "last": None, "taken": {}, "choice": None}
 
     def update(*args, **kwargs):
         start = time.perf_counter()
@@ -57,15 +66,26 @@ def timed_run(config) -> dict:
         inner_take(self, step, *args, **kwargs)
         spent["taken"][step] = time.perf_counter()
 
-    step_module.update, evaluation.Evaluations.record = update, take
+    def choose(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner_choose(self, *args, **kwargs)
+        finally:
+            spent["choice"] = (start, time.perf_counter())
+
+    loop_module.update, evaluation.Evaluations.record = update, take
+    evaluation.Evaluations.choose_best_model = choose
     try:
         result = train(config)
     finally:
-        step_module.update, evaluation.Evaluations.record = inner_update, inner_take
+        loop_module.update, evaluation.Evaluations.record = inner_update, inner_take
+        evaluation.Evaluations.choose_best_model = inner_choose
     end = time.perf_counter()
     loop = spent["last"] - spent["first"]
+    chosen_from, chosen_at = spent["choice"]
     return {"result": result, "utilization": spent["update"] / loop, "loop": loop, "wall": end - spent["first"],
-            "to_best": spent["taken"][result.best_step] - spent["first"], "update": spent["update"]}
+            "selection": chosen_at - chosen_from, "to_best": chosen_at - spent["first"],
+            "best_recorded": spent["taken"][result.best_step] - spent["first"], "update": spent["update"]}
 
 
 def start_ray(cpus: int) -> tuple[subprocess.Popen, str, str]:
@@ -142,6 +162,8 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=60)
     p.add_argument("--demos", type=int, default=20)
+    p.add_argument("--select-top-k", type=int, default=None, help="the trainer's --select-top-k (default: its own, "
+                   "as training runs today; 1 turns the selection off)")
     p.add_argument("--workers", type=int, default=None, help="env workers of the Ray comparison (default: cores)")
     p.add_argument("--ray-episodes", type=int, default=16)
     p.add_argument("--ray-rounds", type=int, default=3, help="0 skips the Ray comparison")
@@ -164,17 +186,26 @@ def main() -> None:
                        training_steps=args.steps, eval_freq=args.eval_freq, save_freq=args.steps,
                        eval_episodes=args.eval_episodes, max_steps=args.max_steps, log_freq=50,
                        checkpoint_dir=str(Path(tmp) / "runs"))
+    if args.select_top_k is not None:
+        base = dataclasses.replace(base, select_top_k=args.select_top_k)
     runs = {}
     for name, beside in (("waits", False), ("async", True)):
         runs[name] = timed_run(dataclasses.replace(base, async_eval=beside, run_name=name))
+    from sir.training.selection import select_episodes
+
+    selection = (f"best-model selection on: the {base.select_top_k} best evaluated models evaluated again on "
+                 f"{select_episodes(base)} episodes when training ends" if base.select_top_k > 1
+                 else "best-model selection off (--select-top-k 1)")
     print(f"\n{args.steps} training steps (tiny ACT, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}), "
           f"an evaluation of {args.eval_episodes} episodes x {args.max_steps} steps every {args.eval_freq} steps; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+          f"{selection}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     for name, run in runs.items():
         r = run["result"]
         print(f"{'--async-eval' if name == 'async' else '--no-async-eval':16s} utilization {run['utilization']:.3f} "
-              f"({run['update']:.1f} s of training steps in {run['loop']:.1f} s), run {run['wall']:.1f} s; best model "
-              f"(step {r.best_step}, {100 * r.best_metrics['success_rate']:.0f}%) kept after {run['to_best']:.1f} s")
+              f"({run['update']:.1f} s of training steps in {run['loop']:.1f} s), selection {run['selection']:.1f} s, "
+              f"run {run['wall']:.1f} s; best model (step {r.best_step}, {100 * r.best_metrics['success_rate']:.0f}%) "
+              f"final after {run['to_best']:.1f} s (its evaluation during training recorded after "
+              f"{run['best_recorded']:.1f} s)")
     same = runs["waits"]["result"].best_step == runs["async"]["result"].best_step
     print(f"same best model: {same}; goal: utilization >= 0.95 with --async-eval on a machine with one spare core")
     if args.ray_rounds:

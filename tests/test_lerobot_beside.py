@@ -1,6 +1,7 @@
-"""benchmarks/lerobot_train_beside.py end to end on a tiny dataset: lerobot-train trains
-sir's policy configuration on the same data for a few seconds, and sir's evaluation scores
-its last checkpoint."""
+"""benchmarks/lerobot_train_beside.py end to end on a tiny dataset: each trainer's speed is
+probed, each gets a schedule of the steps it makes in the same minutes, both train to its end,
+and sir's evaluation scores sir's best model and lerobot-train's last checkpoint on the same
+episodes."""
 
 import importlib.util
 import json
@@ -11,27 +12,52 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lerobot_train_beside.py"
 
 
-@pytest.mark.slow
-def test_lerobot_train_runs_sirs_configuration_and_its_checkpoint_is_scored(lift_demos, tmp_path):
+def load_script():
     spec = importlib.util.spec_from_file_location("lerobot_train_beside", SCRIPT)
     beside = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(beside)
+    return beside
+
+
+def test_each_trainers_schedule_is_the_steps_it_makes_in_the_time_spread_as_the_recipes():
+    beside = load_script()
+    assert beside.sized(8.23, 60 * 21, 5) == 10365 and beside.sized(4.19, 60 * 21, 5) == 5275
+    assert beside.sized(0.01, 10, 5) == 5  # at least a step a part
+    recipe = {"training_steps": 10000, "eval_freq": 2000, "save_freq": 2000, "lr_schedule": "cosine"}
+    assert beside.evaluations(recipe) == 5
+    assert beside.with_schedule(recipe, 5275 - 5275 % 5, 5) == {
+        "training_steps": 5275, "eval_freq": 1055, "save_freq": 1055, "log_freq": 1055, "lr_schedule": "cosine"}
+    # A probe's rate leaves its start out: between its first and last checkpoints.
+    assert beside.lerobot_speed({"checkpoints": [150, 300], "times_s": [40.0, 70.0]})["steps_per_s"] == 5.0
+    assert beside.lerobot_speed({"checkpoints": [300], "times_s": [60.0]})["steps_per_s"] == 5.0
+
+
+@pytest.mark.slow
+def test_both_trainers_run_their_sized_schedules_to_the_end_and_both_are_scored_on_the_same_episodes(
+        lift_demos, tmp_path):
+    beside = load_script()
     root, repo_id = lift_demos
     out = tmp_path / "out"
-    result = beside.main(["--task", "Lift", "--root", str(root), "--repo-id", repo_id, "--minutes", "0.1",
-                          "--save-freq", "5", "--sir-steps", "10", "--eval-episodes", "1",
-                          "--train-args", "--preset tiny --batch-size 4 --lr-schedule cosine --training-steps 40",
+    result = beside.main(["--task", "Lift", "--root", str(root), "--repo-id", repo_id, "--minutes", "0.05",
+                          "--probe-steps", "10", "--eval-episodes", "1",
+                          "--train-args", "--preset tiny --batch-size 4 --lr-schedule cosine --max-steps 10",
                           "--out", str(out)])
-    assert result["sir"]["steps_per_s"] > 0 and result["lerobot"]["steps_per_s"] > 0
-    assert result["lerobot"]["steps"] >= 5 and result["lerobot"]["episodes"] == 1
-    # lerobot trained the configuration sir builds, env-state normalization included.
-    saved = json.loads((out / "lerobot_run" / "checkpoints" / "last" / "pretrained_model" / "config.json").read_text())
-    assert saved["dim_model"] == 32 and saved["normalization_mapping"]["ENV"] == "MEAN_STD"
-    # ... with sir's learning-rate schedule: the cosine over the run's training steps.
-    trained = json.loads((out / "lerobot_run" / "checkpoints" / "last" / "pretrained_model" /
-                          "train_config.json").read_text())
+    sir, lerobot = result["sir"], result["lerobot"]
+    for r in (sir, lerobot):  # each schedule is its probe's rate times the minutes, run to its end
+        assert r["steps"] == r["settings"]["training_steps"] == beside.sized(r["probe"]["steps_per_s"], 3, 4)
+        assert r["steps_per_s"] > 0 and r["episodes"] == 1 and r["eval_seed"] == 1_000_000
+    assert lerobot["exit_code"] == 0 and lerobot["checkpoints"][-1] == lerobot["steps"]
+    assert sir["best_step"] is not None and Path(sir["model"]).name == "best_model"
+    # lerobot trained the configuration sir builds, env-state normalization included ...
+    saved = out / "lerobot_run" / "checkpoints" / "last" / "pretrained_model"
+    config = json.loads((saved / "config.json").read_text())
+    assert config["dim_model"] == 32 and config["normalization_mapping"]["ENV"] == "MEAN_STD"
+    # ... with sir's learning-rate schedule: the cosine over its own steps.
+    trained = json.loads((saved / "train_config.json").read_text())
     assert trained["scheduler"]["type"] == "cosine_decay_with_warmup"
-    assert (trained["scheduler"]["num_decay_steps"], trained["scheduler"]["num_warmup_steps"]) == (40, 4)
+    assert trained["scheduler"]["num_decay_steps"] == lerobot["steps"] == trained["steps"]
     assert trained["use_policy_training_preset"] is False
     assert len([p for p in (out / "lerobot_run" / "checkpoints").iterdir() if p.name != "last"]) <= 2
-    assert json.loads((out / "beside.json").read_text())["lerobot"]["success_rate"] == result["lerobot"]["success_rate"]
+    written = json.loads((out / "beside.json").read_text())
+    assert written["lerobot"]["success_rate"] == lerobot["success_rate"]
+    assert written["command"].startswith("python benchmarks/lerobot_train_beside.py --task Lift")

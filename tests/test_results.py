@@ -130,6 +130,31 @@ def test_run_times_add_up_every_process_that_trained_the_run(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in sparse))
     assert results.run_times(path) == (pytest.approx(0.1 + 0.7), pytest.approx(5.0))
 
+    # Evaluations beside training (--async-eval): logged when collected, some steps later; the
+    # count never held their time, so none of it comes off training's.
+    beside = [{"step": 2, "train/elapsed_s": 10.0}, {"step": 3, "train/elapsed_s": 15.0},
+              {"step": 2, "eval/success_rate": 0.5, "eval/wall_time_s": 6.0, "eval/beside_training": True},
+              {"step": 4, "train/elapsed_s": 20.0},
+              {"step": 4, "eval/success_rate": 0.6, "eval/wall_time_s": 6.0, "eval/beside_training": True}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in beside))
+    assert results.run_times(path) == (pytest.approx(20.0), pytest.approx(12.0))
+
+
+def test_the_trainer_marks_the_evaluations_that_ran_beside_training(lift_demos, tmp_path):
+    """run_times leaves a waited-for evaluation's time out of training's and keeps the time of
+    one beside training in it: the trainer's log says which was which."""
+    from sir.training import TrainConfig, train
+
+    root, repo_id = lift_demos
+    for beside in (False, True):
+        run = train(TrainConfig(repo_ids=[repo_id], root=str(root), policy="act", preset="tiny", batch_size=4,
+                                training_steps=4, eval_freq=2, eval_episodes=1, max_steps=5, save_freq=4,
+                                select_top_k=1, async_eval=beside, checkpoint_dir=str(tmp_path),
+                                run_name=f"beside_{beside}"))
+        marks = [r["eval/beside_training"] for r in map(json.loads, (run.run_dir / "metrics.jsonl").open())
+                 if "eval/wall_time_s" in r]
+        assert marks and set(marks) == {beside}
+
 
 def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_the_others(tmp_path, capsys,
                                                                                         monkeypatch):
@@ -187,6 +212,40 @@ def test_a_new_machine_skips_tasks_whose_summary_matches_their_recipe_and_runs_t
     with pytest.raises(Trained):  # a third seed runs; the two done are kept
         results.main(["--tasks", "Lift", *args[:-1], "0,1,2"])
     assert ran == ["Stack_s0", "Lift_s2"]
+
+
+def test_a_seed_records_the_command_that_ran_and_the_demos_it_trained_on(tmp_path, monkeypatch):
+    """The summary keeps what ran: sir.results.run's own command line and the commands it amounts
+    to, with this run's folders and --train-args; the demos are those trained on, not those
+    recorded. A form rewritten by hand goes elsewhere (the validation summaries' "reproduce")."""
+    import shlex
+    from pathlib import Path
+
+    run = types.SimpleNamespace(best_model=tmp_path / "runs" / "Lift_s0" / "best_model", best_step=2,
+                                frames_per_dataset={"lift_200": 3600}, selection=None, last_k=None,
+                                datasets=[{"repo_id": "lift_200", "episodes": list(range(100)), "frames": 3600}])
+    run.best_model.mkdir(parents=True)
+    monkeypatch.setattr(results, "train_resuming", lambda cfg, task_dir: run)
+    monkeypatch.setattr(results, "run_times", lambda path: (60.0, 5.0))
+    monkeypatch.setattr(results, "learning_curve", lambda path: [])
+    monkeypatch.setattr(results, "_final_eval", lambda cfg, model, max_steps: {
+        "success_rate": 1.0, "success_ci95": [0.9, 1.0], "episodes": 100, "avg_length": 40.0})
+    monkeypatch.setattr("sir.data.collect.collect", lambda cfg: types.SimpleNamespace(episode_lengths=[40] * 200))
+    argv = ["--tasks", "Lift", "--training-seeds", "0", "--root", str(tmp_path / "data"), "--out",
+            str(tmp_path / "runs"), "--summaries", str(tmp_path / "summaries"), "--report", str(tmp_path / "r.md"),
+            "--last-k", "2", "--train-args", "--episodes lift_200=0:100"]
+    results.main(argv)
+    summary = json.loads((tmp_path / "summaries" / "Lift.json").read_text())
+    seed = summary["runs"][0]
+    assert seed["command"] == "python -m sir.results.run " + shlex.join(argv)
+    assert seed["commands"][1].endswith(f"--checkpoint-dir {tmp_path / 'runs'} --seed 0 --last-k 2 "
+                                        "--episodes lift_200=0:100")
+    assert seed["demos"] == summary["demos"] == 100  # of the 200 recorded
+    # From Python, the command is the config's own flags.
+    Path(tmp_path / "summaries" / "Lift.json").unlink()
+    results.run_results(results.parse_config(argv))
+    again = json.loads((tmp_path / "summaries" / "Lift.json").read_text())["runs"][0]["command"]
+    assert again.startswith("python -m sir.results.run --tasks Lift --root ") and "--last-k 2" in again
 
 
 def test_the_committed_summaries_are_the_pages_rows():

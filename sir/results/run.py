@@ -17,18 +17,26 @@ the page) after every seed, so the table survives a new machine: a seed the summ
 with the same recipe and test episodes is kept, the others run (a stopped training resumes
 from its last ``checkpoint_<step>`` in ``--out``), and ``--report`` is rewritten after each
 seed. Each run folder keeps its seed's entry as ``result.json``.
+
+A seed's entry records what ran, as this process ran it: ``command``, the ``sir.results.run``
+command line (its own words from the command line; from Python, the flags of its config),
+and ``commands``, the collect, train and evaluate commands it amounts to, with this run's
+folders and flags. A form rewritten afterwards (other folders, a recipe that took the flags
+over) belongs in a field of its own (``reproduce``), never over these.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sir import atomic, seeds
-from sir.config import flags_given, option, parse, validate
+from sir.config import flags_given, option, parse, to_flags, validate
 from sir.errors import UserError, cli_errors
 from sir.policies.checkpoint import info_path
 from sir.results.recipes import TASKS
@@ -59,12 +67,14 @@ class ResultsConfig:
     redo: bool = option(False, "run tasks again even when their summary matches their recipe")
 
 
-def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
-    """Every task of ``cfg.tasks`` done (or skipped as done); returns their result rows."""
+def run_results(cfg: ResultsConfig, command: str | None = None) -> list[dict[str, Any]]:
+    """Every task of ``cfg.tasks`` done (or skipped as done); returns their result rows.
+    ``command``: the command line that ran (recorded with each seed); default, the flags of ``cfg``."""
     from sir.results.report import write_report
     from sir.training import TrainConfig
 
     validate(cfg)
+    command = command or f"python -m sir.results.run {to_flags(cfg, ResultsConfig())}".rstrip()
     unknown = [t for t in cfg.tasks if t not in TASKS]
     if unknown:
         raise UserError(f"--tasks: no recipe for {', '.join(unknown)}; the tasks are {', '.join(TASKS)}.")
@@ -72,13 +82,13 @@ def run_results(cfg: ResultsConfig) -> list[dict[str, Any]]:
     rows = []
     for i, name in enumerate(cfg.tasks, start=1):
         print(f"\n=== [{i}/{len(cfg.tasks)}] {name} ===", flush=True)
-        rows.append(run_task(cfg, name, overrides))
+        rows.append(run_task(cfg, name, overrides, command))
         write_report(Path(cfg.summaries), Path(cfg.report))
         print(f"{name}: {format_row(rows[-1])}; {cfg.report} updated.", flush=True)
     return rows
 
 
-def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any], command: str) -> dict[str, Any]:
     """The task's row: its recipe trained once per ``--training-seeds`` seed, each run's
     best_model scored on the test episodes. Seeds its summary already holds (same recipe,
     demos and test episodes) are kept; the summary is rewritten after each new seed."""
@@ -114,7 +124,7 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
             print(f"{name}, training seed {seed}: kept from {summary_path}")
             continue
         print(f"{name}, training seed {seed}:", flush=True)
-        runs.append(run_seed(cfg, name, repo_id, settings, seed))
+        runs.append(run_seed(cfg, name, repo_id, settings, seed, command))
         runs.sort(key=lambda r: cfg.training_seeds.index(r["seed"]))
         summary = summarize_task(base, runs)
         Path(cfg.summaries).mkdir(parents=True, exist_ok=True)
@@ -124,8 +134,10 @@ def run_task(cfg: ResultsConfig, name: str, overrides: dict[str, Any]) -> dict[s
     return summary
 
 
-def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One training run of the recipe with training seed ``seed``, its best_model scored on the test episodes."""
+def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, Any], seed: int,
+             command: str) -> dict[str, Any]:
+    """One training run of the recipe with training seed ``seed``, its best_model scored on the
+    test episodes; ``command`` is the sir.results.run command line that ran it."""
     from sir.training import TrainConfig
 
     run_name = f"{name}_s{seed}"
@@ -139,8 +151,11 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
     test = _final_eval(cfg, run.best_model, train_cfg.max_steps)
     curve = learning_curve(folder.metrics_file)
     chosen = next((p for p in curve if p["step"] == run.best_step), None)
+    last_k = f" --last-k {cfg.last_k}" if cfg.last_k != ResultsConfig.last_k else ""
     result = {
         "seed": seed, "best_step": run.best_step, "frames": sum(run.frames_per_dataset.values()),
+        # The demos trained on (an --episodes in --train-args trains on fewer than were recorded).
+        "demos": sum(len(d["episodes"]) for d in run.datasets) or None,
         "success_rate": test["success_rate"], "success_ci95": test["success_ci95"], "episodes": test["episodes"],
         "avg_length": test["avg_length"], "test_outcomes": outcomes(test.get("per_episode", [])),
         # The best model's score on the episodes that chose it, and the fixed figure beside it:
@@ -150,11 +165,13 @@ def run_seed(cfg: ResultsConfig, name: str, repo_id: str, settings: dict[str, An
         "train_wall_s": train_wall_s, "eval_wall_s": eval_wall_s, "curve": curve,
         # How best_model was chosen: the candidates' scores during training and confirmed.
         "selection": run.selection,
+        # What ran (see the module's note): this process's command line, and the commands it amounts to.
+        "command": command,
         "commands": [f"python -m sir.data.collect --env {name} --episodes {cfg.demos} --root {cfg.root} "
                      f"--repo-id {repo_id}",
                      f"python -m sir.training.train_policy --config sir/results/recipes/{name}.yaml "
                      f"--repo-ids {repo_id} --root {cfg.root} --run-name {run_name} --checkpoint-dir {cfg.out} "
-                     f"--seed {seed}" + (f" {cfg.train_args}" if cfg.train_args else ""),
+                     f"--seed {seed}{last_k}" + (f" {cfg.train_args}" if cfg.train_args else ""),
                      f"python -m sir.eval.evaluate --checkpoint {folder.best_model} "
                      f"--episodes {cfg.eval_episodes} --eval-seed {cfg.eval_seed}"],
         "sir": sir_commit(),
@@ -184,6 +201,7 @@ def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str
     confirming_optimism = [c - t for c, t in confirmed if c is not None]
     return {
         **base,
+        "demos": runs[0].get("demos") or base.get("demos"),
         "training_seeds": [r["seed"] for r in runs],
         "success_per_seed": [float(v) for v in rates],
         "success_mean": float(rates.mean()), "success_std": sd,
@@ -256,14 +274,17 @@ def run_times(metrics_path: Path) -> tuple[float, float]:
     starts that count again, marks its first record (``train/resumed_at``) and cuts the log
     back to its checkpoint, so the steps a stopped process made after its last checkpoint
     are not counted. Training is the sum over those processes of their last count less the
-    evaluations it includes. (Logs from before the mark: a count that goes down starts a process.)
+    evaluations it includes: those the loop waited for, not those that ran beside training
+    (``eval/beside_training``), whose time the count never held. (Logs from before the mark: a
+    count that goes down starts a process; evaluations logged without the flag were waited for.)
     """
     train_s = eval_s = 0.0
     last = evals_in_last = evals_so_far = 0.0
     for record in records(metrics_path):
         elapsed = record.get("train/elapsed_s")
         if "eval/wall_time_s" in record:
-            evals_so_far += float(record["eval/wall_time_s"])
+            if not record.get("eval/beside_training"):
+                evals_so_far += float(record["eval/wall_time_s"])
             eval_s += float(record["eval/wall_time_s"])
         elif elapsed is not None:
             if "train/resumed_at" in record or elapsed < last:  # a resumed process: close the one before
@@ -333,7 +354,8 @@ def parse_config(argv: list[str] | None = None) -> ResultsConfig:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    return run_results(parse_config(argv))
+    words = sys.argv[1:] if argv is None else argv
+    return run_results(parse_config(argv), command=f"python -m sir.results.run {shlex.join(words)}".rstrip())
 
 
 if __name__ == "__main__":

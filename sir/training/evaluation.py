@@ -185,8 +185,11 @@ class Evaluations:
         own = [point for point in self.losses if point[0] <= step]
         self.losses[:] = [point for point in self.losses if point[0] > step]
         self.run.record_evaluation(step, metrics, own, self.last_k)
+        # Whether training went on meanwhile (a snapshot's evaluation) or waited: a run's
+        # training time leaves out only the evaluations it waited for (sir.results.run.run_times).
         self.logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
-                               "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"]},
+                               "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"],
+                               "eval/beside_training": snapshot is not None},
                         video=metrics.get("video"))
         summary = {k: v for k, v in metrics.items() if k != "per_episode"}
         self.last = summary

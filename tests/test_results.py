@@ -319,7 +319,7 @@ def test_the_commit_a_result_records_is_dirty_for_code_changes_not_for_the_resul
 def test_the_optimism_of_each_step_of_the_choice_is_paired_per_run():
     """The page's optimism table: per run, the score that chose best_model minus its test
     score, for the evaluation during training and for the confirmation of the chosen step."""
-    from sir.results.report import optimism
+    from sir.results.report import confirming_success, optimism
 
     def run(choosing, confirmed, test):
         return {"choosing_success": choosing, "success_rate": test,
@@ -328,7 +328,7 @@ def test_the_optimism_of_each_step_of_the_choice_is_paired_per_run():
                     {"step": 20, "confirmation": {"success_rate": confirmed}}]}}
 
     rows = [{"runs": [run(0.8, 0.9, 0.7), run(0.9, 0.9, 0.9)]}, {"runs": [run(1.0, 0.75, 0.9)]}]
-    assert results.confirming_success(rows[1]["runs"][0]) == 0.75
+    assert confirming_success(rows[1]["runs"][0]) == 0.75
     text = optimism(rows)
     during, confirming = text.splitlines()[-2:]
     assert "| 3 | +6.7 points |" in during and "| 2 / 1 / 0 |" in during

@@ -69,12 +69,19 @@ def curves(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def confirming_success(run: dict[str, Any]) -> float | None:
+    """The chosen model's score on the confirming episodes (the score that chose it among the
+    candidates), from the run's selection record; None when nothing was confirmed."""
+    sel = run.get("selection") or {}
+    chosen = next((c for c in sel.get("candidates", []) if c.get("step") == sel.get("chosen_step")), None)
+    return ((chosen or {}).get("confirmation") or {}).get("success_rate")
+
+
 def optimism(rows: list[dict[str, Any]]) -> str:
     """The optimism of the best-model choice over every run of the table, through
     sir.eval.paired: each run's test score paired with the score that chose its model, at each
     step of the choice (the evaluation during training, then the confirmation)."""
     from sir.eval.paired import compare_arms
-    from sir.results.run import confirming_success
 
     runs = [run for r in rows for run in r["runs"]]
     steps = [("the evaluation during training (20 choosing episodes)", [run.get("choosing_success") for run in runs]),

@@ -197,6 +197,8 @@ def summarize_task(base: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str
     episodes = sum(r["episodes"] for r in runs)
     last_k = [r["last_k_success"] for r in runs if r.get("last_k_success") is not None]
     optimism = [r["choosing_success"] - r["success_rate"] for r in runs if r.get("choosing_success") is not None]
+    from sir.results.report import confirming_success
+
     confirmed = [(confirming_success(r), r["success_rate"]) for r in runs]
     confirming_optimism = [c - t for c, t in confirmed if c is not None]
     return {
@@ -311,14 +313,6 @@ def outcomes(per_episode: list[dict[str, Any]]) -> str:
     """Per-episode successes as a string, "1" or "0" per episode in seed order: what
     sir.eval.paired needs to compare two rows' models episode by episode on the test seeds."""
     return "".join("1" if e["success"] else "0" for e in sorted(per_episode, key=lambda e: e["seed"]))
-
-
-def confirming_success(run: dict[str, Any]) -> float | None:
-    """The chosen model's score on the confirming episodes (the score that chose it among the
-    candidates), from the run's selection record; None when nothing was confirmed."""
-    sel = run.get("selection") or {}
-    chosen = next((c for c in sel.get("candidates", []) if c.get("step") == sel.get("chosen_step")), None)
-    return ((chosen or {}).get("confirmation") or {}).get("success_rate")
 
 
 def learning_curve(metrics_path: Path) -> list[dict[str, Any]]:

@@ -256,28 +256,11 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
 
 def test_each_round_trains_and_records_from_the_loops_configs(tmp_path, monkeypatch):
     """Two rounds with fakes for training and recording: what each is called with."""
-    from sir import training
-    from sir.dagger import record as record_module
-    from sir.data.record.runner import RecordingResult
     from sir.envs.spec import default_spec
 
     demos = tmp_path / "data" / "demos"
     default_spec("Lift", horizon=90).save(demos / "meta")
-    trained, recorded = [], []
-
-    def train(cfg):
-        trained.append(cfg)
-        return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
-                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model", last_k=None,
-                               frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
-
-    def record_corrections(cfg):
-        recorded.append(cfg)
-        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2, frames=80, tried=2, successes=2,
-                               corrected_successes=1, human_frames=10, deployment_frames=80, corrector_frames=10)
-
-    monkeypatch.setattr(training, "train", train)
-    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
+    trained, recorded = fake_rounds(monkeypatch)
     cfg = loop.parse_config(["--env", "Lift", "--demos", str(demos), "--rounds", "1", "--seed", "2",
                              "--checkpoint-dir", str(tmp_path / "ck"), "--demo-episodes", "0:4",
                              "--train-args", "--lr 1e-3 --dagger-mode sirius", "--record-args", "--agree 0.3"])
@@ -303,9 +286,6 @@ def test_round_1_shared_by_the_modes_trains_on_the_episodes_each_modes_own_recor
     """--first-round: one recording of the start model's deployments, every one kept; each mode
     trains round 1 on the episodes its own recording would have saved, at the same labels given,
     then records round 2 with its own final_model (--deploy final_model)."""
-    from sir import training
-    from sir.dagger import record as record_module
-    from sir.data.record.runner import RecordingResult
     from sir.envs.spec import default_spec
     from sir.errors import UserError
 
@@ -328,23 +308,8 @@ def test_round_1_shared_by_the_modes_trains_on_the_episodes_each_modes_own_recor
         "checkpoint": str(start.resolve()), "drop_failures": False, "auto_save_on_success": True, "episodes": runs,
         "interventions": 2, "policy_successes": 1, "corrected_successes": 1, "takeovers": 2,
         "deployment_frames": 170, "corrector_frames": 30}))
-    trained, recorded = [], []
-
-    def train(cfg):
-        trained.append(cfg)
-        return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
-                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model",
-                               last_k={"success_mean": 0.5, "steps": [9, 10], "rates": [0.5, 0.5],
-                                       "first_seed": 1_000_000, "episode_successes": [2, 0]},
-                               frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
-
-    def record_corrections(cfg):
-        recorded.append(cfg)
-        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2, frames=80, tried=2, successes=2,
-                               corrected_successes=1, human_frames=10, deployment_frames=80, corrector_frames=10)
-
-    monkeypatch.setattr(training, "train", train)
-    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
+    trained, recorded = fake_rounds(monkeypatch, last_k={"success_mean": 0.5, "steps": [9, 10], "rates": [0.5, 0.5],
+                                                         "first_seed": 1_000_000, "episode_successes": [2, 0]})
     kept = {"successful-corrections": "0,1", "hg-dagger": "0,1,2", "iwr": "0,1", "sirius": "0,1"}
     for mode, episodes in kept.items():
         trained.clear()
@@ -372,3 +337,27 @@ def test_round_1_shared_by_the_modes_trains_on_the_episodes_each_modes_own_recor
     other = dataclasses.replace(cfg, start_model=str(tmp_path / "elsewhere"))
     with pytest.raises(UserError, match="holds the deployments of"):
         loop.run_rounds(other)
+
+
+def fake_rounds(monkeypatch, last_k=None):
+    """Fakes for the loop's training and recording: the configs they are called with, in order."""
+    from sir import training
+    from sir.dagger import record as record_module
+    from sir.data.record.runner import RecordingResult
+
+    trained, recorded = [], []
+
+    def train(cfg):
+        trained.append(cfg)
+        return SimpleNamespace(best_model=Path(cfg.checkpoint_dir) / cfg.run_name / "best_model",
+                               final_model=Path(cfg.checkpoint_dir) / cfg.run_name / "final_model", last_k=last_k,
+                               frames_per_dataset={r: 100 for r in cfg.repo_ids}, best_metrics={"success_rate": 0.5})
+
+    def record_corrections(cfg):
+        recorded.append(cfg)
+        return RecordingResult(path=Path(cfg.root) / cfg.repo_id, episodes=2, frames=80, tried=2, successes=2,
+                               corrected_successes=1, human_frames=10, deployment_frames=80, corrector_frames=10)
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(record_module, "record_corrections", record_corrections)
+    return trained, recorded

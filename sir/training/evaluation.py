@@ -187,9 +187,10 @@ class Evaluations:
         self.run.record_evaluation(step, metrics, own, self.last_k)
         # Whether training went on meanwhile (a snapshot's evaluation) or waited: a run's
         # training time leaves out only the evaluations it waited for (sir.results.run.run_times).
+        # 1.0 or 0.0, not a bool: trackers take scalars (TensorBoard writes a bool as 1.0).
         self.logger.log(step, {"eval/success_rate": metrics["success_rate"], "eval/avg_reward": metrics["avg_reward"],
                                "eval/avg_length": metrics["avg_length"], "eval/wall_time_s": metrics["wall_time_s"],
-                               "eval/beside_training": snapshot is not None},
+                               "eval/beside_training": float(snapshot is not None)},
                         video=metrics.get("video"))
         summary = {k: v for k, v in metrics.items() if k != "per_episode"}
         self.last = summary

@@ -41,6 +41,10 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark beside this one records the demos
+
+import eval_throughput as throughput  # noqa: E402
+
 
 def timed_run(config) -> dict:
     """Train ``config``; the time inside update(), when each evaluation was recorded, and
@@ -172,17 +176,14 @@ def main() -> None:
 
     import dataclasses
 
-    from sir.data.collect import main as collect
     from sir.runtime import quiet_libraries
     from sir.training import TrainConfig
 
     quiet_libraries()
     tmp = tempfile.mkdtemp(prefix="sir-async-bench-")
     root = Path(args.root or tmp)
-    if not (root / "bench_lift").exists():
-        collect(["--env", "Lift", "--episodes", str(args.demos), "--root", str(root), "--repo-id", "bench_lift",
-                 "--seed", "0"])
-    base = TrainConfig(repo_ids=["bench_lift"], root=str(root), policy="act", preset="tiny", batch_size=16,
+    repo_id = throughput.recorded_demos(root, args.demos)  # the same demos as its trained model's
+    base = TrainConfig(repo_ids=[repo_id], root=str(root), policy="act", preset="tiny", batch_size=16,
                        training_steps=args.steps, eval_freq=args.eval_freq, save_freq=args.steps,
                        eval_episodes=args.eval_episodes, max_steps=args.max_steps, log_freq=50,
                        checkpoint_dir=str(Path(tmp) / "runs"))

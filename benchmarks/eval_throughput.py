@@ -64,6 +64,23 @@ def deal(episodes: list[dict], processes: int) -> list[list[tuple[int, int]]]:
     return [plans[i::processes] for i in range(processes)]
 
 
+def demo_repo_id(episodes: int) -> str:
+    """The scripted Lift demos' dataset under ``--root``, named by its size: the benchmarks that
+    share a root (this one, ``async_eval.py``) reuse a dataset only of the size they ask for."""
+    return f"bench_lift{episodes}"
+
+
+def recorded_demos(root: Path, episodes: int) -> str:
+    """``episodes`` scripted Lift demos (seed 0) under ``root``, recorded unless there; their repo id."""
+    from sir.data.collect import main as collect
+
+    repo_id = demo_repo_id(episodes)
+    if not (root / repo_id).exists():
+        collect(["--env", "Lift", "--episodes", str(episodes), "--root", str(root), "--repo-id", repo_id,
+                 "--seed", "0"])
+    return repo_id
+
+
 def stepping_worker(conn, spec_dict: dict, plans: list[tuple[int, int]]) -> None:
     """Build one env, say when it is built, then on every "go" step random actions through
     ``plans`` (a reset each); answer each pass's (start, end) on the wall clock, which all
@@ -192,16 +209,13 @@ def trained_cases(args, root: Path) -> None:
     import subprocess
     import sys
 
-    from sir.data.collect import main as collect
     from sir.eval.pool import shared_workers
     from sir.eval.rollout import evaluate_policy
     from sir.policies.checkpoint import load_checkpoint
 
-    if not (root / "bench_lift20").exists():
-        collect(["--env", "Lift", "--episodes", str(args.trained_demos), "--root", str(root), "--repo-id",
-                 "bench_lift20", "--seed", "0"])
+    repo_id = recorded_demos(root, args.trained_demos)
     with tempfile.TemporaryDirectory() as tmp:
-        model = trained_act(root, "bench_lift20", args.trained_steps, Path(tmp))
+        model = trained_act(root, repo_id, args.trained_steps, Path(tmp))
         policy, pre, post, spec, _ = load_checkpoint(model, device="cpu")
         print(f"\ntrained tiny ACT ({args.trained_steps} steps on {args.trained_demos} Lift demos), {args.workers} "
               f"workers; episodes of at most {args.trained_max_steps} steps from seed {args.eval_seed}")
@@ -297,7 +311,6 @@ def main(argv: list[str] | None = None) -> None:
         _one_shot_limit_main(args.one_shot_limit)
         return
 
-    from sir.data.collect import main as collect
     from sir.runtime import quiet_libraries
 
     quiet_libraries()
@@ -307,9 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root or tmp)
-        if not (root / "bench_lift").exists():
-            collect(["--env", "Lift", "--episodes", "2", "--root", str(root), "--repo-id", "bench_lift", "--seed", "0"])
-        policy, pre, post, spec = tiny_act(root, "bench_lift")
+        policy, pre, post, spec = tiny_act(root, recorded_demos(root, 2))
     print(f"\nLift, {args.workers} processes, {args.episodes} episodes x {args.max_steps} steps from seed "
           f"{args.eval_seed}, tiny ACT ({sum(p.numel() for p in policy.parameters()):,} parameters, random weights)")
 

@@ -34,6 +34,17 @@ def test_a_one_shot_evaluation_and_its_limit_are_on_the_same_clock():
     assert rates["from up"] == (50.0, pytest.approx(200 / 3.0))
 
 
+def test_benchmarks_sharing_a_root_reuse_demos_only_of_the_size_they_ask_for(tmp_path, monkeypatch):
+    # eval_throughput.py's random-weights part records 2 demos, async_eval.py trains on 20,
+    # both under the docs' --root /tmp/benchroot: one name for both trained on 2 demos.
+    monkeypatch.setattr(sys, "path", list(sys.path))  # async_eval puts benchmarks/ on it
+    throughput, async_eval = load("eval_throughput"), load("async_eval")
+    assert throughput.demo_repo_id(2) != throughput.demo_repo_id(20)
+    assert async_eval.throughput.demo_repo_id(20) == throughput.demo_repo_id(20)  # the trained model's demos
+    (tmp_path / throughput.demo_repo_id(20)).mkdir()  # there already: not recorded again
+    assert throughput.recorded_demos(tmp_path, 20) == "bench_lift20"
+
+
 def test_the_data_path_benchmark_draws_both_trainers_batches(lift_demos, tmp_path, monkeypatch):
     root, repo_id = lift_demos
     monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts benchmarks/ on it

@@ -24,8 +24,8 @@ def configure_headless_rendering() -> None:
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     # Mesa's software rasteriser (llvmpipe, when there is no GPU) splits a frame across one
     # thread per core; sir already runs one env process per core, and for its small frames
-    # the split costs more CPU than it saves (a Lift video frame: 23 ms on one thread, 30 ms
-    # on two, and no sooner).
+    # the split costs more CPU than it saves (a Lift video frame: 12 ms of CPU on one thread,
+    # 15 ms on two, and no sooner; docs/performance.md).
     os.environ.setdefault("LP_NUM_THREADS", "1")
 
 

@@ -212,7 +212,7 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
     saved = []
     experiment._run_seed(cfg, 3, [], saved.append)
     runs = dataclasses.replace(cfg.loop.train, checkpoint_dir=str(out), seed=3, overwrite=True, select_top_k=0,
-                               eval_start=800)
+                               eval_start=800, async_eval=False)  # every one of the last 3 checkpoints evaluated
     assert runs.lr == 1e-3 and runs.batch_size == 8 and runs.lr_schedule == "cosine"
     assert (runs.training_steps, runs.eval_freq, runs.last_k) == (1000, 100, 3)
     assert (runs.eval_seed, runs.eval_episodes) == (1_000_000, 40)

@@ -219,8 +219,11 @@ def arm_training(cfg: ExperimentConfig, seed: int) -> Any:
     """The training every arm of ``seed`` shares: the same steps and schedule, evaluations only
     at the last --last-k checkpoints (on the test episodes, so nothing is chosen on them:
     best_model is not confirmed on other episodes, nor used), each run in its folder under --out."""
+    # Evaluations wait for training (async_eval off): beside training, a checkpoint whose evaluation
+    # is still queued when the next one arrives is replaced, and the pilot's last rounds lost step
+    # 900 of their last 3 that way; the score must be the last K checkpoints, every one.
     return scored(dataclasses.replace(cfg.loop.train, checkpoint_dir=cfg.out, seed=seed, overwrite=True,
-                                      select_top_k=0), cfg.loop.train.last_k)
+                                      select_top_k=0, async_eval=False), cfg.loop.train.last_k)
 
 
 def _run_seed(cfg: ExperimentConfig, seed: int, done: list[dict[str, Any]],

@@ -114,7 +114,7 @@ RESULTS_DIR ?= docs/dagger_experiment
 RECORD_ARGS ?=
 MODES ?= successful-corrections,hg-dagger,iwr,sirius
 bc-vs-dagger: ENV = PickPlaceCan
-bc-vs-dagger: STEPS = 1000
+bc-vs-dagger: STEPS = 2000
 bc-vs-dagger: EVAL_FREQ = 100
 bc-vs-dagger: EVAL_EPISODES = 40
 bc-vs-dagger: install

@@ -50,7 +50,7 @@ def test_empty_flag_strings_keep_every_nested_default():
     exp = experiment.parse_config(["--env", "Lift"]).loop.train
     # The experiment's: 1,000 steps at a cosine schedule, the last 3 checkpoints on 40 test episodes.
     assert (exp.preset, exp.training_steps, exp.batch_size, exp.eval_freq, exp.eval_episodes) == (
-        "cpu", 1000, 32, 100, 40)
+        "cpu", 2000, 32, 100, 40)
     assert (exp.lr_schedule, exp.last_k, exp.eval_seed) == ("cosine", 3, 1_000_000)
 
 
@@ -192,8 +192,8 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
 
     def run_rounds(cfg):
         looped.append(cfg)
-        return SimpleNamespace(rows=[{}, {"round": 1, "labels_given": 150, "training_steps": 1000,
-                                          "last_k_success": 0.6, "last_k_steps": "800 900 1000",
+        return SimpleNamespace(rows=[{}, {"round": 1, "labels_given": 150, "training_steps": 2000,
+                                          "last_k_success": 0.6, "last_k_steps": "1800 1900 2000",
                                           "episode_successes": "3 1", "autonomous_success_rate": 0.25}])
 
     def record_corrections(cfg):
@@ -212,9 +212,9 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
     saved = []
     experiment._run_seed(cfg, 3, [], saved.append)
     runs = dataclasses.replace(cfg.loop.train, checkpoint_dir=str(out), seed=3, overwrite=True, select_top_k=0,
-                               eval_start=800, async_eval=False)  # every one of the last 3 checkpoints evaluated
+                               eval_start=1800, async_eval=False)  # every one of the last 3 checkpoints evaluated
     assert runs.lr == 1e-3 and runs.batch_size == 8 and runs.lr_schedule == "cosine"
-    assert (runs.training_steps, runs.eval_freq, runs.last_k) == (1000, 100, 3)
+    assert (runs.training_steps, runs.eval_freq, runs.last_k) == (2000, 100, 3)
     assert (runs.eval_seed, runs.eval_episodes) == (1_000_000, 40)
     start = out / "bc_s3_r0" / "final_model"
     assert recorded == [RecordConfig(oracle_deviation=0.5, checkpoint=str(start), repo_id="shared_s3_r1",
@@ -232,18 +232,18 @@ def test_the_experiment_hands_each_arm_its_config(tmp_path, monkeypatch):
                                                            ("bc_s3_r1", "lift_pool_s3=0:3")]
     # Round 0 is before the last round: scored by its final checkpoint alone (--earlier-last-k 1).
     assert trained[0] == dataclasses.replace(runs, repo_ids=["lift_pool_s3"], root=str(data), last_k=1,
-                                             eval_start=1000, episodes="lift_pool_s3=0:2", run_name="bc_s3_r0")
+                                             eval_start=2000, episodes="lift_pool_s3=0:2", run_name="bc_s3_r0")
     # Every arm, BC and DAgger, the same steps and schedule; the last round's scored by its last 3 checkpoints
     # (the loop scores its own earlier rounds: loop.scored, tested with the loop).
-    assert {(c.training_steps, c.lr_schedule) for c in [*trained, *(c.train for c in looped)]} == {(1000, "cosine")}
-    assert trained[1].eval_start == 800 and trained[1].last_k == 3 and {c.earlier_last_k for c in looped} == {1}
+    assert {(c.training_steps, c.lr_schedule) for c in [*trained, *(c.train for c in looped)]} == {(2000, "cosine")}
+    assert trained[1].eval_start == 1800 and trained[1].last_k == 3 and {c.earlier_last_k for c in looped} == {1}
     rows = saved[-1]
     assert [(r["arm"], r["mode"], r["round"]) for r in rows] == [
         ("bc", "", 0), ("dagger", "iwr", 1), ("dagger", "sirius", 1), ("bc", "", 1)]
     # A model's score is the mean of its last checkpoints (not its best evaluation), with their per-episode outcomes.
     assert [r["success_rate"] for r in rows] == [0.5, 0.6, 0.6, 0.5]
     assert rows[0]["episode_successes"] == "3 0" and rows[1]["episode_successes"] == "3 1"
-    assert {r["training_steps"] for r in rows} == {1000}
+    assert {r["training_steps"] for r in rows} == {2000}
     # Run again with round 0 kept and its model on disk: the finished shared recording is kept.
     (data / "shared_s3_r1" / "meta").mkdir(parents=True)
     (data / "shared_s3_r1" / "meta" / "sir_info.json").write_text("{}")

@@ -70,10 +70,10 @@ PROTOCOL_COLUMNS = ("training_steps", "last_k_steps", "episode_successes")
 
 
 def experiment_loop() -> LoopConfig:
-    """The loop every mode runs, whose training every arm shares: 1,000 steps at a cosine
+    """The loop every mode runs, whose training every arm shares: 2,000 steps at a cosine
     schedule; the last round's models scored by their last 3 checkpoints, 100 steps apart, the
     earlier rounds' by their final one, each on the same 40 test episodes."""
-    return LoopConfig(train=loop_training(training_steps=1000, lr_schedule="cosine", eval_freq=100, last_k=3,
+    return LoopConfig(train=loop_training(training_steps=2000, lr_schedule="cosine", eval_freq=100, last_k=3,
                                           eval_episodes=40, eval_seed=seeds.TEST.start), earlier_last_k=1)
 
 

@@ -124,6 +124,8 @@ bc-vs-dagger: install
 		--training-steps $(STEPS) --lr-schedule $(LR_SCHEDULE) --eval-freq $(EVAL_FREQ) --last-k $(LAST_K) \
 		--earlier-last-k $(EARLIER_LAST_K) --eval-episodes $(EVAL_EPISODES) --batch-size $(BATCH_SIZE) --modes $(MODES) --results $(RESULTS_DIR) \
 		--train-args "$(TRAIN_ARGS)" --record-args "$(RECORD_ARGS)"
+	@# docs/dagger.md's figures are the committed rows': rewritten from them (only for the committed folder).
+	@if [ "$(RESULTS_DIR)" = docs/dagger_experiment ]; then $(PY) -m sir.dagger.report; fi
 
 lint: install
 	$(PY) -m ruff check sir tests benchmarks

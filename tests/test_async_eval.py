@@ -69,6 +69,29 @@ def test_evaluating_beside_training_gives_the_waiting_runs_history_best_model_an
 
 
 @pytest.mark.slow
+def test_the_last_k_evaluations_are_never_skipped_beside_training(lift_demos, tmp_path, capsys):
+    """Training outruns its evaluations (ten tiny steps against an evaluation of 3 episodes): a
+    newer snapshot may replace a waiting one, but not one of the last --last-k, whose mean is
+    the run's score: training waits for it instead."""
+    from sir.training.config import last_evaluations
+
+    cfg = config(lift_demos, tmp_path, async_eval=True, training_steps=40, last_k=2)
+    assert last_evaluations(cfg) == {30, 40}
+    assert last_evaluations(dataclasses.replace(cfg, eval_freq=0)) == {40}
+    assert last_evaluations(dataclasses.replace(cfg, eval_start=25, last_k=5)) == {30, 40}
+    result = train(cfg)
+    steps = [r["step"] for r in history(result.run_dir)]
+    assert steps[-2:] == ["30", "40"] and steps[0] == "10"
+    out = capsys.readouterr().out
+    assert "Evaluation of step 30 skipped" not in out
+    if "20" not in steps:  # step 30 replaced it, so at step 40, 30 was waiting: training waited
+        assert "Evaluation of step 20 skipped: step 30 replaces it" in out
+        assert "(step 30 is one of the last 2, --last-k, never skipped)" in out
+    info = json.loads((result.run_dir / "final_model" / "sir_checkpoint.json").read_text())
+    assert info["last_k"]["steps"] == [30, 40]
+
+
+@pytest.mark.slow
 def test_a_failing_background_evaluation_fails_the_run_resumably_and_resume_evaluates_it_again(
         waiting_run, lift_demos, tmp_path):
     # A video folder that is a file: the evaluation rolls out, then cannot write its video.

@@ -170,6 +170,18 @@ def evaluation_due(cfg: TrainConfig, step: int) -> bool:
     return step == cfg.training_steps or (bool(cfg.eval_freq) and step % cfg.eval_freq == 0 and step >= cfg.eval_start)
 
 
+def last_evaluations(cfg: TrainConfig) -> frozenset[int]:
+    """The steps of the run's last --last-k evaluations (those eval_history.csv's last_k_success
+    and final_model's score average), which an evaluation beside training never skips."""
+    if cfg.last_k <= 0:
+        return frozenset()
+    steps = {cfg.training_steps}
+    if cfg.eval_freq:
+        first = max(cfg.eval_freq, -(-cfg.eval_start // cfg.eval_freq) * cfg.eval_freq)
+        steps.update(range(first, cfg.training_steps + 1, cfg.eval_freq))
+    return frozenset(sorted(steps)[-cfg.last_k:])
+
+
 def report_to(cfg: TrainConfig) -> str:
     """Where the run logs besides metrics.jsonl: --report-to, or wandb for --use-wandb."""
     if cfg.use_wandb and cfg.report_to not in (None, "wandb"):

@@ -29,6 +29,7 @@ from sir.eval.background import (
 from sir.eval.rollout import evaluate_policy, format_metrics
 from sir.policies.checkpoint import read_info, write_info
 from sir.training.checkpointing import Checkpointer
+from sir.training.config import last_evaluations
 from sir.training.run_folder import RunFolder
 from sir.training.selection import RUN_STATE_KEY, BestModelChoice, Chosen, score
 
@@ -67,6 +68,7 @@ class Evaluations:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) not in a history row yet
     unrecorded: dict[int, Path] = field(default_factory=dict)  # step -> snapshot, evaluations not in yet
     evaluator: BackgroundEvaluator | None = None
+    kept: frozenset[int] = frozenset()  # the last --last-k evaluation steps: beside training, never skipped
 
     @classmethod
     def for_run(cls, config: Any, run: RunFolder, eval_seed: int, device: str, workers: int | None, logger: Any,
@@ -78,7 +80,7 @@ class Evaluations:
                     "ray_address": config.ray_address}
         videos = (Path(config.video_dir) if config.video_dir else run.videos) if config.save_video else None
         return cls(run, settings, device, logger, checkpointer, write, videos, choice, not config.no_eval,
-                   config.last_k, validation)
+                   config.last_k, validation, kept=last_evaluations(config))
 
     @property
     def active(self) -> bool:
@@ -128,6 +130,12 @@ class Evaluations:
         if not self.rollouts:
             return
         if self.evaluator is not None:
+            waiting = self.evaluator.waiting
+            if waiting is not None and waiting.step in self.kept:
+                # Submitting now would replace it (one waits beside the one running): training
+                # waits instead, so the last --last-k evaluations are all scored.
+                self.collect(step, wait=True, why=f" (step {waiting.step} is one of the last {self.last_k}, "
+                                                  f"--last-k, never skipped)")
             self.submit(step, self.checkpointer.snapshot(step))
             return
         model = self.checkpointer
@@ -139,12 +147,12 @@ class Evaluations:
             raise
         self.record(step, metrics)
 
-    def collect(self, now: int, wait: bool = False) -> None:
+    def collect(self, now: int, wait: bool = False, why: str = "") -> None:
         """Record the background evaluations that are done (with ``wait``: all of them)."""
         if self.evaluator is None:
             return
         if wait and self.evaluator.pending:
-            self.write(f"Waiting for the evaluation of step {self.evaluator.pending[-1].step}...")
+            self.write(f"Waiting for the evaluation of step {self.evaluator.pending[-1].step}{why}...")
         for outcome in self.evaluator.wait() if wait else self.evaluator.poll():
             if outcome.error is not None:
                 self._keep_training(outcome.step, now)

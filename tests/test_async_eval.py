@@ -86,7 +86,7 @@ def test_the_last_k_evaluations_are_never_skipped_beside_training(lift_demos, tm
     assert "Evaluation of step 30 skipped" not in out
     if "20" not in steps:  # step 30 replaced it, so at step 40, 30 was waiting: training waited
         assert "Evaluation of step 20 skipped: step 30 replaces it" in out
-        assert "(step 30 is one of the last 2, --last-k, never skipped)" in out
+        assert "Waiting for the evaluation of step 30, one of the last 2 (--last-k), never skipped..." in out
     info = json.loads((result.run_dir / "final_model" / "sir_checkpoint.json").read_text())
     assert info["last_k"]["steps"] == [30, 40]
 

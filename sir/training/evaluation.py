@@ -134,8 +134,7 @@ class Evaluations:
             if waiting is not None and waiting.step in self.kept:
                 # Submitting now would replace it (one waits beside the one running): training
                 # waits instead, so the last --last-k evaluations are all scored.
-                self.collect(step, wait=True, why=f" (step {waiting.step} is one of the last {self.last_k}, "
-                                                  f"--last-k, never skipped)")
+                self.collect(step, wait=True, why=f", one of the last {self.last_k} (--last-k), never skipped")
             self.submit(step, self.checkpointer.snapshot(step))
             return
         model = self.checkpointer

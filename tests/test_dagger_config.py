@@ -116,7 +116,9 @@ def makefile_experiment_argv() -> list[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     text = subprocess.run(["make", "--no-print-directory", "-n", "-o", "install", "bc-vs-dagger"], cwd=REPO,
                           capture_output=True, text=True, check=True, env=env).stdout
-    words = shlex.split(text.replace("\\\n", " "))
+    # The experiment's command: the target's first; the report's line after it.
+    line = next(line for line in text.replace("\\\n", " ").splitlines() if "sir.dagger.experiment" in line)
+    words = shlex.split(line)
     return words[words.index("sir.dagger.experiment") + 1:]
 
 

@@ -133,3 +133,18 @@ def test_one_seed_says_it_has_no_spread_yet(tmp_path):
     main(["--results", str(results), "--report", str(page)])
     section = _section(page)
     assert "1 seed at round 2 (0)" in section and "(one seed: no spread over seeds yet)" in section
+
+
+def test_a_mode_that_clears_the_bar_is_named_where_the_best_mean_does_not(tmp_path):
+    """The aim is read off the best mode by its mean; a mode with a smaller but steadier lead,
+    whose simultaneous interval is above 0, is named beside it."""
+    from sir.dagger.report import main
+
+    bc = {0: 0.40, 1: 0.30, 2: 0.50}
+    # hg-dagger: +55, 0, +40 (mean +31.7, wide); sirius: +20, +20, +18 (mean +19.3, steady).
+    modes = {"hg-dagger": {0: 0.95, 1: 0.30, 2: 0.90}, "sirius": {0: 0.60, 1: 0.50, 2: 0.68}}
+    results, page = _write(tmp_path, _rows(bc, modes, {"hg-dagger": (0.4, 0.2), "sirius": (0.4, 0.2)}))
+    main(["--results", str(results), "--report", str(page)])
+    line = next(x for x in _section(page).splitlines() if x.startswith("- **The best mode"))
+    assert ": missed: `hg-dagger` +31.7 points, simultaneous interval [-" in line
+    assert "; `sirius` (+19.3, [+" in line and line.endswith("]) clears the bar.")

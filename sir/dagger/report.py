@@ -216,10 +216,17 @@ def aims(summary: list[dict[str, Any]], modes: list[str], last: int) -> list[str
     low = b["minus_bc_low_simultaneous"]
     met = b["minus_bc"] >= BEST_MODE_MARGIN and low is not None and low > 0
     holm = "-" if b["minus_bc_p_holm"] is None else f"{b['minus_bc_p_holm']:.3f}"
+    clear = [m for m, e in final.items() if e["minus_bc"] >= BEST_MODE_MARGIN
+             and e["minus_bc_low_simultaneous"] is not None and e["minus_bc_low_simultaneous"] > 0]
+    others = [m for m in clear if m != best]
+    also = ("" if not others else "; " + ", ".join(
+        f"`{m}` ({_pct(final[m]['minus_bc'], sign=True)}, "
+        f"{_interval(final[m]['minus_bc_low_simultaneous'], final[m]['minus_bc_high_simultaneous'])})"
+        for m in others) + f" clear{'s' if len(others) == 1 else ''} the bar")
     out = [f"- **The best mode at least {100 * BEST_MODE_MARGIN:.0f} points above BC at round {last}, its "
            f"simultaneous 95% interval above 0**: {'met' if met else 'missed'}: `{best}` "
            f"{_pct(b['minus_bc'], sign=True)} points, simultaneous interval "
-           f"{_interval(low, b['minus_bc_high_simultaneous'])}, Holm p {holm}."]
+           f"{_interval(low, b['minus_bc_high_simultaneous'])}, Holm p {holm}{also}."]
     below = [m for m in final if final[m]["minus_bc"] < 0]
     out.append(f"- **Every mode's mean at or above BC's**: {'missed' if below else 'met'}: "
                + ", ".join(f"`{m}` {_pct(final[m]['minus_bc'], sign=True)}" for m in final) + ".")

@@ -219,9 +219,10 @@ def arm_training(cfg: ExperimentConfig, seed: int) -> Any:
     """The training every arm of ``seed`` shares: the same steps and schedule, evaluations only
     at the last --last-k checkpoints (on the test episodes, so nothing is chosen on them:
     best_model is not confirmed on other episodes, nor used), each run in its folder under --out."""
-    # Evaluations wait for training (async_eval off): beside training, a checkpoint whose evaluation
-    # is still queued when the next one arrives is replaced, and the pilot's last rounds lost step
-    # 900 of their last 3 that way; the score must be the last K checkpoints, every one.
+    # Evaluations wait for training (async_eval off), as every committed row was made: in the pilot,
+    # beside training, step 900's queued evaluation was replaced by step 1000's. The trainer now
+    # waits for any of the last --last-k (sir.training.config.last_evaluations), so async would
+    # score the same checkpoints; it stays off so the rows keep one way of running.
     return scored(dataclasses.replace(cfg.loop.train, checkpoint_dir=cfg.out, seed=seed, overwrite=True,
                                       select_top_k=0, async_eval=False), cfg.loop.train.last_k)
 

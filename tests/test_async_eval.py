@@ -84,9 +84,8 @@ def test_the_last_k_evaluations_are_never_skipped_beside_training(lift_demos, tm
     assert steps[-2:] == ["30", "40"] and steps[0] == "10"
     out = capsys.readouterr().out
     assert "Evaluation of step 30 skipped" not in out
-    if "20" not in steps:  # step 30 replaced it, so at step 40, 30 was waiting: training waited
+    if "20" not in steps:  # step 30 replaced it (whether 30 then waited at step 40 depends on timing)
         assert "Evaluation of step 20 skipped: step 30 replaces it" in out
-        assert "Waiting for the evaluation of step 30, one of the last 2 (--last-k), never skipped..." in out
     info = json.loads((result.run_dir / "final_model" / "sir_checkpoint.json").read_text())
     assert info["last_k"]["steps"] == [30, 40]
 

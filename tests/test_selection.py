@@ -89,6 +89,32 @@ def test_best_model_is_the_best_confirmed_candidate_and_records_the_choice(tmp_p
     assert kept.selection == record and kept.step == 300
 
 
+def test_a_finished_run_resumed_from_a_state_before_its_last_evaluation_keeps_its_confirmed_choice(tmp_path):
+    """Stack's 10,000-step lever, rerun by sir.results.run to score it on the test range: its last
+    checkpoint's run state was written before step 10000's evaluation beside training came back,
+    so the resumed run lists other candidates than the choice had, and their weights are gone.
+    Choosing again fell back to the best evaluation during training and overwrote the record."""
+    choice = BestModelChoice(tmp_path, 3, 40, 300_000, CHOOSING)
+    for step, success in ((4000, 0.95), (6000, 0.8), (8000, 0.75)):
+        offer(choice, step, success)
+    before_last = choice.state()  # checkpoint_10000's run state
+    offer(choice, 10_000, 0.85)  # step 10000's evaluation, beside training, after it
+    best_model = tmp_path / "best_model"
+    fake_save(4000)(best_model)
+    confirmed = {4000: 0.85, 6000: 0.6, 8000: 0.6, 10_000: 0.625}
+    record = choice.finish(best_model, 4000, lambda folder: {"success_rate": confirmed[int(folder.name[5:])],
+                                                             "avg_length": 90.0, "episodes": 40},
+                           say=lambda *_: None).selection
+    assert sorted(c["step"] for c in record["candidates"]) == [4000, 6000, 10_000]
+
+    said = []
+    again = BestModelChoice(tmp_path, 3, 40, 300_000, CHOOSING, before_last)
+    kept = again.finish(best_model, 4000, lambda folder: pytest.fail("evaluated again"), say=said.append)
+    assert kept.selection == record and kept.step == 4000
+    assert json.loads((best_model / "sir_checkpoint.json").read_text())["selection"] == record
+    assert "candidates are gone; kept" in said[-1]
+
+
 def test_a_confirmation_made_before_a_stop_is_read_back(tmp_path):
     choice = BestModelChoice(tmp_path, 2, 40, 300_000, CHOOSING)
     offer(choice, 100, 0.6)

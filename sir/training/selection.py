@@ -150,6 +150,15 @@ class BestModelChoice:
             say(f"best_model was chosen before (step {done['chosen_step']}); kept.")
             self._clean()
             return Chosen(info.get("step"), info.get("metrics"), done)
+        if (self.enabled and done.get("complete") and self._same_episodes(done)
+                and not any((self.path(c.step) / "config.json").is_file() for c in self.kept)):
+            # A finished run resumed from its last checkpoint, whose run state was written before
+            # the last evaluation beside training came back: its candidates differ from the
+            # choice's, and their weights went with the choice. Choosing again could only fall
+            # back to the best evaluation during training and overwrite the confirmed record.
+            say(f"best_model was chosen before (step {done['chosen_step']}) and its candidates are gone; kept.")
+            self._clean()
+            return Chosen(info.get("step"), info.get("metrics"), done)
         if not self.enabled or len(self.kept) < 2:
             why = "--select-top-k is off" if not self.enabled else "the run evaluated one model"
             record.update(method=f"the best evaluation during training ({why})", chosen_step=info.get("step"),
@@ -193,8 +202,11 @@ class BestModelChoice:
         self._clean()
         return Chosen(installed.get("step"), installed.get("metrics"), record)
 
+    def _same_episodes(self, done: dict[str, Any]) -> bool:
+        return done.get("confirmation") == {"episodes": self.episodes, "seed": self.seed}
+
     def _same_choice(self, done: dict[str, Any]) -> bool:
-        return (done.get("confirmation") == {"episodes": self.episodes, "seed": self.seed}
+        return (self._same_episodes(done)
                 and sorted(c["step"] for c in done.get("candidates", [])) == sorted(c.step for c in self.kept))
 
     def _confirmation(self, c: Candidate, evaluate: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:

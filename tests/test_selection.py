@@ -112,7 +112,7 @@ def test_a_finished_run_resumed_from_a_state_before_its_last_evaluation_keeps_it
     kept = again.finish(best_model, 4000, lambda folder: pytest.fail("evaluated again"), say=said.append)
     assert kept.selection == record and kept.step == 4000
     assert json.loads((best_model / "sir_checkpoint.json").read_text())["selection"] == record
-    assert "candidates are gone; kept" in said[-1]
+    assert "was chosen before (step 4000); kept" in said[-1]
 
 
 def test_a_confirmation_made_before_a_stop_is_read_back(tmp_path):

@@ -146,17 +146,14 @@ class BestModelChoice:
             return None
         record = {"choosing": self.choosing, "top_k": self.k}
         done = info.get("selection") or {}
-        if self.enabled and len(self.kept) > 1 and done.get("complete") and self._same_choice(done):
+        # Chosen before: the run resumed after its choice (the same candidates), or a finished run
+        # resumed from a run state written before its last evaluation beside training came back
+        # (other candidates, whose weights went with the choice: choosing again could only fall
+        # back to the best evaluation during training and overwrite the confirmed record).
+        if self.enabled and done.get("complete") and self._same_episodes(done) and (
+                self._same_candidates(done) or not any((self.path(c.step) / "config.json").is_file()
+                                                       for c in self.kept)):
             say(f"best_model was chosen before (step {done['chosen_step']}); kept.")
-            self._clean()
-            return Chosen(info.get("step"), info.get("metrics"), done)
-        if (self.enabled and done.get("complete") and self._same_episodes(done)
-                and not any((self.path(c.step) / "config.json").is_file() for c in self.kept)):
-            # A finished run resumed from its last checkpoint, whose run state was written before
-            # the last evaluation beside training came back: its candidates differ from the
-            # choice's, and their weights went with the choice. Choosing again could only fall
-            # back to the best evaluation during training and overwrite the confirmed record.
-            say(f"best_model was chosen before (step {done['chosen_step']}) and its candidates are gone; kept.")
             self._clean()
             return Chosen(info.get("step"), info.get("metrics"), done)
         if not self.enabled or len(self.kept) < 2:
@@ -205,9 +202,8 @@ class BestModelChoice:
     def _same_episodes(self, done: dict[str, Any]) -> bool:
         return done.get("confirmation") == {"episodes": self.episodes, "seed": self.seed}
 
-    def _same_choice(self, done: dict[str, Any]) -> bool:
-        return (self._same_episodes(done)
-                and sorted(c["step"] for c in done.get("candidates", [])) == sorted(c.step for c in self.kept))
+    def _same_candidates(self, done: dict[str, Any]) -> bool:
+        return sorted(c["step"] for c in done.get("candidates", [])) == sorted(c.step for c in self.kept)
 
     def _confirmation(self, c: Candidate, evaluate: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
         folder = self.path(c.step)

@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sir.errors import UserError, cli_errors
 from sir.results.recipes import TASKS
 
 START_LINE = "Start offline training"
@@ -61,7 +62,13 @@ def sir_settings(task: str, train_args: str) -> dict[str, Any]:
     from sir.config import flags_given
     from sir.training import TrainConfig
 
-    return {**TASKS[task].train_settings(), **flags_given(TrainConfig, train_args, "--train-args")}
+    settings = {**TASKS[task].train_settings(), **flags_given(TrainConfig, train_args, "--train-args")}
+    if settings.get("ema_decay") is not None:
+        raise UserError(f"lerobot-train keeps no weight average, and {task}'s recipe or --train-args sets --ema-decay "
+                        f"{settings['ema_decay']:g}: compare the trainers on a task whose recipe has none "
+                        f"({', '.join(t for t in TASKS if TASKS[t].train_settings().get('ema_decay') is None)}) and "
+                        "without --ema-decay in --train-args.")
+    return settings
 
 
 def policy_config(settings: dict[str, Any], root: str, repo_id: str) -> tuple[Any, Any, Any]:
@@ -95,17 +102,14 @@ def optimizer_settings(train_cfg: Any, policy_cfg: Any) -> dict[str, Any]:
     comparing two different trainings under one name."""
     from sir.training.schedule import scheduler_config
 
-    if train_cfg.ema_decay:
-        raise SystemExit("lerobot-train keeps no weight average; drop --ema-decay from --train-args to compare "
-                         "the two trainers.")
     if train_cfg.lr_schedule == "preset":
         return {}
     scheduler = scheduler_config(train_cfg, policy_cfg, policy_cfg.get_optimizer_preset().lr)
     if scheduler is None:
         if policy_cfg.get_scheduler_preset() is None:
             return {}  # the policy's own rate is constant already (ACT)
-        raise SystemExit("lerobot-train has no constant schedule to replace this policy's own; drop --lr-schedule "
-                         "constant from --train-args to compare the two trainers.")
+        raise UserError("lerobot-train has no constant schedule to replace this policy's own; drop --lr-schedule "
+                        "constant from --train-args to compare the two trainers.")
     # Without the policy's training preset lerobot-train takes the optimizer and scheduler given.
     return {"use_policy_training_preset": False, "optimizer": policy_cfg.get_optimizer_preset(),
             "scheduler": scheduler}
@@ -185,7 +189,7 @@ def run_sir(settings: dict[str, Any], root: str, repo_id: str, out: Path) -> dic
     run = train(TrainConfig(**{**settings, "repo_ids": [repo_id], "root": root, "checkpoint_dir": str(out),
                                "run_name": "sir_run", "overwrite": True}))
     if run.best_model is None:
-        raise SystemExit("sir's run evaluated nothing, so it has no best model; drop --no-eval from --train-args.")
+        raise UserError("sir's run evaluated nothing, so it has no best model; drop --no-eval from --train-args.")
     train_s, eval_s = run_times(run.run_dir / "metrics.jsonl")
     steps = settings["training_steps"]
     return {"steps": steps, "train_s": train_s, "eval_s": eval_s, "steps_per_s": steps / train_s,
@@ -274,7 +278,7 @@ def evaluate_model(model: Path, task: str | None, spec: Any, episodes: int, seed
     # sir.eval.evaluate --env rebuilds the env's default layout: it must be the one the data records.
     rebuilt = default_spec(task, spec.robots[0])
     if (list(rebuilt.state_keys), list(rebuilt.env_state_keys)) != (list(spec.state_keys), list(spec.env_state_keys)):
-        raise SystemExit(f"The data's observation layout is not {task}'s default; --env cannot rebuild it.")
+        raise UserError(f"The data's observation layout is not {task}'s default; --env cannot rebuild it.")
     return evaluate(EvalConfig(checkpoint=str(model), env=task, robot=spec.robots[0], episodes=episodes,
                                eval_seed=seed, max_steps=spec.horizon, output_dir=str(out)))
 
@@ -284,6 +288,7 @@ def scored(metrics: dict[str, Any], seed: int) -> dict[str, Any]:
             "episodes": metrics["episodes"], "eval_seed": seed}
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sir import seeds
 
@@ -305,11 +310,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.out)
     for name in ("lerobot_probe_run", "lerobot_run"):
         if (out / name).exists():
-            raise SystemExit(f"{out / name} exists (lerobot-train refuses to overwrite it); remove it or pass "
-                             "another --out.")
-    out.mkdir(parents=True, exist_ok=True)
+            raise UserError(f"{out / name} exists (lerobot-train refuses to overwrite it); remove it or pass "
+                            "another --out.")
     repo_id = args.repo_id or f"{args.task.lower()}_200"
     settings = sir_settings(args.task, args.train_args)
+    out.mkdir(parents=True, exist_ok=True)
     parts = evaluations(settings)
     seconds = 60 * args.minutes
 

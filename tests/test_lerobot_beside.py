@@ -32,6 +32,21 @@ def test_each_trainers_schedule_is_the_steps_it_makes_in_the_time_spread_as_the_
     assert beside.lerobot_speed({"checkpoints": [300], "times_s": [60.0]})["steps_per_s"] == 5.0
 
 
+
+@pytest.mark.parametrize("task, train_args", [("NutAssemblySquare", ""), ("PickPlaceCan", "--ema-decay 0.999")])
+def test_a_weight_average_lerobot_train_lacks_is_refused_in_one_sentence_before_anything_is_written(
+        tmp_path, capsys, task, train_args):
+    beside = load_script()
+    out = tmp_path / "beside"
+    with pytest.raises(SystemExit) as exit_info:
+        beside.main(["--task", task, "--root", str(tmp_path / "no_data"), "--train-args", train_args,
+                     "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--ema-decay" in err and "PickPlaceCan" in err and "NutAssemblySquare, " not in err, err
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_both_trainers_run_their_sized_schedules_to_the_end_and_both_are_scored_on_the_same_episodes(
         lift_demos, tmp_path):

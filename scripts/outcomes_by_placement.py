@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sir.errors import UserError, cli_errors
+
 AXES = {"x": 0, "y": 1, "z": 2}
 
 
@@ -23,12 +25,18 @@ def model_outcomes(path: Path, task: str) -> list[tuple[str, int, str]]:
     """(name, seed of episode 0, outcomes as "1"/"0" per episode) for each of ``task``'s models in
     a summary: a sir.results summary (its runs, scored from its test_seed) or a file of models
     (``models``, each with its task and outcomes, scored from the file's eval_seed)."""
-    from sir.errors import UserError
-
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not a readable JSON summary ({err}); pass sir.results summaries.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a summary (a JSON object); pass sir.results summaries.")
     if "runs" in data:
         if data.get("task") != task:
             return []
+        if any("test_outcomes" not in r for r in data["runs"]):
+            raise UserError(f"{path} keeps no per-episode outcomes (test_outcomes), as summaries before issue 32 "
+                            "do; pass a summary written since.")
         return [(f"{path.stem} seed {r['seed']}", data["test_seed"], r["test_outcomes"]) for r in data["runs"]]
     if "models" in data:
         return [(f"{path.stem} {m['task']} seed {m['training_seed']}", data["eval_seed"], m["outcomes"])
@@ -40,7 +48,6 @@ def model_outcomes(path: Path, task: str) -> list[tuple[str, int, str]]:
 def initial_positions(task: str, obj: str, axis: int, seeds: list[int]) -> dict[int, float]:
     from sir.envs.factory import make_env, reset_env
     from sir.envs.spec import default_spec
-    from sir.errors import UserError
 
     env = make_env(default_spec(task))
     try:
@@ -76,43 +83,38 @@ def by_bins(models: list[tuple[str, int, str]], position: dict[int, float], bins
     return rows
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    from sir.errors import UserError, cli_errors
-
-    @cli_errors
-    def run() -> list[dict[str, Any]]:
-        p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-        p.add_argument("summaries", nargs="+", help="summary files with per-episode outcomes")
-        p.add_argument("--task", required=True, help="the task whose models are read (e.g. PickPlaceCan)")
-        p.add_argument("--object", required=True, help="the object whose initial position groups the episodes "
-                       "(robosuite's observation <object>_pos, e.g. Can)")
-        p.add_argument("--axis", choices=sorted(AXES), default="y", help="axis of the position (default: y)")
-        p.add_argument("--bins", type=int, default=4, help="equal-width bins over the positions seen (default: 4)")
-        args = p.parse_args(argv)
-        if args.bins < 1:
-            raise UserError(f"--bins must be at least 1, not {args.bins}.")
-        models = []
-        for name in args.summaries:
-            path = Path(name)
-            if not path.is_file():
-                raise UserError(f"{path} does not exist; pass sir.results summaries (docs/results/...json).")
-            models += model_outcomes(path, args.task)
-        if not models:
-            raise UserError(f"None of the summaries holds a {args.task} model; check --task.")
-        seeds = sorted({first + i for _, first, outcomes in models for i in range(len(outcomes))})
-        rows = by_bins(models, initial_positions(args.task, args.object, AXES[args.axis], seeds), args.bins)
-        print(f"{args.task}: success by the {args.object}'s initial {args.axis}, {len(models)} models, "
-              f"{len(seeds)} episode seeds")
-        for row in rows:
-            if row["success"] is None:
-                continue
-            per = ", ".join(f"{100 * ok / n:.0f}" for ok, n in row["per_model"].values())
-            print(f"  {args.axis} {row['from']:+.3f} to {row['to']:+.3f}: {row['episodes']} episodes, "
-                  f"{100 * row['success']:.0f}% over the models (per model: {per})")
-        print("  models: " + "; ".join(name for name, _, _ in models))
-        return rows
-
-    return run()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("summaries", nargs="+", help="summary files with per-episode outcomes")
+    p.add_argument("--task", required=True, help="the task whose models are read (e.g. PickPlaceCan)")
+    p.add_argument("--object", required=True, help="the object whose initial position groups the episodes "
+                   "(robosuite's observation <object>_pos, e.g. Can)")
+    p.add_argument("--axis", choices=sorted(AXES), default="y", help="axis of the position (default: y)")
+    p.add_argument("--bins", type=int, default=4, help="equal-width bins over the positions seen (default: 4)")
+    args = p.parse_args(argv)
+    if args.bins < 1:
+        raise UserError(f"--bins must be at least 1, not {args.bins}.")
+    models = []
+    for name in args.summaries:
+        path = Path(name)
+        if not path.is_file():
+            raise UserError(f"{path} does not exist; pass sir.results summaries (docs/results/...json).")
+        models += model_outcomes(path, args.task)
+    if not models:
+        raise UserError(f"None of the summaries holds a {args.task} model; check --task.")
+    seeds = sorted({first + i for _, first, outcomes in models for i in range(len(outcomes))})
+    rows = by_bins(models, initial_positions(args.task, args.object, AXES[args.axis], seeds), args.bins)
+    print(f"{args.task}: success by the {args.object}'s initial {args.axis}, {len(models)} models, "
+          f"{len(seeds)} episode seeds")
+    for row in rows:
+        if row["success"] is None:
+            continue
+        per = ", ".join(f"{100 * ok / n:.0f}" for ok, n in row["per_model"].values())
+        print(f"  {args.axis} {row['from']:+.3f} to {row['to']:+.3f}: {row['episodes']} episodes, "
+              f"{100 * row['success']:.0f}% over the models (per model: {per})")
+    print("  models: " + "; ".join(name for name, _, _ in models))
+    return rows
 
 
 if __name__ == "__main__":

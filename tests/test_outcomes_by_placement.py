@@ -54,9 +54,15 @@ def test_pick_place_can_positions_come_from_its_resets_and_bad_input_ends_in_one
     assert positions == script.initial_positions("PickPlaceCan", "Can", 1, [200001, 200000])  # the seed fixes it
     assert len(set(positions.values())) == 2
     capsys.readouterr()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"task": "PickPlaceCan", "test_seed": 200000, "runs": [{"seed": 0}]}))
     for argv in (["--task", "PickPlaceCan", "--object", "Bread", str(summary)],
                  ["--task", "Stack", "--object", "Can", str(summary)],
-                 ["--task", "PickPlaceCan", "--object", "Can", str(tmp_path / "missing.json")]):
+                 ["--task", "PickPlaceCan", "--object", "Can", str(tmp_path / "missing.json")],
+                 ["--task", "PickPlaceCan", "--object", "Can", str(broken)],
+                 ["--task", "PickPlaceCan", "--object", "Can", str(old)]):
         with pytest.raises(SystemExit) as exit_info:
             script.main(argv)
         err = capsys.readouterr().err.strip()

@@ -37,9 +37,9 @@ def model_outcomes(path: Path, task: str) -> list[tuple[str, int, str]]:
         if any("test_outcomes" not in r for r in data["runs"]):
             raise UserError(f"{path} keeps no per-episode outcomes (test_outcomes), as summaries before issue 32 "
                             "do; pass a summary written since.")
-        return [(f"{path.stem} seed {r['seed']}", data["test_seed"], r["test_outcomes"]) for r in data["runs"]]
+        return [(f"{path} seed {r['seed']}", data["test_seed"], r["test_outcomes"]) for r in data["runs"]]
     if "models" in data:
-        return [(f"{path.stem} {m['task']} seed {m['training_seed']}", data["eval_seed"], m["outcomes"])
+        return [(f"{path} {m['task']} seed {m['training_seed']}", data["eval_seed"], m["outcomes"])
                 for m in data["models"] if m["task"] == task]
     raise UserError(f"{path} has neither runs (a sir.results summary) nor models; pass summaries that keep "
                     "per-episode outcomes.")
@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         models += model_outcomes(path, args.task)
     if not models:
         raise UserError(f"None of the summaries holds a {args.task} model; check --task.")
+    if len({name for name, _, _ in models}) < len(models):
+        raise UserError("A summary was given twice; pass each once.")
     seeds = sorted({first + i for _, first, outcomes in models for i in range(len(outcomes))})
     rows = by_bins(models, initial_positions(args.task, args.object, AXES[args.axis], seeds), args.bins)
     print(f"{args.task}: success by the {args.object}'s initial {args.axis}, {len(models)} models, "

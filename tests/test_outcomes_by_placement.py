@@ -62,7 +62,8 @@ def test_pick_place_can_positions_come_from_its_resets_and_bad_input_ends_in_one
                  ["--task", "Stack", "--object", "Can", str(summary)],
                  ["--task", "PickPlaceCan", "--object", "Can", str(tmp_path / "missing.json")],
                  ["--task", "PickPlaceCan", "--object", "Can", str(broken)],
-                 ["--task", "PickPlaceCan", "--object", "Can", str(old)]):
+                 ["--task", "PickPlaceCan", "--object", "Can", str(old)],
+                 ["--task", "PickPlaceCan", "--object", "Can", str(summary), str(summary)]):
         with pytest.raises(SystemExit) as exit_info:
             script.main(argv)
         err = capsys.readouterr().err.strip()
